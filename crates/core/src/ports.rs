@@ -1,0 +1,124 @@
+//! The only doors out of the core: storage, the clock and the key vault. Implementations live
+//! in `sesame-store`, `sesame-crypto` and the server; tests use the fakes in `testing`.
+
+use crate::error::{Error, StoreError};
+use crate::model::{
+    AccountId, DkimToken, Identity, IdentityFilter, IdentityName, IdentitySummary, KeyLength,
+    Timestamp,
+};
+use std::fmt;
+
+/// Where time comes from. Injected so 24-hour and 72-hour rules are tested without waiting.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// An account (tenant). Every identity belongs to exactly one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The twelve-digit id used in ARNs.
+    pub id: AccountId,
+    /// A unique human name (`default` for the bootstrap account).
+    pub name: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// An access key of an account; the secret is sealed by the vault.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessKey {
+    /// The public key id (`AKIA…`).
+    pub id: String,
+    /// The owning account.
+    pub account: AccountId,
+    /// The secret access key, sealed.
+    pub sealed_secret: Vec<u8>,
+    /// Disabled keys authenticate nothing.
+    pub enabled: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+impl fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("id", &self.id)
+            .field("account", &self.account)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Durable storage. Every method is one transaction: it either happens entirely or not at all,
+/// and once it returns `Ok` the change survives a crash.
+pub trait Store: Send + Sync {
+    /// Inserts a new identity unless the name is taken (`AlreadyExists`) or the account already
+    /// holds `max_identities` (`LimitExceeded`); both checks happen inside the transaction.
+    fn insert_identity(&self, identity: &Identity, max_identities: u64) -> Result<(), StoreError>;
+    /// Reads one identity with its keys and tags.
+    fn get_identity(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+    ) -> Result<Option<Identity>, StoreError>;
+    /// Replaces an identity if its stored version still equals `identity.version` (`Conflict`
+    /// otherwise, `NotFound` if it is gone); stores `version + 1` and returns it.
+    fn update_identity(&self, identity: &Identity) -> Result<u64, StoreError>;
+    /// Deletes an identity with its keys and tags (`NotFound` if absent).
+    fn delete_identity(&self, account: &AccountId, name: &IdentityName) -> Result<(), StoreError>;
+    /// Up to `limit` identities of the account matching `filter` whose canonical names sort
+    /// after `after`, in ascending byte order of the name (stable for pagination).
+    fn list_identities(
+        &self,
+        account: &AccountId,
+        filter: &IdentityFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IdentitySummary>, StoreError>;
+
+    /// Creates an account (`AlreadyExists` if the name or id is taken).
+    fn insert_account(&self, account: &Account) -> Result<(), StoreError>;
+    /// Finds an account by its name.
+    fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError>;
+    /// All accounts, by name.
+    fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
+    /// Inserts or replaces an access key.
+    fn put_access_key(&self, key: &AccessKey) -> Result<(), StoreError>;
+    /// Finds an access key by id.
+    fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError>;
+    /// All access keys of an account.
+    fn access_keys_of(&self, account: &AccountId) -> Result<Vec<AccessKey>, StoreError>;
+}
+
+/// A fresh or imported key pair, private half already sealed.
+#[derive(Clone)]
+pub struct NewKey {
+    /// The modulus size in bits.
+    pub bits: u32,
+    /// DER SubjectPublicKeyInfo.
+    pub public_der: Vec<u8>,
+    /// The sealed private key.
+    pub sealed_private: Vec<u8>,
+}
+
+/// A private key handed in by a client (BYODKIM), DER bytes. The core only passes it on to the
+/// vault; its `Debug` never shows the bytes.
+pub struct PrivateKeyInput(pub Vec<u8>);
+
+impl fmt::Debug for PrivateKeyInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrivateKeyInput(<redacted>)")
+    }
+}
+
+/// Key generation, import and sealing; the only holder of plaintext private keys.
+pub trait KeyVault: Send + Sync {
+    /// Generates an RSA key pair of `length`.
+    fn generate(&self, length: KeyLength) -> Result<NewKey, Error>;
+    /// Validates and seals a customer's RSA private key (PKCS#1 or PKCS#8 DER, 1024..=2048
+    /// bits). Anything else is a `BadRequest` that says what is wrong.
+    fn import(&self, key: &PrivateKeyInput) -> Result<NewKey, Error>;
+    /// A fresh Easy DKIM token from a CSPRNG.
+    fn new_token(&self) -> Result<DkimToken, Error>;
+}

@@ -1,0 +1,643 @@
+//! The identity and DKIM use cases, written only against the ports. Each use case validates
+//! everything first, does slow work (key generation) outside any transaction, and then makes
+//! exactly one store call that either applies the whole change or nothing.
+
+use crate::dkim::{self, KeyLengthHistory};
+use crate::error::{Error, StoreError};
+use crate::model::{
+    AccountId, Dkim, DkimKey, DkimOrigin, DkimStatus, Identity, IdentityFilter, IdentityName,
+    IdentitySummary, KeyLength, Selector, Tag, merge_tags,
+};
+use crate::ports::{Clock, KeyVault, NewKey, PrivateKeyInput, Store};
+use std::sync::Arc;
+
+/// Settings of the service that are not per request.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The most identities one account may hold (SES: 10,000 per region).
+    pub max_identities: u64,
+    /// The zone under which Easy DKIM public keys are published (`SigningHostedZone`).
+    pub dkim_zone: String,
+}
+
+/// How a domain's DKIM should be set up.
+#[derive(Debug)]
+pub enum DkimSetup {
+    /// Easy DKIM with keys of `length` (default RSA-2048); `None` when the request named none.
+    Easy {
+        /// `NextSigningKeyLength`, if given.
+        length: Option<KeyLength>,
+    },
+    /// BYODKIM with the customer's selector and key.
+    External {
+        /// The selector.
+        selector: Selector,
+        /// The private key, DER.
+        private_key: PrivateKeyInput,
+    },
+}
+
+/// A validated CreateEmailIdentity.
+#[derive(Debug)]
+pub struct CreateIdentity {
+    /// The new identity's name.
+    pub name: IdentityName,
+    /// Tags to attach.
+    pub tags: Vec<Tag>,
+    /// DKIM set-up; `None` means Easy DKIM for domains and nothing for addresses.
+    pub dkim: Option<DkimSetup>,
+    /// A default configuration set to link.
+    pub configuration_set: Option<String>,
+}
+
+/// An identity as read, with the DKIM an address identity inherits from its domain.
+#[derive(Debug, Clone)]
+pub struct IdentityView {
+    /// The stored identity.
+    pub identity: Identity,
+    /// For an address whose domain is an identity of the same account: the domain's DKIM.
+    pub inherited_dkim: Option<Dkim>,
+}
+
+/// One page of ListEmailIdentities.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The identities on this page.
+    pub items: Vec<IdentitySummary>,
+    /// The last name on this page when more pages follow (the edge turns it into a token).
+    pub continue_after: Option<String>,
+}
+
+/// The use cases.
+pub struct Service {
+    store: Arc<dyn Store>,
+    vault: Arc<dyn KeyVault>,
+    clock: Arc<dyn Clock>,
+    config: ServiceConfig,
+}
+
+/// The key length of new Easy DKIM identities (SES developer guide: RSA_2048_BIT).
+pub const DEFAULT_KEY_LENGTH: KeyLength = KeyLength::Rsa2048;
+
+fn not_found(name: &IdentityName) -> Error {
+    Error::NotFound(format!("Email identity {name} does not exist."))
+}
+
+fn store_err(e: StoreError, name: &IdentityName) -> Error {
+    match e {
+        StoreError::NotFound => not_found(name),
+        StoreError::AlreadyExists => {
+            Error::AlreadyExists(format!("Email identity {name} already exist."))
+        }
+        StoreError::LimitExceeded => {
+            Error::LimitExceeded("The maximum number of email identities has been reached.".into())
+        }
+        StoreError::Conflict => Error::ConcurrentModification(format!(
+            "Email identity {name} was modified concurrently; retry the request."
+        )),
+        StoreError::Unavailable(m) => Error::Unavailable(m),
+    }
+}
+
+impl Service {
+    /// Wires the use cases to their ports.
+    pub fn new(
+        store: Arc<dyn Store>,
+        vault: Arc<dyn KeyVault>,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+    ) -> Service {
+        Service {
+            store,
+            vault,
+            clock,
+            config,
+        }
+    }
+
+    /// The service's configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// CreateEmailIdentity.
+    pub fn create_identity(
+        &self,
+        account: &AccountId,
+        req: CreateIdentity,
+    ) -> Result<Identity, Error> {
+        let name = req.name;
+        let tags = merge_tags(&[], &req.tags)?;
+        if req.dkim.is_some() && matches!(name, IdentityName::Email(_)) {
+            return Err(Error::bad_request(
+                "DkimSigningAttributes",
+                "DkimSigningAttributes can only be specified when the email identity is a domain",
+            ));
+        }
+        if let Some(set) = req.configuration_set {
+            // Configuration sets are not (yet) part of Sesame, so no name can refer to one.
+            return Err(Error::NotFound(format!(
+                "Configuration set {set} does not exist."
+            )));
+        }
+        // Fail fast before spending seconds of CPU on keys; insert_identity re-checks atomically.
+        if self.load(account, &name)?.is_some() {
+            return Err(store_err(StoreError::AlreadyExists, &name));
+        }
+        let now = self.clock.now();
+        let (dkim, verification_status) = match &name {
+            IdentityName::Email(_) => (None, DkimStatus::Pending),
+            IdentityName::Domain(_) => {
+                let setup = req.dkim.unwrap_or(DkimSetup::Easy { length: None });
+                let dkim = self.configure_dkim(setup, None)?;
+                let status = dkim.status;
+                (Some(dkim), status)
+            }
+        };
+        let identity = Identity {
+            account: account.clone(),
+            name,
+            version: 1,
+            created_at: now,
+            feedback_forwarding: true,
+            dkim,
+            signing_override: None,
+            verification_status,
+            tags,
+        };
+        self.store
+            .insert_identity(&identity, self.config.max_identities)
+            .map_err(|e| store_err(e, &identity.name))?;
+        Ok(identity)
+    }
+
+    /// GetEmailIdentity.
+    pub fn get_identity(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+    ) -> Result<IdentityView, Error> {
+        let identity = self.load(account, name)?.ok_or_else(|| not_found(name))?;
+        let inherited_dkim = match name {
+            IdentityName::Email(addr) => self
+                .load(account, &IdentityName::Domain(addr.domain()))?
+                .and_then(|d| d.dkim),
+            IdentityName::Domain(_) => None,
+        };
+        Ok(IdentityView {
+            identity,
+            inherited_dkim,
+        })
+    }
+
+    /// ListEmailIdentities: up to `page_size` identities after `after`.
+    pub fn list_identities(
+        &self,
+        account: &AccountId,
+        filter: &IdentityFilter,
+        after: Option<&str>,
+        page_size: usize,
+    ) -> Result<Page, Error> {
+        let mut items = self
+            .store
+            .list_identities(account, filter, after, page_size + 1)
+            .map_err(|e| match e {
+                StoreError::Unavailable(m) => Error::Unavailable(m),
+                other => Error::Internal(other.to_string()),
+            })?;
+        let more = items.len() > page_size;
+        items.truncate(page_size);
+        let continue_after = if more {
+            items.last().map(|i| i.name.as_str().to_owned())
+        } else {
+            None
+        };
+        Ok(Page {
+            items,
+            continue_after,
+        })
+    }
+
+    /// DeleteEmailIdentity: the identity goes with its keys and tags.
+    pub fn delete_identity(&self, account: &AccountId, name: &IdentityName) -> Result<(), Error> {
+        self.store
+            .delete_identity(account, name)
+            .map_err(|e| store_err(e, name))
+    }
+
+    /// PutEmailIdentityDkimAttributes: flips signing only, never the DKIM status.
+    pub fn put_dkim_attributes(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+        signing_enabled: bool,
+    ) -> Result<(), Error> {
+        // AWS answers an unknown identity here with a BadRequestException, not a 404
+        // (observed against SES; see SES-SEMANTICS.md section 3.5).
+        let unknown = || {
+            Error::bad_request(
+                "EmailIdentity",
+                format!("Domain {name} is not verified for DKIM signing."),
+            )
+        };
+        let Some(current) = self.load(account, name)? else {
+            return Err(unknown());
+        };
+        self.save_modified(current, |id| {
+            match &mut id.dkim {
+                Some(dkim) => dkim.signing_enabled = signing_enabled,
+                // An address identity stores its own override of the domain's setting.
+                None => id.signing_override = Some(signing_enabled),
+            }
+            Ok(())
+        })
+        .map(|_| ())
+        .map_err(|e| match e {
+            Error::NotFound(_) => unknown(),
+            other => other,
+        })
+    }
+
+    /// PutEmailIdentityDkimSigningAttributes: switch origin, replace BYODKIM keys, or change
+    /// the Easy DKIM key length. Returns the resulting DKIM attributes.
+    pub fn put_dkim_signing_attributes(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+        setup: DkimSetup,
+    ) -> Result<Dkim, Error> {
+        if matches!(name, IdentityName::Email(_)) {
+            return Err(Error::bad_request(
+                "EmailIdentity",
+                "DKIM signing attributes can only be set on a domain identity",
+            ));
+        }
+        let current = self.load(account, name)?.ok_or_else(|| not_found(name))?;
+        let saved = self.save_modified(current, |id| {
+            let previous = id.dkim.take();
+            let next = self.configure_dkim(setup, previous.as_ref())?;
+            let is_easy = |o: &DkimOrigin| matches!(o, DkimOrigin::Easy { .. });
+            if previous.as_ref().map(|p| is_easy(&p.origin)) != Some(is_easy(&next.origin)) {
+                // Switching method restarts verification of the domain (SES developer guide).
+                id.verification_status = next.status;
+            }
+            id.dkim = Some(next);
+            Ok(())
+        })?;
+        saved
+            .dkim
+            .ok_or_else(|| Error::Internal("domain identity without DKIM".into()))
+    }
+
+    /// PutEmailIdentityFeedbackAttributes.
+    pub fn put_feedback_attributes(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+        enabled: bool,
+    ) -> Result<(), Error> {
+        let current = self.load(account, name)?.ok_or_else(|| not_found(name))?;
+        self.save_modified(current, |id| {
+            id.feedback_forwarding = enabled;
+            Ok(())
+        })
+        .map(|_| ())
+    }
+
+    /// TagResource on an identity: adds tags, replacing values of existing keys.
+    pub fn tag_identity(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+        tags: &[Tag],
+    ) -> Result<(), Error> {
+        let current = self.load(account, name)?.ok_or_else(|| not_found(name))?;
+        self.save_modified(current, |id| {
+            id.tags = merge_tags(&id.tags, tags)?;
+            Ok(())
+        })
+        .map(|_| ())
+    }
+
+    /// UntagResource on an identity: removes the keys (absent keys are ignored, as in AWS).
+    pub fn untag_identity(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+        keys: &[String],
+    ) -> Result<(), Error> {
+        let current = self.load(account, name)?.ok_or_else(|| not_found(name))?;
+        self.save_modified(current, |id| {
+            id.tags.retain(|t| !keys.iter().any(|k| k == t.key()));
+            Ok(())
+        })
+        .map(|_| ())
+    }
+
+    /// ListTagsForResource on an identity.
+    pub fn identity_tags(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+    ) -> Result<Vec<Tag>, Error> {
+        Ok(self
+            .load(account, name)?
+            .ok_or_else(|| not_found(name))?
+            .tags)
+    }
+
+    fn load(&self, account: &AccountId, name: &IdentityName) -> Result<Option<Identity>, Error> {
+        self.store
+            .get_identity(account, name)
+            .map_err(|e| store_err(e, name))
+    }
+
+    /// Applies `change` to a copy of `current` and stores it if nobody wrote in between.
+    fn save_modified(
+        &self,
+        mut current: Identity,
+        change: impl FnOnce(&mut Identity) -> Result<(), Error>,
+    ) -> Result<Identity, Error> {
+        let before = current.clone();
+        change(&mut current)?;
+        if current == before {
+            return Ok(current);
+        }
+        let version = self
+            .store
+            .update_identity(&current)
+            .map_err(|e| store_err(e, &current.name))?;
+        current.version = version;
+        Ok(current)
+    }
+
+    /// Computes the DKIM set-up that `setup` asks for, given the one in place (if any).
+    fn configure_dkim(&self, setup: DkimSetup, previous: Option<&Dkim>) -> Result<Dkim, Error> {
+        let now = self.clock.now();
+        // Signing stays as the customer left it; a new DKIM set-up starts enabled, as in SES.
+        let signing_enabled = previous.is_none_or(|p| p.signing_enabled);
+        match (setup, previous) {
+            // Easy DKIM already in place: only a key-length change means anything.
+            (
+                DkimSetup::Easy { length },
+                Some(
+                    prev @ Dkim {
+                        origin: DkimOrigin::Easy { tokens, lengths },
+                        ..
+                    },
+                ),
+            ) => {
+                let Some(requested) = length else {
+                    return Ok(prev.clone());
+                };
+                dkim::check_key_length_change(*lengths, requested, now)?;
+                let keys =
+                    self.generate_keys(tokens.iter().map(Selector::from_token), requested)?;
+                Ok(Dkim {
+                    signing_enabled,
+                    // floci#1904 (probe against SES): a key change puts DKIM back to PENDING
+                    // until the new keys are seen in DNS.
+                    status: DkimStatus::Pending,
+                    origin: DkimOrigin::Easy {
+                        tokens: tokens.clone(),
+                        lengths: dkim::record_key_length_change(*lengths, requested, now),
+                    },
+                    keys: keys
+                        .into_iter()
+                        .map(|(selector, k)| to_key(selector, k, now))
+                        .collect(),
+                })
+            }
+            (DkimSetup::Easy { length }, _) => {
+                let length = length.unwrap_or(DEFAULT_KEY_LENGTH);
+                let tokens = (0..3)
+                    .map(|_| self.vault.new_token())
+                    .collect::<Result<Vec<_>, _>>()?;
+                let keys = self.generate_keys(tokens.iter().map(Selector::from_token), length)?;
+                Ok(Dkim {
+                    signing_enabled,
+                    status: DkimStatus::Pending,
+                    origin: DkimOrigin::Easy {
+                        tokens,
+                        lengths: KeyLengthHistory {
+                            next_length: length,
+                            changed_at: None,
+                            downgraded_at: None,
+                        },
+                    },
+                    keys: keys
+                        .into_iter()
+                        .map(|(selector, k)| to_key(selector, k, now))
+                        .collect(),
+                })
+            }
+            (
+                DkimSetup::External {
+                    selector,
+                    private_key,
+                },
+                _,
+            ) => {
+                let key = self.vault.import(&private_key)?;
+                Ok(Dkim {
+                    signing_enabled,
+                    status: DkimStatus::Pending,
+                    origin: DkimOrigin::External {
+                        selector: selector.clone(),
+                    },
+                    keys: vec![to_key(selector, key, now)],
+                })
+            }
+        }
+    }
+
+    /// Generates one key per selector. RSA key generation costs a CPU-bound 50..400 ms per
+    /// 2048-bit key, so the keys are made on parallel threads.
+    fn generate_keys(
+        &self,
+        selectors: impl Iterator<Item = Selector>,
+        length: KeyLength,
+    ) -> Result<Vec<(Selector, NewKey)>, Error> {
+        let selectors: Vec<Selector> = selectors.collect();
+        let vault = &self.vault;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = selectors
+                .iter()
+                .map(|_| s.spawn(move || vault.generate(length)))
+                .collect();
+            selectors
+                .iter()
+                .zip(handles)
+                .map(|(sel, h)| {
+                    let key = h
+                        .join()
+                        .map_err(|_| Error::Internal("key generation thread panicked".into()))??;
+                    Ok((sel.clone(), key))
+                })
+                .collect()
+        })
+    }
+}
+
+fn to_key(selector: Selector, k: NewKey, now: crate::model::Timestamp) -> DkimKey {
+    DkimKey {
+        selector,
+        bits: k.bits,
+        public_der: k.public_der,
+        sealed_private: k.sealed_private,
+        created_at: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakeVault, ManualClock, MemStore};
+
+    fn svc() -> (Service, Arc<ManualClock>, AccountId) {
+        let clock = Arc::new(ManualClock::new(crate::model::Timestamp(1_700_000_000_000)));
+        let s = Service::new(
+            Arc::new(MemStore::default()),
+            Arc::new(FakeVault::default()),
+            clock.clone(),
+            ServiceConfig {
+                max_identities: 3,
+                dkim_zone: "dkim.sesame.test".into(),
+            },
+        );
+        (s, clock, AccountId::parse("123456789012").unwrap())
+    }
+
+    fn create(
+        s: &Service,
+        a: &AccountId,
+        name: &str,
+        dkim: Option<DkimSetup>,
+    ) -> Result<Identity, Error> {
+        s.create_identity(
+            a,
+            CreateIdentity {
+                name: IdentityName::parse(name).unwrap(),
+                tags: vec![],
+                dkim,
+                configuration_set: None,
+            },
+        )
+    }
+
+    fn length(s: &Service, a: &AccountId, l: KeyLength) -> Result<Dkim, Error> {
+        let n = IdentityName::parse("example.com").unwrap();
+        s.put_dkim_signing_attributes(a, &n, DkimSetup::Easy { length: Some(l) })
+    }
+
+    #[test]
+    fn key_length_change_follows_the_daily_rule_with_an_injected_clock() {
+        let (s, clock, a) = svc();
+        let created = create(&s, &a, "example.com", None).unwrap();
+        let dkim = created.dkim.unwrap();
+        let DkimOrigin::Easy { tokens, .. } = &dkim.origin else {
+            panic!()
+        };
+        assert_eq!(dkim.current_length(), Some(KeyLength::Rsa2048));
+
+        assert!(matches!(
+            length(&s, &a, KeyLength::Rsa2048),
+            Err(Error::BadRequest { .. })
+        ));
+        clock.advance_hours(1);
+        let down = length(&s, &a, KeyLength::Rsa1024).unwrap();
+        assert_eq!(down.current_length(), Some(KeyLength::Rsa1024));
+        let DkimOrigin::Easy { tokens: same, .. } = &down.origin else {
+            panic!()
+        };
+        assert_eq!(same, tokens, "tokens survive a key-length change");
+        assert_ne!(down.keys[0].public_der, dkim.keys[0].public_der, "new keys");
+        assert!(down.last_key_generation() > dkim.last_key_generation());
+
+        clock.advance_hours(23);
+        let before = s
+            .get_identity(&a, &IdentityName::parse("example.com").unwrap())
+            .unwrap();
+        assert!(matches!(
+            length(&s, &a, KeyLength::Rsa2048),
+            Err(Error::BadRequest { .. })
+        ));
+        let after = s
+            .get_identity(&a, &IdentityName::parse("example.com").unwrap())
+            .unwrap();
+        assert_eq!(
+            before.identity, after.identity,
+            "a refused change changes nothing"
+        );
+        clock.advance_hours(1);
+        assert!(
+            length(&s, &a, KeyLength::Rsa2048).is_ok(),
+            "24 hours later it is allowed"
+        );
+    }
+
+    #[test]
+    fn limits_duplicates_and_addresses() {
+        let (s, _, a) = svc();
+        create(&s, &a, "a@example.com", None).unwrap();
+        assert!(matches!(
+            create(&s, &a, "a@example.com", None),
+            Err(Error::AlreadyExists(_))
+        ));
+        assert!(
+            create(&s, &a, "A@example.com", None).is_ok(),
+            "addresses are case-sensitive"
+        );
+        assert!(matches!(create(&s, &a, "EXAMPLE.org", None), Ok(_)));
+        assert!(
+            matches!(
+                create(&s, &a, "example.ORG", None),
+                Err(Error::AlreadyExists(_))
+            ),
+            "domains are not"
+        );
+        assert!(matches!(
+            create(&s, &a, "new.example.net", None),
+            Err(Error::LimitExceeded(_))
+        ));
+        let (s, _, a) = svc();
+        assert!(matches!(
+            create(
+                &s,
+                &a,
+                "b@example.com",
+                Some(DkimSetup::Easy { length: None })
+            ),
+            Err(Error::BadRequest { .. })
+        ));
+    }
+
+    #[test]
+    fn switching_origin_replaces_keys_and_tokens() {
+        let (s, _, a) = svc();
+        let n = IdentityName::parse("example.com").unwrap();
+        let easy = create(&s, &a, "example.com", None).unwrap().dkim.unwrap();
+        let ext = s
+            .put_dkim_signing_attributes(
+                &a,
+                &n,
+                DkimSetup::External {
+                    selector: Selector::parse("sel").unwrap(),
+                    private_key: PrivateKeyInput(vec![1, 2, 3]),
+                },
+            )
+            .unwrap();
+        assert!(matches!(ext.origin, DkimOrigin::External { .. }));
+        assert_eq!(ext.keys.len(), 1);
+        assert_eq!(ext.status, DkimStatus::Pending);
+        let back = s
+            .put_dkim_signing_attributes(&a, &n, DkimSetup::Easy { length: None })
+            .unwrap();
+        let (DkimOrigin::Easy { tokens: t1, .. }, DkimOrigin::Easy { tokens: t2, .. }) =
+            (&easy.origin, &back.origin)
+        else {
+            panic!()
+        };
+        assert_ne!(t1, t2, "a switch back to Easy DKIM makes new tokens");
+    }
+}

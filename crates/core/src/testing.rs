@@ -1,0 +1,196 @@
+//! In-memory fakes of the ports, for unit tests here and in other crates: a clock that moves
+//! only when told, a vault that makes placeholder keys instantly, and a map-backed store.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use crate::error::{Error, StoreError};
+use crate::model::{
+    AccountId, DkimToken, Identity, IdentityFilter, IdentityName, IdentitySummary, KeyLength,
+    Timestamp,
+};
+use crate::ports::{AccessKey, Account, Clock, KeyVault, NewKey, PrivateKeyInput, Store};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// A clock that only moves when the test says so.
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(start: Timestamp) -> ManualClock {
+        ManualClock(AtomicI64::new(start.0))
+    }
+    pub fn advance_hours(&self, h: i64) {
+        self.0.fetch_add(h * Timestamp::HOUR, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// A vault that makes distinct placeholder keys without any cryptography.
+#[derive(Default)]
+pub struct FakeVault(AtomicU64);
+
+impl KeyVault for FakeVault {
+    fn generate(&self, length: KeyLength) -> Result<NewKey, Error> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(NewKey {
+            bits: length.bits(),
+            public_der: format!("public-{n}").into_bytes(),
+            sealed_private: format!("sealed-{n}").into_bytes(),
+        })
+    }
+    fn import(&self, key: &PrivateKeyInput) -> Result<NewKey, Error> {
+        if key.0.is_empty() {
+            return Err(Error::bad_request("key", "empty"));
+        }
+        Ok(NewKey {
+            bits: 2048,
+            public_der: b"imported-public".to_vec(),
+            sealed_private: b"imported-sealed".to_vec(),
+        })
+    }
+    fn new_token(&self) -> Result<DkimToken, Error> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        let digits: String = format!("{n:032}")
+            .bytes()
+            .map(|b| (b'a' + (b - b'0')) as char)
+            .collect();
+        DkimToken::parse(&digits)
+    }
+}
+
+/// A store over a map; one mutex makes every call atomic.
+#[derive(Default)]
+pub struct MemStore {
+    identities: Mutex<BTreeMap<(String, String), Identity>>,
+    accounts: Mutex<Vec<Account>>,
+    keys: Mutex<Vec<AccessKey>>,
+}
+
+impl Store for MemStore {
+    fn insert_identity(&self, identity: &Identity, max: u64) -> Result<(), StoreError> {
+        let mut m = self.identities.lock().unwrap();
+        let key = (
+            identity.account.as_str().to_owned(),
+            identity.name.as_str().to_owned(),
+        );
+        if m.contains_key(&key) {
+            return Err(StoreError::AlreadyExists);
+        }
+        if m.keys().filter(|(a, _)| a == &key.0).count() as u64 >= max {
+            return Err(StoreError::LimitExceeded);
+        }
+        m.insert(key, identity.clone());
+        Ok(())
+    }
+    fn get_identity(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+    ) -> Result<Option<Identity>, StoreError> {
+        let m = self.identities.lock().unwrap();
+        Ok(
+            m.get(&(account.as_str().to_owned(), name.as_str().to_owned()))
+                .cloned(),
+        )
+    }
+    fn update_identity(&self, identity: &Identity) -> Result<u64, StoreError> {
+        let mut m = self.identities.lock().unwrap();
+        let key = (
+            identity.account.as_str().to_owned(),
+            identity.name.as_str().to_owned(),
+        );
+        let stored = m.get_mut(&key).ok_or(StoreError::NotFound)?;
+        if stored.version != identity.version {
+            return Err(StoreError::Conflict);
+        }
+        *stored = identity.clone();
+        stored.version += 1;
+        Ok(stored.version)
+    }
+    fn delete_identity(&self, account: &AccountId, name: &IdentityName) -> Result<(), StoreError> {
+        let mut m = self.identities.lock().unwrap();
+        m.remove(&(account.as_str().to_owned(), name.as_str().to_owned()))
+            .map(|_| ())
+            .ok_or(StoreError::NotFound)
+    }
+    fn list_identities(
+        &self,
+        account: &AccountId,
+        filter: &IdentityFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<IdentitySummary>, StoreError> {
+        let m = self.identities.lock().unwrap();
+        Ok(m.iter()
+            .filter(|((a, n), _)| a == account.as_str() && after.is_none_or(|x| n.as_str() > x))
+            .map(|(_, i)| i)
+            .filter(|i| {
+                filter
+                    .name_contains
+                    .as_ref()
+                    .is_none_or(|s| i.name.as_str().contains(s.as_str()))
+                    && filter.identity_type.is_none_or(|t| i.name.kind() == t)
+                    && filter
+                        .verification_status
+                        .is_none_or(|s| i.verification_status == s)
+            })
+            .take(limit)
+            .map(|i| IdentitySummary {
+                name: i.name.clone(),
+                verification_status: i.verification_status,
+            })
+            .collect())
+    }
+    fn insert_account(&self, account: &Account) -> Result<(), StoreError> {
+        let mut a = self.accounts.lock().unwrap();
+        if a.iter()
+            .any(|x| x.name == account.name || x.id == account.id)
+        {
+            return Err(StoreError::AlreadyExists);
+        }
+        a.push(account.clone());
+        Ok(())
+    }
+    fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
+        Ok(self
+            .accounts
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|a| a.name == name)
+            .cloned())
+    }
+    fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        Ok(self.accounts.lock().unwrap().clone())
+    }
+    fn put_access_key(&self, key: &AccessKey) -> Result<(), StoreError> {
+        let mut k = self.keys.lock().unwrap();
+        k.retain(|x| x.id != key.id);
+        k.push(key.clone());
+        Ok(())
+    }
+    fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
+        Ok(self
+            .keys
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|k| k.id == id)
+            .cloned())
+    }
+    fn access_keys_of(&self, account: &AccountId) -> Result<Vec<AccessKey>, StoreError> {
+        Ok(self
+            .keys
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|k| &k.account == account)
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,16 @@
+//! Sesame's cryptography, on OpenSSL: RSA key generation and import for DKIM, AES-256-GCM
+//! sealing of secrets at rest, and CSPRNG values (tokens, credentials, account ids).
+//! OpenSSL is the backend because SES allows RSA-1024 DKIM keys, which aws-lc-rs and ring
+//! refuse to generate or load (see docs/MEASURED.md); plaintext private keys never leave this
+//! crate and are never formatted or logged.
+//!
+//! - `seal`: `MasterKey` and `Sealer` (versioned AES-256-GCM envelopes with a purpose label).
+//! - `keys`: `OpenSslVault`, the `KeyVault` implementation.
+//! - `random`: tokens, access keys, account ids.
+
+pub mod keys;
+pub mod random;
+pub mod seal;
+
+pub use keys::OpenSslVault;
+pub use seal::{MasterKey, SealError, Sealer};

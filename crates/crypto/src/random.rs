@@ -1,0 +1,57 @@
+//! Values that must be unguessable, drawn from OpenSSL's CSPRNG.
+
+use openssl::rand::rand_bytes;
+
+fn random<const N: usize>() -> Result<[u8; N], openssl::error::ErrorStack> {
+    let mut b = [0u8; N];
+    rand_bytes(&mut b)?;
+    Ok(b)
+}
+
+/// 160 random bits as 32 characters of lower-case base32 (`[a-z2-7]`), the Easy DKIM token form.
+pub fn dkim_token() -> Result<String, openssl::error::ErrorStack> {
+    Ok(data_encoding::BASE32_NOPAD
+        .encode(&random::<20>()?)
+        .to_ascii_lowercase())
+}
+
+/// An access key id in AWS's form: `AKIA` and 16 characters of upper-case base32.
+pub fn access_key_id() -> Result<String, openssl::error::ErrorStack> {
+    let tail = data_encoding::BASE32_NOPAD.encode(&random::<10>()?);
+    Ok(format!("AKIA{tail}"))
+}
+
+/// A 40-character secret access key (240 random bits, base64 without padding like AWS's).
+pub fn secret_access_key() -> Result<String, openssl::error::ErrorStack> {
+    Ok(data_encoding::BASE64.encode(&random::<30>()?))
+}
+
+/// A twelve-digit account id (the first digit is never zero, so it never looks truncated).
+pub fn account_id() -> Result<String, openssl::error::ErrorStack> {
+    let b = random::<12>()?;
+    Ok(b.iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let d = if i == 0 { 1 + x % 9 } else { x % 10 };
+            char::from(b'0' + d)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        let t = dkim_token().unwrap();
+        assert_eq!(t.len(), 32);
+        assert!(sesame_core::model::DkimToken::parse(&t).is_ok());
+        assert_ne!(t, dkim_token().unwrap());
+        let k = access_key_id().unwrap();
+        assert!(k.starts_with("AKIA") && k.len() == 20);
+        assert_eq!(secret_access_key().unwrap().len(), 40);
+        let a = account_id().unwrap();
+        assert!(sesame_core::model::AccountId::parse(&a).is_ok());
+    }
+}
