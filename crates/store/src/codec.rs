@@ -1,0 +1,188 @@
+//! Row codec shared by the backends: flattens an `Identity` into plain column values and
+//! rebuilds it, re-validating every value through the core's `parse()` constructors so a
+//! corrupted row surfaces as an error instead of an invalid domain value.
+
+use sesame_core::StoreError;
+use sesame_core::dkim::KeyLengthHistory;
+use sesame_core::model::{
+    AccountId, Dkim, DkimKey, DkimOrigin, DkimStatus, DkimToken, Identity, IdentityName,
+    IdentityType, KeyLength, Selector, Tag, Timestamp,
+};
+
+/// The identity columns, in backend-neutral types.
+pub struct IdentityRow {
+    pub name: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub feedback_forwarding: bool,
+    pub signing_override: Option<bool>,
+    pub verification_status: String,
+    pub dkim_origin: Option<String>,
+    pub dkim_signing_enabled: Option<bool>,
+    pub dkim_status: Option<String>,
+    pub dkim_tokens: Option<String>,
+    pub dkim_selector: Option<String>,
+    pub dkim_next_length: Option<i64>,
+    pub dkim_length_changed_at: Option<i64>,
+    pub dkim_downgraded_at: Option<i64>,
+    /// JSON array of `[key, value]` pairs.
+    pub tags: String,
+}
+
+/// One DKIM key row.
+pub struct KeyRow {
+    pub selector: String,
+    pub bits: u32,
+    pub public_der: Vec<u8>,
+    pub sealed_private: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// A stored value that fails validation.
+pub fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("corrupt row in the store: {e}"))
+}
+
+pub fn type_text(t: IdentityType) -> &'static str {
+    match t {
+        IdentityType::EmailAddress => "EMAIL_ADDRESS",
+        IdentityType::Domain => "DOMAIN",
+    }
+}
+
+pub fn status_text(s: DkimStatus) -> &'static str {
+    match s {
+        DkimStatus::Pending => "PENDING",
+        DkimStatus::Success => "SUCCESS",
+        DkimStatus::Failed => "FAILED",
+        DkimStatus::TemporaryFailure => "TEMPORARY_FAILURE",
+        DkimStatus::NotStarted => "NOT_STARTED",
+    }
+}
+
+pub fn parse_status(s: &str) -> Result<DkimStatus, StoreError> {
+    Ok(match s {
+        "PENDING" => DkimStatus::Pending,
+        "SUCCESS" => DkimStatus::Success,
+        "FAILED" => DkimStatus::Failed,
+        "TEMPORARY_FAILURE" => DkimStatus::TemporaryFailure,
+        "NOT_STARTED" => DkimStatus::NotStarted,
+        other => return Err(corrupt(format!("status {other}"))),
+    })
+}
+
+fn length_of(bits: i64) -> Result<KeyLength, StoreError> {
+    u32::try_from(bits)
+        .ok()
+        .and_then(KeyLength::from_bits)
+        .ok_or_else(|| corrupt(format!("key length {bits}")))
+}
+
+pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
+    let tags: Vec<(&str, &str)> = identity.tags.iter().map(|t| (t.key(), t.value())).collect();
+    let mut row = IdentityRow {
+        name: identity.name.as_str().to_owned(),
+        version: version as i64,
+        created_at: identity.created_at.0,
+        feedback_forwarding: identity.feedback_forwarding,
+        signing_override: identity.signing_override,
+        verification_status: status_text(identity.verification_status).to_owned(),
+        dkim_origin: None,
+        dkim_signing_enabled: None,
+        dkim_status: None,
+        dkim_tokens: None,
+        dkim_selector: None,
+        dkim_next_length: None,
+        dkim_length_changed_at: None,
+        dkim_downgraded_at: None,
+        // Serialising a Vec of string pairs cannot fail.
+        tags: serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
+    };
+    if let Some(d) = &identity.dkim {
+        row.dkim_signing_enabled = Some(d.signing_enabled);
+        row.dkim_status = Some(status_text(d.status).to_owned());
+        match &d.origin {
+            DkimOrigin::Easy { tokens, lengths } => {
+                row.dkim_origin = Some("AWS_SES".into());
+                let t: Vec<&str> = tokens.iter().map(|t| t.as_str()).collect();
+                row.dkim_tokens = Some(t.join(" "));
+                row.dkim_next_length = Some(i64::from(lengths.next_length.bits()));
+                row.dkim_length_changed_at = lengths.changed_at.map(|t| t.0);
+                row.dkim_downgraded_at = lengths.downgraded_at.map(|t| t.0);
+            }
+            DkimOrigin::External { selector } => {
+                row.dkim_origin = Some("EXTERNAL".into());
+                row.dkim_selector = Some(selector.as_str().to_owned());
+            }
+        }
+    }
+    row
+}
+
+pub fn decode_identity(
+    account: &AccountId,
+    row: IdentityRow,
+    keys: Vec<KeyRow>,
+) -> Result<Identity, StoreError> {
+    let name = IdentityName::parse(&row.name).map_err(corrupt)?;
+    let pairs: Vec<(String, String)> = serde_json::from_str(&row.tags).map_err(corrupt)?;
+    let tags = pairs
+        .iter()
+        .map(|(k, v)| Tag::parse(k, v).map_err(corrupt))
+        .collect::<Result<Vec<_>, _>>()?;
+    let keys = keys
+        .into_iter()
+        .map(|k| {
+            Ok(DkimKey {
+                selector: Selector::parse(&k.selector).map_err(corrupt)?,
+                bits: k.bits,
+                public_der: k.public_der,
+                sealed_private: k.sealed_private,
+                created_at: Timestamp(k.created_at),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let dkim = match row.dkim_origin.as_deref() {
+        None => None,
+        Some(origin_text) => {
+            let origin = match origin_text {
+                "AWS_SES" => DkimOrigin::Easy {
+                    tokens: row
+                        .dkim_tokens
+                        .as_deref()
+                        .unwrap_or_default()
+                        .split(' ')
+                        .map(|t| DkimToken::parse(t).map_err(corrupt))
+                        .collect::<Result<Vec<_>, _>>()?,
+                    lengths: KeyLengthHistory {
+                        next_length: length_of(row.dkim_next_length.unwrap_or(2048))?,
+                        changed_at: row.dkim_length_changed_at.map(Timestamp),
+                        downgraded_at: row.dkim_downgraded_at.map(Timestamp),
+                    },
+                },
+                "EXTERNAL" => DkimOrigin::External {
+                    selector: Selector::parse(row.dkim_selector.as_deref().unwrap_or_default())
+                        .map_err(corrupt)?,
+                },
+                other => return Err(corrupt(format!("DKIM origin {other}"))),
+            };
+            Some(Dkim {
+                signing_enabled: row.dkim_signing_enabled.unwrap_or(false),
+                status: parse_status(row.dkim_status.as_deref().unwrap_or("NOT_STARTED"))?,
+                origin,
+                keys,
+            })
+        }
+    };
+    Ok(Identity {
+        account: account.clone(),
+        name,
+        version: row.version as u64,
+        created_at: Timestamp(row.created_at),
+        feedback_forwarding: row.feedback_forwarding,
+        dkim,
+        signing_override: row.signing_override,
+        verification_status: parse_status(&row.verification_status)?,
+        tags,
+    })
+}
