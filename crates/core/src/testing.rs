@@ -133,7 +133,7 @@ impl Store for MemStore {
                 filter
                     .name_contains
                     .as_ref()
-                    .is_none_or(|s| i.name.as_str().contains(s.as_str()))
+                    .is_none_or(|s| i.name.as_str().to_lowercase().contains(&s.to_lowercase()))
                     && filter.identity_type.is_none_or(|t| i.name.kind() == t)
                     && filter
                         .verification_status
