@@ -1,1 +1,123 @@
-fn main() {}
+//! The `sesame` binary: parses the command line, wires the store, the vault and the clock into
+//! the core service, binds the listeners, prints the `listening` line and serves until SIGTERM
+//! or SIGINT.
+
+mod adapters;
+mod bootstrap;
+mod config;
+
+use adapters::{SealedPageTokens, StoreCredentials, SystemClock};
+use anyhow::{Context, bail};
+use clap::Parser;
+use config::{Cli, Command, ServeArgs};
+use sesame_api::ApiState;
+use sesame_core::ports::{Clock, Store};
+use sesame_core::service::{Service, ServiceConfig};
+use sesame_crypto::{OpenSslVault, Sealer};
+use sesame_store::SqliteStore;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SESAME_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+/// The SQLite file named by `--database-url`, or the default one in the data dir.
+fn sqlite_path(args: &ServeArgs) -> anyhow::Result<PathBuf> {
+    match args.database_url.as_deref() {
+        None => Ok(args.data_dir.join("sesame.db")),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            bail!("the PostgreSQL backend is not available in this build yet; use SQLite")
+        }
+        Some(url) => Ok(PathBuf::from(
+            url.strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(url),
+        )),
+    }
+}
+
+/// Prints one start-up line on stdout, where the test harness and scripts look for it.
+#[allow(clippy::print_stdout)]
+fn announce(line: &str) {
+    println!("{line}");
+    let _ = std::io::stdout().flush();
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    bootstrap::data_dir(&args.data_dir)?;
+    let sealer = Sealer::new(bootstrap::master_key(&args.data_dir)?);
+    let outbox = args.outbox_dir();
+    bootstrap::data_dir(&outbox)?;
+    let db = sqlite_path(&args)?;
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let boot = bootstrap::default_account(store.as_ref(), &sealer, clock.as_ref(), &args.data_dir)?;
+    announce(&format!("default account={}", boot.account.as_str()));
+    if let Some(path) = &boot.credentials_file {
+        announce(&format!(
+            "generated credentials for the default account in {} (AWS credentials-file format)",
+            path.display()
+        ));
+    }
+    let service = Arc::new(Service::new(
+        store.clone(),
+        Arc::new(OpenSslVault::new(sealer.clone())),
+        clock,
+        ServiceConfig {
+            max_identities: args.max_identities,
+            dkim_zone: args.dkim_zone.trim_end_matches('.').to_ascii_lowercase(),
+        },
+    ));
+    let state = Arc::new(ApiState {
+        service,
+        region: args.region.clone(),
+        credentials: Arc::new(StoreCredentials(store)),
+        pages: Arc::new(SealedPageTokens(sealer)),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.api_addr)
+            .await
+            .with_context(|| format!("binding the API to {}", args.api_addr))?;
+        let api = listener.local_addr()?;
+        announce(&format!("listening api={api}"));
+        tracing::info!(%api, region = %args.region, zone = %args.dkim_zone, db = %db.display(), outbox = %outbox.display(), "sesame started");
+        axum::serve(listener, sesame_api::app(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        tracing::info!("sesame stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT; in-flight requests then finish before the process exits.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,189 @@
+//! The one place where errors become AWS errors: domain errors and protocol (edge) errors are
+//! mapped onto `(status, code, message)` and rendered in the restJson1 error shape that
+//! botocore and aws-sdk-rust parse: an `x-amzn-ErrorType` header plus `{"__type","message"}`.
+
+use axum::http::StatusCode;
+use sesame_core::Error;
+
+/// Failures of the protocol itself; they never reach the domain.
+#[derive(Debug)]
+pub enum EdgeError {
+    /// No operation for this method and path. `path_known`: the path exists for another method.
+    UnknownOperation {
+        /// The request method.
+        method: String,
+        /// The raw path.
+        path: String,
+        /// Whether some operation has this path.
+        path_known: bool,
+    },
+    /// A model operation Sesame does not implement.
+    Unsupported(&'static str),
+    /// A URI label that is not valid percent-encoded UTF-8.
+    BadLabel(&'static str),
+    /// A query string that is not valid percent-encoded UTF-8.
+    BadQuery,
+    /// A body that is not the JSON the operation expects.
+    Serialization(String),
+    /// A body over the size limit.
+    TooLarge(usize),
+    /// No `Authorization` header or presigned credential.
+    MissingAuthentication,
+    /// An access key that does not exist or is disabled.
+    UnrecognizedClient,
+    /// A NextToken that was altered, or issued for another account or filter.
+    InvalidNextToken,
+}
+
+/// An error ready to be rendered.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The AWS error code (`x-amzn-ErrorType` and `__type`).
+    pub code: &'static str,
+    /// The message for the client.
+    pub message: String,
+    /// Detail for the log only (internal errors); never sent.
+    pub log_detail: Option<String>,
+}
+
+fn api(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        code,
+        message: message.into(),
+        log_detail: None,
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        // Statuses are the model's `error.httpStatusCode` for each exception shape; the test
+        // below checks them against tests/data/model-facts.json.
+        match e {
+            Error::NotFound(m) => api(404, "NotFoundException", m),
+            Error::AlreadyExists(m) => api(400, "AlreadyExistsException", m),
+            Error::BadRequest { reason, .. } => api(400, "BadRequestException", reason),
+            Error::LimitExceeded(m) => api(400, "LimitExceededException", m),
+            Error::ConcurrentModification(m) => api(500, "ConcurrentModificationException", m),
+            Error::Unavailable(detail) => ApiError {
+                log_detail: Some(detail),
+                ..api(
+                    503,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable; retry the request.",
+                )
+            },
+            Error::Internal(detail) => ApiError {
+                log_detail: Some(detail),
+                ..api(
+                    500,
+                    "InternalServiceErrorException",
+                    "The request failed because of an internal error.",
+                )
+            },
+        }
+    }
+}
+
+impl From<EdgeError> for ApiError {
+    fn from(e: EdgeError) -> ApiError {
+        match e {
+            EdgeError::UnknownOperation {
+                method,
+                path,
+                path_known,
+            } => {
+                let why = if path_known {
+                    format!("{method} is not a valid method for {path}")
+                } else {
+                    format!("no SESv2 operation matches {method} {path}")
+                };
+                api(404, "UnknownOperationException", why)
+            }
+            // 501 tells the client the operation exists but is not implemented here; SDKs do
+            // not retry it (they retry 500, 502, 503 and 504).
+            EdgeError::Unsupported(op) => api(
+                501,
+                "UnsupportedOperationException",
+                format!("The operation {op} is not supported by Sesame."),
+            ),
+            EdgeError::BadLabel(label) => api(
+                400,
+                "BadRequestException",
+                format!("The URI label {label} is not valid percent-encoded UTF-8."),
+            ),
+            EdgeError::BadQuery => api(
+                400,
+                "BadRequestException",
+                "The query string is not valid percent-encoded UTF-8.",
+            ),
+            EdgeError::Serialization(m) => api(
+                400,
+                "BadRequestException",
+                format!("The request body is not valid for this operation: {m}"),
+            ),
+            EdgeError::TooLarge(limit) => api(
+                413,
+                "RequestEntityTooLargeException",
+                format!("The request body exceeds {limit} bytes."),
+            ),
+            EdgeError::MissingAuthentication => api(
+                403,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            ),
+            EdgeError::UnrecognizedClient => api(
+                403,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ),
+            // ListEmailIdentities lists BadRequestException, not InvalidNextTokenException.
+            EdgeError::InvalidNextToken => {
+                api(400, "BadRequestException", "The NextToken is invalid.")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each model exception we emit has the model's status.
+    #[test]
+    fn statuses_agree_with_the_model() {
+        let facts: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/data/model-facts.json")).unwrap();
+        let errors = facts["errors"].as_object().unwrap();
+        let samples: Vec<ApiError> = vec![
+            Error::NotFound("x".into()).into(),
+            Error::AlreadyExists("x".into()).into(),
+            Error::bad_request("f", "x").into(),
+            Error::LimitExceeded("x".into()).into(),
+            Error::ConcurrentModification("x".into()).into(),
+            Error::Internal("x".into()).into(),
+            EdgeError::InvalidNextToken.into(),
+            EdgeError::Serialization("x".into()).into(),
+        ];
+        for e in samples {
+            let model = errors
+                .get(e.code)
+                .unwrap_or_else(|| panic!("{} is not a model error", e.code));
+            assert_eq!(
+                u64::from(e.status.as_u16()),
+                model.as_u64().unwrap(),
+                "{}",
+                e.code
+            );
+        }
+    }
+
+    #[test]
+    fn internal_detail_never_reaches_the_message() {
+        let e: ApiError = Error::Internal("sqlite: disk I/O error at /secret/path".into()).into();
+        assert!(!e.message.contains("sqlite"));
+        assert!(e.log_detail.unwrap().contains("sqlite"));
+    }
+}

@@ -1,0 +1,159 @@
+//! Handlers: wire → domain → wire, one function per operation. They run on the blocking pool
+//! (the core is synchronous and key generation is CPU-bound) and never touch SQL, DNS or
+//! private keys themselves.
+
+mod identities;
+mod tags;
+
+use crate::errors::{ApiError, EdgeError};
+use crate::routes::{Operation, Route};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sesame_core::Error;
+use sesame_core::model::{AccountId, DkimStatus, IdentityName, IdentityType, KeyLength};
+use sesame_core::service::Service;
+
+/// Seals and opens ListEmailIdentities page tokens, so they are opaque and tamper-proof.
+pub trait PageTokens: Send + Sync {
+    /// Encrypts and authenticates a token payload.
+    fn seal(&self, payload: &[u8]) -> Result<Vec<u8>, Error>;
+    /// Returns the payload if the token is authentic.
+    fn open(&self, sealed: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// What a handler needs besides its input.
+pub struct Ctx<'a> {
+    /// The use cases.
+    pub service: &'a Service,
+    /// The caller's account.
+    pub account: &'a AccountId,
+    /// The region this endpoint serves (for ARNs).
+    pub region: &'a str,
+    /// The page-token sealer.
+    pub pages: &'a dyn PageTokens,
+}
+
+/// The request after routing.
+pub struct Input<'a> {
+    /// The resolved route with decoded labels.
+    pub route: &'a Route,
+    /// Decoded query parameters.
+    pub query: &'a [(String, String)],
+    /// The raw body.
+    pub body: &'a [u8],
+}
+
+/// Runs the operation and returns the JSON body of its 200 response.
+pub fn dispatch(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
+    match input.route.operation {
+        Operation::CreateEmailIdentity => identities::create(ctx, input),
+        Operation::GetEmailIdentity => identities::get(ctx, input),
+        Operation::ListEmailIdentities => identities::list(ctx, input),
+        Operation::DeleteEmailIdentity => identities::delete(ctx, input),
+        Operation::PutEmailIdentityDkimAttributes => identities::put_dkim(ctx, input),
+        Operation::PutEmailIdentityDkimSigningAttributes => {
+            identities::put_dkim_signing(ctx, input)
+        }
+        Operation::PutEmailIdentityFeedbackAttributes => identities::put_feedback(ctx, input),
+        Operation::TagResource => tags::tag(ctx, input),
+        Operation::UntagResource => tags::untag(ctx, input),
+        Operation::ListTagsForResource => tags::list(ctx, input),
+        Operation::Unsupported(name) => Err(EdgeError::Unsupported(name).into()),
+    }
+}
+
+/// Parses a JSON body; an empty body counts as `{}` (clients omit it when no member is set).
+fn body<T: DeserializeOwned>(input: &Input<'_>) -> Result<T, ApiError> {
+    let bytes: &[u8] = if input.body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        input.body
+    };
+    serde_json::from_slice(bytes).map_err(|e| EdgeError::Serialization(e.to_string()).into())
+}
+
+fn json(value: &impl Serialize) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(value).map_err(|e| Error::Internal(format!("encoding response: {e}")).into())
+}
+
+/// A required member that is absent, in the wording AWS's validation uses.
+fn required<T>(value: Option<T>, member: &'static str) -> Result<T, Error> {
+    value.ok_or_else(|| missing(member))
+}
+
+fn missing(member: &'static str) -> Error {
+    Error::bad_request(
+        member,
+        format!(
+            "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+        ),
+    )
+}
+
+/// An enum member with a value outside the model's set.
+fn bad_enum(member: &'static str, value: &str, allowed: &[&str]) -> Error {
+    Error::bad_request(
+        member,
+        format!(
+            "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+            allowed.join(", ")
+        ),
+    )
+}
+
+/// The identity named by the `{EmailIdentity}` label.
+fn identity_label(input: &Input<'_>) -> Result<IdentityName, Error> {
+    let raw = input.route.label("EmailIdentity").unwrap_or_default();
+    IdentityName::parse(raw)
+}
+
+fn status_name(s: DkimStatus) -> &'static str {
+    match s {
+        DkimStatus::Pending => "PENDING",
+        DkimStatus::Success => "SUCCESS",
+        DkimStatus::Failed => "FAILED",
+        DkimStatus::TemporaryFailure => "TEMPORARY_FAILURE",
+        DkimStatus::NotStarted => "NOT_STARTED",
+    }
+}
+
+const STATUS_NAMES: &[&str] = &[
+    "PENDING",
+    "SUCCESS",
+    "FAILED",
+    "TEMPORARY_FAILURE",
+    "NOT_STARTED",
+];
+
+fn parse_status(member: &'static str, s: &str) -> Result<DkimStatus, Error> {
+    Ok(match s {
+        "PENDING" => DkimStatus::Pending,
+        "SUCCESS" => DkimStatus::Success,
+        "FAILED" => DkimStatus::Failed,
+        "TEMPORARY_FAILURE" => DkimStatus::TemporaryFailure,
+        "NOT_STARTED" => DkimStatus::NotStarted,
+        other => return Err(bad_enum(member, other, STATUS_NAMES)),
+    })
+}
+
+fn key_length_name(l: KeyLength) -> &'static str {
+    match l {
+        KeyLength::Rsa1024 => "RSA_1024_BIT",
+        KeyLength::Rsa2048 => "RSA_2048_BIT",
+    }
+}
+
+fn parse_key_length(member: &'static str, s: &str) -> Result<KeyLength, Error> {
+    match s {
+        "RSA_1024_BIT" => Ok(KeyLength::Rsa1024),
+        "RSA_2048_BIT" => Ok(KeyLength::Rsa2048),
+        other => Err(bad_enum(member, other, &["RSA_1024_BIT", "RSA_2048_BIT"])),
+    }
+}
+
+fn type_name(t: IdentityType) -> &'static str {
+    match t {
+        IdentityType::EmailAddress => "EMAIL_ADDRESS",
+        IdentityType::Domain => "DOMAIN",
+    }
+}

@@ -1,0 +1,142 @@
+//! First-start and every-start set-up of a data directory: the directory itself (0700), the
+//! master key (from `SESAME_MASTER_KEY` or `<data-dir>/master.key`, created 0600), the store,
+//! and the `default` account with its credentials.
+
+use anyhow::{Context, bail};
+use sesame_core::model::{AccountId, Timestamp};
+use sesame_core::ports::{AccessKey, Account, Clock, Store};
+use sesame_crypto::{MasterKey, Sealer, random};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The associated-data label of sealed secret access keys.
+pub const ACCESS_KEY_PURPOSE: &str = "sesame/secret-access-key/v1";
+
+/// The name of the account that the bootstrap variables and first start set up.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// Creates the data directory (mode 0700) if it is missing.
+pub fn data_dir(path: &Path) -> anyhow::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("creating data directory {}", path.display()))
+}
+
+/// Writes `contents` to a new file readable by the owner only; fails if it exists.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// The master key: `SESAME_MASTER_KEY` if set, else the data dir's key file, made on first use.
+pub fn master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
+    if let Ok(text) = std::env::var("SESAME_MASTER_KEY") {
+        return MasterKey::parse(&text).context("SESAME_MASTER_KEY");
+    }
+    let path = data_dir.join("master.key");
+    match fs::read_to_string(&path) {
+        Ok(text) => MasterKey::parse(&text).with_context(|| format!("reading {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = MasterKey::generate()?;
+            write_private(&path, &format!("{}\n", key.to_base64()))?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// What the bootstrap did, for the start-up lines.
+pub struct Bootstrap {
+    /// The default account.
+    pub account: AccountId,
+    /// Where freshly generated credentials were written, if they were.
+    pub credentials_file: Option<PathBuf>,
+}
+
+/// Ensures the default account exists and has credentials: those of
+/// `SESAME_ACCESS_KEY_ID`/`SESAME_SECRET_ACCESS_KEY` if set, else generated ones on first start.
+pub fn default_account(
+    store: &dyn Store,
+    sealer: &Sealer,
+    clock: &dyn Clock,
+    data_dir: &Path,
+) -> anyhow::Result<Bootstrap> {
+    let now = clock.now();
+    let account = match store.account_by_name(DEFAULT_ACCOUNT)? {
+        Some(a) => a,
+        None => {
+            let a = Account {
+                id: AccountId::parse(&random::account_id()?)?,
+                name: DEFAULT_ACCOUNT.into(),
+                created_at: now,
+            };
+            store.insert_account(&a)?;
+            a
+        }
+    };
+    let env_id = std::env::var("SESAME_ACCESS_KEY_ID").ok();
+    let env_secret = std::env::var("SESAME_SECRET_ACCESS_KEY").ok();
+    let mut credentials_file = None;
+    match (env_id, env_secret) {
+        (Some(id), Some(secret)) => {
+            if id.is_empty() || secret.is_empty() {
+                bail!("SESAME_ACCESS_KEY_ID and SESAME_SECRET_ACCESS_KEY must not be empty");
+            }
+            if let Some(existing) = store.access_key(&id)?
+                && existing.account != account.id
+            {
+                bail!("access key {id} belongs to another account");
+            }
+            store.put_access_key(&new_key(&account.id, id, &secret, sealer, now)?)?;
+        }
+        (None, None) => {
+            if store.access_keys_of(&account.id)?.is_empty() {
+                let id = random::access_key_id()?;
+                let secret = random::secret_access_key()?;
+                let path = data_dir.join("credentials");
+                // Write the file first: a key nobody can learn would be useless.
+                let _ = fs::remove_file(&path);
+                write_private(
+                    &path,
+                    &format!(
+                        "[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"
+                    ),
+                )?;
+                store.put_access_key(&new_key(&account.id, id, &secret, sealer, now)?)?;
+                credentials_file = Some(path);
+            }
+        }
+        _ => bail!("set both SESAME_ACCESS_KEY_ID and SESAME_SECRET_ACCESS_KEY, or neither"),
+    }
+    Ok(Bootstrap {
+        account: account.id,
+        credentials_file,
+    })
+}
+
+fn new_key(
+    account: &AccountId,
+    id: String,
+    secret: &str,
+    sealer: &Sealer,
+    now: Timestamp,
+) -> anyhow::Result<AccessKey> {
+    Ok(AccessKey {
+        id,
+        account: account.clone(),
+        sealed_secret: sealer.seal(ACCESS_KEY_PURPOSE, secret.as_bytes())?,
+        enabled: true,
+        created_at: now,
+    })
+}

@@ -1,0 +1,69 @@
+//! Command-line and environment configuration. Every `serve` option can also be given as
+//! `SESAME_<NAME>` (e.g. `SESAME_DATA_DIR`); the flag wins over the environment.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Sesame: a self-hosted, SESv2-compatible service for sending identities and DKIM.
+#[derive(Parser, Debug)]
+#[command(name = "sesame", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the API (and, later, the DNS responder and verifier) until SIGTERM or SIGINT.
+    Serve(ServeArgs),
+}
+
+/// The default zone for Easy DKIM public keys. `.internal` is reserved for private use
+/// (ICANN, 2024), so the default can never collide with a real zone; production deployments
+/// set `--dkim-zone` to a zone delegated to Sesame's DNS responder.
+pub const DEFAULT_DKIM_ZONE: &str = "dkim.sesame.internal";
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Directory for the SQLite database, the master key and generated credentials.
+    #[arg(long, env = "SESAME_DATA_DIR", default_value = "./sesame-data")]
+    pub data_dir: PathBuf,
+    /// Address of the SESv2 HTTP API (port 0 picks a free port).
+    #[arg(long, env = "SESAME_API_ADDR", default_value = "127.0.0.1:8325")]
+    pub api_addr: SocketAddr,
+    /// Address of the key-zone DNS responder (UDP and TCP; used from the DNS issue on).
+    #[arg(long, env = "SESAME_DNS_ADDR", default_value = "127.0.0.1:5353")]
+    pub dns_addr: SocketAddr,
+    /// Zone under which Easy DKIM public keys are published (`<token>.<zone>`).
+    #[arg(long, env = "SESAME_DKIM_ZONE", default_value = DEFAULT_DKIM_ZONE)]
+    pub dkim_zone: String,
+    /// DNS resolver the verifier asks (`IP[:PORT]`); default: the system's resolver.
+    #[arg(long, env = "SESAME_RESOLVER")]
+    pub resolver: Option<String>,
+    /// First step of the verifier's re-check backoff (e.g. `60s`, `5m`).
+    #[arg(long, env = "SESAME_VERIFY_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub verify_interval: Duration,
+    /// Directory that receives signed messages (default `<data-dir>/outbox`).
+    #[arg(long, env = "SESAME_OUTBOX")]
+    pub outbox: Option<PathBuf>,
+    /// The AWS region this endpoint serves (used in ARNs and, later, SigV4 scopes).
+    #[arg(long, env = "SESAME_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Database URL; default: the SQLite file `<data-dir>/sesame.db`.
+    #[arg(long, env = "SESAME_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Most identities per account (SES's default quota is 10,000 per region).
+    #[arg(long, env = "SESAME_MAX_IDENTITIES", default_value_t = 10_000)]
+    pub max_identities: u64,
+}
+
+impl ServeArgs {
+    /// The outbox directory, defaulted under the data dir.
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.outbox
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("outbox"))
+    }
+}
