@@ -1,1 +1,9 @@
+//! The integration test binary: every test starts the real `sesame` binary on port 0 and talks
+//! to it with `aws-sdk-sesv2` (negative cases the SDK cannot produce go through the signed
+//! `raw_request` helper).
 
+mod durability;
+mod errors;
+mod harness;
+mod identities;
+mod secrets;

@@ -1,0 +1,279 @@
+//! The test harness: starts the real `sesame` binary on port 0 in a temporary data directory,
+//! learns its address from the `listening` line, and hands out `aws-sdk-sesv2` clients. On drop
+//! it kills the process, and prints the server's output if the test failed.
+
+use aws_sdk_sesv2::config::{BehaviorVersion, Credentials, Region};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime};
+
+pub const KEY_ID: &str = "AKIAINTEGRATIONTEST1";
+pub const SECRET: &str = "integration-test-secret-key-000000000000";
+pub const REGION: &str = "us-east-1";
+
+pub struct Server {
+    child: Option<Child>,
+    pub api: SocketAddr,
+    pub account: String,
+    pub data_dir: PathBuf,
+    // Keeps the directory alive for the server's lifetime when the harness made it.
+    _tmp: Option<tempfile::TempDir>,
+    output: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// A server on a fresh data directory.
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Server::start_in(tmp.path(), &[]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A server on `data_dir` with extra environment variables.
+    pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--api-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0"])
+            .env("SESAME_ACCESS_KEY_ID", KEY_ID)
+            .env("SESAME_SECRET_ACCESS_KEY", SECRET)
+            .env("SESAME_LOG", "debug")
+            .env_remove("SESAME_MASTER_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn sesame");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for (stream, tx) in [
+            (Box::new(stdout) as Box<dyn Read + Send>, Some(tx)),
+            (Box::new(stderr), None),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    output.lock().unwrap().push_str(&format!("{line}\n"));
+                    if let Some(tx) = &tx {
+                        let _ = tx.send(line);
+                    }
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut account = None;
+        let api = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "sesame did not report listening:\n{}",
+                    output.lock().unwrap()
+                )
+            });
+            if let Some(a) = line.strip_prefix("default account=") {
+                account = Some(a.trim().to_owned());
+            }
+            if let Some(rest) = line.split("listening api=").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap();
+                break addr.parse::<SocketAddr>().unwrap();
+            }
+        };
+        Server {
+            child: Some(child),
+            api,
+            account: account.expect("the default account line comes before listening"),
+            data_dir: data_dir.to_owned(),
+            _tmp: None,
+            output,
+        }
+    }
+
+    pub fn client(&self) -> aws_sdk_sesv2::Client {
+        client_for(self.api, KEY_ID, SECRET)
+    }
+
+    pub fn arn(&self, identity: &str) -> String {
+        format!("arn:aws:ses:{REGION}:{}:identity/{identity}", self.account)
+    }
+
+    /// Everything the server printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// `kill -9`: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "no exit within 10 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("---- sesame output ----\n{}", self.output());
+        }
+    }
+}
+
+pub fn client_for(api: SocketAddr, key_id: &str, secret: &str) -> aws_sdk_sesv2::Client {
+    let conf = aws_sdk_sesv2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(format!("http://{api}"))
+        .credentials_provider(Credentials::new(key_id, secret, None, None, "it"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    aws_sdk_sesv2::Client::from_conf(conf)
+}
+
+/// A raw HTTP response.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// Sends a request the SDK cannot produce (bad JSON, unknown paths, oversized bodies),
+/// SigV4-signed with the aws-sigv4 crate. Never used to claim wire compatibility: that is what
+/// the SDK tests are for.
+pub fn raw_request(
+    api: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+) -> RawResponse {
+    raw_request_as(api, KEY_ID, SECRET, method, path_and_query, body)
+}
+
+pub fn raw_request_as(
+    api: SocketAddr,
+    key_id: &str,
+    secret: &str,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+) -> RawResponse {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let host = api.to_string();
+    let url = format!("http://{host}{path_and_query}");
+    let identity = Credentials::new(key_id, secret, None, None, "raw").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("ses")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let base = [
+        ("host", host.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let signable = SignableRequest::new(
+        method,
+        &url,
+        base.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut req = format!("{method} {path_and_query} HTTP/1.1\r\n");
+    for (k, v) in base.iter().copied().chain(instructions.headers()) {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    send(api, req.as_bytes(), body)
+}
+
+/// Writes a request as given and reads the whole response (HTTP/1.1, `connection: close`).
+pub fn send(api: SocketAddr, head: &[u8], body: &[u8]) -> RawResponse {
+    let mut s = TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(head).unwrap();
+    // The server may answer (413) before reading a huge body; a reset then is fine.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    RawResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// A fresh RSA key as base64 DER, the form BYODKIM takes, in PKCS#1 or PKCS#8.
+pub fn rsa_key_b64(bits: u32, pkcs8: bool) -> String {
+    let rsa = openssl::rsa::Rsa::generate(bits).unwrap();
+    let der = if pkcs8 {
+        openssl::pkey::PKey::from_rsa(rsa)
+            .unwrap()
+            .private_key_to_pkcs8()
+            .unwrap()
+    } else {
+        rsa.private_key_to_der().unwrap()
+    };
+    data_encoding::BASE64.encode(&der)
+}
