@@ -7,3 +7,4 @@ mod errors;
 mod harness;
 mod identities;
 mod secrets;
+mod tidy;
