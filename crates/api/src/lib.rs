@@ -149,10 +149,10 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
         HeaderValue::from_static("application/json"),
     );
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert("x-amzn-RequestId", v);
+        h.insert("x-amzn-requestid", v);
     }
     if let Some(code) = error_code {
-        h.insert("x-amzn-ErrorType", HeaderValue::from_static(code));
+        h.insert("x-amzn-errortype", HeaderValue::from_static(code));
     }
     resp
 }

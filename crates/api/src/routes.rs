@@ -127,7 +127,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, EdgeError> {
         });
     };
     let mut labels = Vec::new();
-    for (t, s) in template.split('/').zip(&segments) {
+    for (t, s) in template.trim_end_matches('/').split('/').zip(&segments) {
         if let Some(label) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
             let value = percent_decode_str(s)
                 .decode_utf8()
@@ -144,7 +144,9 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, EdgeError> {
 
 /// The number of literal segments if `template` matches `segments`.
 fn match_template(template: &str, segments: &[&str]) -> Option<usize> {
-    let parts: Vec<&str> = template.split('/').collect();
+    // Templates are compared without a trailing slash, like paths: the model spells one
+    // operation as `/v2/email/email-address-insights/`.
+    let parts: Vec<&str> = template.trim_end_matches('/').split('/').collect();
     if parts.len() != segments.len() {
         return None;
     }

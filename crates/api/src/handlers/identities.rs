@@ -80,7 +80,7 @@ fn private_key(text: &str) -> Result<PrivateKeyInput, Error> {
         .map_err(|_| Error::bad_request(member, "the private key is not valid base64"))
 }
 
-fn is_deed_origin(origin: &str) -> bool {
+pub(super) fn is_deed_origin(origin: &str) -> bool {
     origin.strip_prefix("AWS_SES_").is_some_and(|r| {
         !r.is_empty()
             && r.bytes()

@@ -3,6 +3,8 @@
 //! private keys themselves.
 
 mod identities;
+#[cfg(test)]
+mod limits_tests;
 mod tags;
 
 use crate::errors::{ApiError, EdgeError};

@@ -30,5 +30,8 @@ fn every_rust_file_starts_with_a_module_doc_comment() {
         .iter()
         .filter(|f| !std::fs::read_to_string(f).unwrap().starts_with("//!"))
         .collect();
-    assert!(missing.is_empty(), "files without a //! header: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "files without a //! header: {missing:?}"
+    );
 }
