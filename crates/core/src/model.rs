@@ -586,7 +586,7 @@ mod tests {
         let a = Tag::parse("a", "1").unwrap();
         let a2 = Tag::parse("a", "2").unwrap();
         let b = Tag::parse("b", "").unwrap();
-        let merged = merge_tags(&[a.clone(), b.clone()], &[a2.clone()]).unwrap();
+        let merged = merge_tags(&[a.clone(), b.clone()], std::slice::from_ref(&a2)).unwrap();
         assert_eq!(merged, vec![b, a2.clone()]);
         assert!(merge_tags(&[], &[a.clone(), a2]).is_err());
         assert!(Tag::parse("aws:x", "v").is_err());

@@ -588,7 +588,7 @@ mod tests {
             create(&s, &a, "A@example.com", None).is_ok(),
             "addresses are case-sensitive"
         );
-        assert!(matches!(create(&s, &a, "EXAMPLE.org", None), Ok(_)));
+        assert!(create(&s, &a, "EXAMPLE.org", None).is_ok());
         assert!(
             matches!(
                 create(&s, &a, "example.ORG", None),
