@@ -2,6 +2,7 @@
 //! mapped onto `(status, code, message)` and rendered in the restJson1 error shape that
 //! botocore and aws-sdk-rust parse: an `x-amzn-ErrorType` header plus `{"__type","message"}`.
 
+use crate::sigv4::SigError;
 use axum::http::StatusCode;
 use sesame_core::Error;
 
@@ -27,10 +28,10 @@ pub enum EdgeError {
     Serialization(String),
     /// A body over the size limit.
     TooLarge(usize),
-    /// No `Authorization` header or presigned credential.
-    MissingAuthentication,
-    /// An access key that does not exist or is disabled.
-    UnrecognizedClient,
+    /// The request is not authenticated (SigV4).
+    Auth(SigError),
+    /// The account's request rate is over its limit.
+    Throttled,
     /// A NextToken that was altered, or issued for another account or filter.
     InvalidNextToken,
 }
@@ -129,16 +130,20 @@ impl From<EdgeError> for ApiError {
                 "RequestEntityTooLargeException",
                 format!("The request body exceeds {limit} bytes."),
             ),
-            EdgeError::MissingAuthentication => api(
+            // The codes and messages AWS JSON services answer, so SDKs show something useful.
+            EdgeError::Auth(SigError::Missing) => api(
                 403,
                 "MissingAuthenticationTokenException",
                 "Missing Authentication Token",
             ),
-            EdgeError::UnrecognizedClient => api(
+            EdgeError::Auth(SigError::Incomplete(m)) => api(403, "IncompleteSignatureException", m),
+            EdgeError::Auth(SigError::Invalid(m)) => api(403, "InvalidSignatureException", m),
+            EdgeError::Auth(SigError::UnrecognizedClient) => api(
                 403,
                 "UnrecognizedClientException",
                 "The security token included in the request is invalid.",
             ),
+            EdgeError::Throttled => api(429, "TooManyRequestsException", "Too many requests."),
             // ListEmailIdentities lists BadRequestException, not InvalidNextTokenException.
             EdgeError::InvalidNextToken => {
                 api(400, "BadRequestException", "The NextToken is invalid.")
@@ -165,6 +170,7 @@ mod tests {
             Error::ConcurrentModification("x".into()).into(),
             Error::Internal("x".into()).into(),
             EdgeError::InvalidNextToken.into(),
+            EdgeError::Throttled.into(),
             EdgeError::Serialization("x".into()).into(),
         ];
         for e in samples {

@@ -1,10 +1,12 @@
-//! Sesame's AWS edge: the SESv2 rest-json protocol over HTTP. It resolves the caller's
-//! account, routes the request to an `Operation`, turns wire DTOs into validated domain
+//! Sesame's AWS edge: the SESv2 rest-json protocol over HTTP. It authenticates the caller
+//! with SigV4, throttles per account, routes the request to an `Operation`, turns wire DTOs into validated domain
 //! values, calls the core `Service`, and renders results and errors the way AWS SDKs expect.
 //!
 //! - `routes`: `Operation` and the router over the model's URI templates (`model_routes`).
 //! - `handlers`: one function per operation (wire → domain → wire).
 //! - `wire`: request and response DTOs in the model's casing.
+//! - `sigv4`: Signature Version 4 verification.
+//! - `throttle`: per-account token buckets.
 //! - `errors`: the one mapping of domain and protocol errors onto AWS error codes.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -13,70 +15,79 @@ pub mod errors;
 pub mod handlers;
 pub mod model_routes;
 pub mod routes;
+pub mod sigv4;
+pub mod throttle;
 // DTO members mirror the model one to one; the model documents them.
 #[allow(missing_docs)]
 pub mod wire;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use errors::{ApiError, EdgeError};
 use handlers::{Ctx, Input, PageTokens};
 use sesame_core::Error;
 use sesame_core::model::AccountId;
+use sesame_core::ports::Clock;
 use sesame_core::service::Service;
 use std::sync::Arc;
 use std::time::Instant;
+use throttle::Throttle;
 
 /// The largest request body accepted. The biggest identity request is a 20,480-character
 /// private key plus 50 tags; this leaves room without letting a client make us buffer much.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// Finds the account behind an access key id.
+/// A secret access key; its `Debug` never shows it.
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// What the edge needs to know about an access key.
+#[derive(Debug)]
+pub struct Credential {
+    /// The owning account.
+    pub account: AccountId,
+    /// The secret, to recompute signatures with.
+    pub secret: Secret,
+    /// Disabled keys authenticate nothing.
+    pub enabled: bool,
+}
+
+/// The only storage access authentication makes: "give me the secret of this key".
 pub trait CredentialLookup: Send + Sync {
-    /// The account of an enabled access key; `None` for unknown or disabled keys.
-    fn account_for_key(&self, access_key_id: &str) -> Result<Option<AccountId>, Error>;
+    /// The key's credential, if the key exists.
+    fn lookup(&self, access_key_id: &str) -> Result<Option<Credential>, Error>;
 }
 
 /// Everything the edge needs, shared by all requests.
 pub struct ApiState {
     /// The use cases.
     pub service: Arc<Service>,
-    /// The region this endpoint serves.
+    /// The region this endpoint serves: SigV4 scopes and ARNs must name it.
     pub region: String,
-    /// Access key → account.
+    /// Access key → account and secret.
     pub credentials: Arc<dyn CredentialLookup>,
     /// Page-token sealing.
     pub pages: Arc<dyn PageTokens>,
+    /// The clock SigV4's skew check reads.
+    pub clock: Arc<dyn Clock>,
+    /// Per-account request throttling.
+    pub throttle: Throttle,
 }
+
+/// The SigV4 signing name of SESv2 (`signingName` in the model).
+pub const SIGNING_NAME: &str = "ses";
 
 /// The HTTP application: every request goes through one handler, since routing follows the
 /// model's templates on the raw path rather than axum's router.
 pub fn app(state: Arc<ApiState>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(state)
-}
-
-/// The access key id of a SigV4 request: from `Authorization: AWS4-HMAC-SHA256
-/// Credential=<id>/<date>/<region>/<service>/aws4_request, …` or the presigned
-/// `X-Amz-Credential` query parameter. Verifying the signature is the authentication issue's.
-fn access_key_id(headers: &HeaderMap, query: &[(String, String)]) -> Option<String> {
-    let credential = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|auth| {
-            auth.split([' ', ','])
-                .find_map(|part| part.strip_prefix("Credential="))
-                .map(str::to_owned)
-        })
-        .or_else(|| {
-            query
-                .iter()
-                .find(|(k, _)| k == "X-Amz-Credential")
-                .map(|(_, v)| v.clone())
-        })?;
-    let id = credential.split('/').next()?.trim();
-    (!id.is_empty()).then(|| id.to_owned())
 }
 
 async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
@@ -86,38 +97,88 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
     let mut op = "-";
+    let mut account_id = String::new();
     let result: Result<Vec<u8>, ApiError> = async {
-        let query = routes::parse_query(parts.uri.query())?;
-        let key_id =
-            access_key_id(&parts.headers, &query).ok_or(EdgeError::MissingAuthentication)?;
-        let route = routes::resolve(&method, &path)?;
-        op = route.operation.name();
         let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
             .await
             .map_err(|_| EdgeError::TooLarge(MAX_BODY_BYTES))?;
+        let headers: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let raw_query = parts.uri.query().map(str::to_owned);
+        let signed = sigv4::Request {
+            method: &method,
+            raw_path: &path,
+            raw_query: raw_query.as_deref(),
+            headers: &headers,
+            body: &body,
+        };
+        // Parse, scope and clock skew first: no storage is touched for a stale or misdirected
+        // request.
+        let sig = sigv4::parse(&signed).map_err(EdgeError::Auth)?;
+        let now = st.clock.now().0.div_euclid(1000);
+        sigv4::check_scope_and_time(&sig, &st.region, SIGNING_NAME, now)
+            .map_err(EdgeError::Auth)?;
+        let route = routes::resolve(&method, &path)?;
+        op = route.operation.name();
+        let query = routes::parse_query(raw_query.as_deref())?;
         let st = st.clone();
-        tokio::task::spawn_blocking(move || {
-            let account = st
+        let (account, out) = tokio::task::spawn_blocking(move || {
+            let signed = sigv4::Request {
+                method: &method,
+                raw_path: &path,
+                raw_query: raw_query.as_deref(),
+                headers: &headers,
+                body: &body,
+            };
+            let credential = st
                 .credentials
-                .account_for_key(&key_id)?
-                .ok_or(EdgeError::UnrecognizedClient)?;
+                .lookup(&sig.access_key_id)?
+                .filter(|c| c.enabled)
+                .ok_or(EdgeError::Auth(sigv4::SigError::UnrecognizedClient))?;
+            sigv4::verify(
+                &signed,
+                &sig,
+                &credential.secret.0,
+                sigv4::PathRules::AWS_SERVICE,
+            )
+            .map_err(EdgeError::Auth)?;
+            let account = credential.account;
+            // After authentication (the bucket is the account's) and before any work, so a
+            // throttled request has changed nothing and a retry is safe.
+            if !st.throttle.admit(&account) {
+                return Ok::<_, ApiError>((
+                    account.as_str().to_owned(),
+                    Err(EdgeError::Throttled.into()),
+                ));
+            }
             let ctx = Ctx {
                 service: &st.service,
                 account: &account,
                 region: &st.region,
                 pages: st.pages.as_ref(),
             };
-            handlers::dispatch(
+            let out = handlers::dispatch(
                 &ctx,
                 &Input {
                     route: &route,
                     query: &query,
                     body: &body,
                 },
-            )
+            );
+            Ok((account.as_str().to_owned(), out))
         })
         .await
-        .map_err(|e| ApiError::from(Error::Internal(format!("handler task failed: {e}"))))?
+        .map_err(|e| ApiError::from(Error::Internal(format!("handler task failed: {e}"))))??;
+        account_id = account;
+        out
     }
     .await;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -131,10 +192,10 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
             (e.status, body.to_string().into_bytes(), Some(e.code))
         }
     };
+    // Never the body, headers or signature: they can carry keys and secrets.
     tracing::info!(
         request_id,
-        %method,
-        path,
+        account = account_id,
         op,
         status = status.as_u16(),
         error = error_code.unwrap_or(""),

@@ -1,10 +1,11 @@
 //! Small adapters that plug implementations into the core's and the edge's ports: the system
 //! clock, access-key lookup over the store, and page tokens sealed with the master key.
 
-use sesame_api::CredentialLookup;
+use crate::bootstrap::ACCESS_KEY_PURPOSE;
 use sesame_api::handlers::PageTokens;
+use sesame_api::{Credential, CredentialLookup, Secret};
 use sesame_core::Error;
-use sesame_core::model::{AccountId, Timestamp};
+use sesame_core::model::Timestamp;
 use sesame_core::ports::{Clock, Store};
 use sesame_crypto::Sealer;
 use std::sync::Arc;
@@ -22,16 +23,34 @@ impl Clock for SystemClock {
     }
 }
 
-/// Access keys from the store.
-pub struct StoreCredentials(pub Arc<dyn Store>);
+/// Access keys from the store, secrets unsealed with the master key.
+pub struct StoreCredentials {
+    /// The store holding the keys.
+    pub store: Arc<dyn Store>,
+    /// Opens sealed secrets.
+    pub sealer: Sealer,
+}
 
 impl CredentialLookup for StoreCredentials {
-    fn account_for_key(&self, access_key_id: &str) -> Result<Option<AccountId>, Error> {
-        let key = self
-            .0
+    fn lookup(&self, access_key_id: &str) -> Result<Option<Credential>, Error> {
+        let Some(key) = self
+            .store
             .access_key(access_key_id)
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
-        Ok(key.filter(|k| k.enabled).map(|k| k.account))
+            .map_err(|e| Error::Unavailable(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let secret = self
+            .sealer
+            .open(ACCESS_KEY_PURPOSE, &key.sealed_secret)
+            .map_err(|e| Error::Internal(format!("access key {}: {e}", key.id)))?;
+        let secret = String::from_utf8(secret)
+            .map_err(|_| Error::Internal(format!("access key {}: secret is not UTF-8", key.id)))?;
+        Ok(Some(Credential {
+            account: key.account,
+            secret: Secret(secret),
+            enabled: key.enabled,
+        }))
     }
 }
 

@@ -57,6 +57,13 @@ pub struct ServeArgs {
     /// Most identities per account (SES's default quota is 10,000 per region).
     #[arg(long, env = "SESAME_MAX_IDENTITIES", default_value_t = 10_000)]
     pub max_identities: u64,
+    /// Sustained API requests per second per account (0: unlimited). SES allows 1/s; the
+    /// default leaves room for Terraform's bursts of reads.
+    #[arg(long, env = "SESAME_RATE_LIMIT", default_value_t = 100)]
+    pub rate_limit: u32,
+    /// Requests an account may burst above the sustained rate.
+    #[arg(long, env = "SESAME_RATE_BURST", default_value_t = 200)]
+    pub rate_burst: u32,
 }
 
 impl ServeArgs {

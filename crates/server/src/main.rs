@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use config::{Cli, Command, ServeArgs};
 use sesame_api::ApiState;
+use sesame_api::throttle::Throttle;
 use sesame_core::ports::{Clock, Store};
 use sesame_core::service::{Service, ServiceConfig};
 use sesame_crypto::{OpenSslVault, Sealer};
@@ -23,6 +24,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SESAME_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -75,7 +77,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let service = Arc::new(Service::new(
         store.clone(),
         Arc::new(OpenSslVault::new(sealer.clone())),
-        clock,
+        clock.clone(),
         ServiceConfig {
             max_identities: args.max_identities,
             dkim_zone: args.dkim_zone.trim_end_matches('.').to_ascii_lowercase(),
@@ -84,8 +86,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = Arc::new(ApiState {
         service,
         region: args.region.clone(),
-        credentials: Arc::new(StoreCredentials(store)),
+        credentials: Arc::new(StoreCredentials {
+            store,
+            sealer: sealer.clone(),
+        }),
         pages: Arc::new(SealedPageTokens(sealer)),
+        clock: clock.clone(),
+        throttle: Throttle::new(args.rate_limit, args.rate_burst),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
