@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """boto3 smoke test: the real `sesame` binary driven by real boto3.
 
-Usage: python3 tests/boto3/smoke.py [PATH_TO_SESAME]   (default target/debug/sesame)
+Usage: python3 tests/boto3/smoke.py [PATH_TO_SESAME]   (default <repo>/target/debug/sesame)
+Needs: boto3 (tests/boto3/requirements.txt) and the `openssl` command (for a BYODKIM key).
 
-Starts the server on a free port in a temporary data directory, runs the identity and DKIM
-operations through boto3's sesv2 client, and checks every answer. Exits non-zero on the first
-failure, printing the server's output. CI runs it with the latest boto3 from PyPI.
+Starts `sesame serve` on free ports in a temporary data directory, runs the identity, DKIM and
+tagging operations through boto3's sesv2 client, and checks every answer. Prints `ok  <check>`
+per check; on the first failure prints `FAIL <reason>` and the server's output and exits 1.
+CI (.ci/run) runs it with the latest boto3 from PyPI.
 """
 import base64
 import datetime
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -17,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 
 import boto3
 import botocore.config
@@ -24,54 +28,74 @@ import botocore.exceptions
 
 KEY_ID = "AKIASMOKETEST0000001"
 SECRET = "smoke-secret-key-000000000000000000000000"
+REGION = "us-east-1"
 TOKEN = re.compile(r"^[a-z2-7]{32}$")
+REPO = pathlib.Path(__file__).resolve().parent.parent.parent
+
+CHECKS = 0
+
+
+def ok(what):
+    global CHECKS
+    CHECKS += 1
+    print(f"ok  {what}", flush=True)
 
 
 class Server:
-    """The sesame process, with its output collected by a reader thread."""
+    """The sesame process; a reader thread collects its output so the pipe never fills up."""
 
     def __init__(self, binary, data_dir):
-        env = dict(os.environ, SESAME_ACCESS_KEY_ID=KEY_ID, SESAME_SECRET_ACCESS_KEY=SECRET)
-        env.pop("SESAME_MASTER_KEY", None)
+        # Inherited SESAME_* settings (a database URL, a master key, an outbox, rate limits)
+        # would make the run depend on the caller's shell; keep only the log filter.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("SESAME_") or k == "SESAME_LOG"}
+        env.update(SESAME_ACCESS_KEY_ID=KEY_ID, SESAME_SECRET_ACCESS_KEY=SECRET)
+        # stderr joins stdout: the start-up lines are on stdout, logs and errors on stderr, and
+        # one stream keeps their order when we print it after a failure.
         self.proc = subprocess.Popen(
-            [binary, "serve", "--data-dir", data_dir, "--api-addr", "127.0.0.1:0",
-             "--dns-addr", "127.0.0.1:0"],
+            [binary, "serve", "--data-dir", data_dir,
+             "--api-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, text=True,
+            env=env, text=True, errors="replace",
         )
         self.lines = []
-        self.ready = threading.Event()
         self.api = self.account = None
+        self.ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
-        if not self.ready.wait(30):
+        # `ready` is also set at end of output, so a server that dies early fails at once
+        # rather than after the full 30 s.
+        if not self.ready.wait(30) or self.api is None:
             self.stop()
-            raise SystemExit("sesame did not print 'listening api=' within 30 s:\n" + self.output())
+            raise SystemExit("FAIL sesame did not print 'listening api=' within 30 s "
+                             f"(exit status {self.proc.poll()}); its output:\n{self.output()}")
 
     def _read(self):
         for line in self.proc.stdout:
             self.lines.append(line)
+            # The account id has no API of its own; `serve` prints `default account=<id>`
+            # before it listens, and tag ARNs need it.
             m = re.search(r"account=(\d{12})", line)
-            if m:
+            if m and self.account is None:
                 self.account = m.group(1)
             m = re.search(r"listening api=(\S+)", line)
-            if m:
+            if m and self.api is None:
                 self.api = m.group(1)
                 self.ready.set()
+        self.ready.set()
 
     def output(self):
         return "".join(self.lines)
 
     def stop(self):
+        """SIGTERM, up to 10 s for a graceful exit, then SIGKILL. Returns the exit status."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-
-
-def ok(what):
-    print(f"ok  {what}")
+                self.proc.wait()
+        return self.proc.returncode
 
 
 def expect_error(call, code, status, what):
@@ -83,26 +107,49 @@ def expect_error(call, code, status, what):
         assert got == (code, status), f"{what}: expected {(code, status)}, got {got}: {e}"
         ok(f"{what} -> {code} {status}")
         return e
-    raise AssertionError(f"{what}: expected {code}, the call succeeded")
+    raise AssertionError(f"{what}: expected {code} {status}, but the call succeeded")
 
 
 def rsa_key_b64(bits):
-    """A fresh RSA key as SES wants it: base64 DER body, no PEM lines."""
-    pem = subprocess.run(["openssl", "genrsa", str(bits)], check=True, capture_output=True).stdout
-    der = subprocess.run(["openssl", "rsa", "-outform", "DER"], input=pem, check=True,
-                         capture_output=True).stdout
+    """A fresh RSA key as SES takes it (base64 of the DER, no PEM lines), and its PEM form."""
+    pem = subprocess.run(["openssl", "genrsa", str(bits)],
+                         check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "rsa", "-outform", "DER"],
+                         input=pem, check=True, capture_output=True).stdout
     return base64.b64encode(der).decode(), pem.decode()
+
+
+def list_all(ses):
+    """Every identity name, one page of one item at a time; checks the shape of each page."""
+    names, token = [], None
+    for pages in range(1, 11):  # a server that never stops paging must not hang the test
+        kwargs = {"PageSize": 1}
+        if token:
+            kwargs["NextToken"] = token
+        page = ses.list_email_identities(**kwargs)
+        items = page["EmailIdentities"]
+        assert len(items) <= 1, f"PageSize=1 returned {len(items)} items: {page}"
+        names += [i["IdentityName"] for i in items]
+        token = page.get("NextToken")
+        if not token:
+            return names, pages
+    raise AssertionError(f"list_email_identities still paging after 10 pages: {names}")
 
 
 def run(ses, account):
     domain = "smoke.example.com"
+    address = "Smoke.User+tag@example.com"
+
+    # --- Easy DKIM domain ---
     out = ses.create_email_identity(EmailIdentity=domain, Tags=[{"Key": "env", "Value": "ci"}])
+    assert out["IdentityType"] == "DOMAIN", out
+    assert out["VerifiedForSendingStatus"] is False, out
     dkim = out["DkimAttributes"]
-    assert out["IdentityType"] == "DOMAIN" and out["VerifiedForSendingStatus"] is False, out
     assert dkim["Status"] == "PENDING", dkim
     assert dkim["SigningAttributesOrigin"] == "AWS_SES", dkim
     assert dkim["NextSigningKeyLength"] == "RSA_2048_BIT", dkim
     assert dkim["CurrentSigningKeyLength"] == "RSA_2048_BIT", dkim
+    # boto3 only yields a datetime if the server sent a timestamp it could parse.
     assert isinstance(dkim["LastKeyGenerationTimestamp"], datetime.datetime), dkim
     tokens = dkim["Tokens"]
     assert len(tokens) == 3 and all(TOKEN.match(t) for t in tokens), tokens
@@ -111,18 +158,24 @@ def run(ses, account):
     got = ses.get_email_identity(EmailIdentity=domain)
     assert got["DkimAttributes"]["Tokens"] == tokens, got
     assert {"Key": "env", "Value": "ci"} in got["Tags"], got
-    assert got["FeedbackForwardingStatus"] is True and got["VerificationStatus"] == "PENDING", got
-    ok("get domain: same tokens, tags, feedback on, PENDING")
+    assert got["FeedbackForwardingStatus"] is True, got
+    assert got["VerificationStatus"] == "PENDING", got
+    ok("get domain: same tokens, env=ci tag, feedback forwarding on, PENDING")
 
-    address = "Smoke.User+tag@example.com"
+    # --- address identity: '+' must survive the URI label, case must be preserved ---
     out = ses.create_email_identity(EmailIdentity=address)
-    assert out["IdentityType"] == "EMAIL_ADDRESS" and "DkimAttributes" not in out, out
-    assert ses.get_email_identity(EmailIdentity=address)["IdentityType"] == "EMAIL_ADDRESS"
-    ok("create and get an address identity with '+' and capitals")
-    e = expect_error(lambda: ses.get_email_identity(EmailIdentity="smoke.user+tag@example.com"),
-                     "NotFoundException", 404, "addresses are case-sensitive")
-    assert isinstance(e, ses.exceptions.NotFoundException)
+    assert out["IdentityType"] == "EMAIL_ADDRESS", out
+    assert "DkimAttributes" not in out, out
+    ok("create address identity: EMAIL_ADDRESS, no DkimAttributes")
+    got = ses.get_email_identity(EmailIdentity=address)
+    assert got["IdentityType"] == "EMAIL_ADDRESS", got
+    ok("get address identity by its exact name")
+    e = expect_error(lambda: ses.get_email_identity(EmailIdentity=address.lower()),
+                     "NotFoundException", 404, "get address in lower case")
+    assert isinstance(e, ses.exceptions.NotFoundException), type(e)
+    ok("the error is boto3's modeled NotFoundException")
 
+    # --- BYODKIM ---
     key, pem = rsa_key_b64(1024)
     out = ses.put_email_identity_dkim_signing_attributes(
         EmailIdentity=domain, SigningAttributesOrigin="EXTERNAL",
@@ -130,84 +183,135 @@ def run(ses, account):
     assert out["DkimStatus"] == "PENDING", out
     before = ses.get_email_identity(EmailIdentity=domain)
     assert before["DkimAttributes"]["SigningAttributesOrigin"] == "EXTERNAL", before
-    ok("switch to BYODKIM with a 1024-bit key")
-    for bad, what in [("notakey", "garbage key"), (pem, "PEM with headers")]:
+    ok("switch the domain to BYODKIM with a 1024-bit key")
+    for bad, what in [("notakey", "BYODKIM with a garbage key"),
+                      (pem, "BYODKIM with a PEM key (headers included)")]:
         expect_error(lambda: ses.put_email_identity_dkim_signing_attributes(
             EmailIdentity=domain, SigningAttributesOrigin="EXTERNAL",
-            SigningAttributes={"DomainSigningSelector": "smoke2", "DomainSigningPrivateKey": bad}),
+            SigningAttributes={"DomainSigningSelector": "smoke2",
+                               "DomainSigningPrivateKey": bad}),
             "BadRequestException", 400, what)
     after = ses.get_email_identity(EmailIdentity=domain)
     assert after["DkimAttributes"] == before["DkimAttributes"], (before, after)
     ok("refused keys changed nothing")
 
-    names, token, pages = [], None, 0
-    while True:
-        kwargs = {"PageSize": 1}
-        if token:
-            kwargs["NextToken"] = token
-        page = ses.list_email_identities(**kwargs)
-        pages += 1
-        names += [i["IdentityName"] for i in page["EmailIdentities"]]
-        token = page.get("NextToken")
-        if not token:
-            break
-    assert sorted(names) == sorted([domain, address]) and len(names) == 2, names
-    ok(f"list with PageSize=1 over {pages} pages: each identity once")
-    first = ses.list_email_identities(PageSize=1)["NextToken"]
-    tampered = first[:-3] + ("A" if first[-3] != "A" else "B") + first[-2:]
+    # --- pagination ---
+    first = ses.list_email_identities(PageSize=1)
+    assert len(first["EmailIdentities"]) == 1 and first.get("NextToken"), first
+    ok("list with PageSize=1: one item and a NextToken")
+    names, pages = list_all(ses)
+    assert sorted(names) == sorted([domain, address]), names
+    ok(f"following NextToken over {pages} pages yields each identity exactly once")
+    # Flip a character in the middle: any base64 flavour decodes it to different bytes
+    # (the last character may only carry padding bits).
+    token = first["NextToken"]
+    mid = len(token) // 2
+    tampered = token[:mid] + ("A" if token[mid] != "A" else "B") + token[mid + 1:]
     expect_error(lambda: ses.list_email_identities(NextToken=tampered),
-                 "BadRequestException", 400, "tampered NextToken")
+                 "BadRequestException", 400, "list with a tampered NextToken")
 
+    # --- duplicates and unknowns ---
     expect_error(lambda: ses.create_email_identity(EmailIdentity=domain),
-                 "AlreadyExistsException", 400, "duplicate create")
+                 "AlreadyExistsException", 400, "create a duplicate")
     expect_error(lambda: ses.delete_email_identity(EmailIdentity="nope.example.com"),
-                 "NotFoundException", 404, "delete unknown")
+                 "NotFoundException", 404, "delete an unknown identity")
 
-    arn = f"arn:aws:ses:us-east-1:{account}:identity/{domain}"
+    # --- tags ---
+    assert account, "the server printed no `account=<12 digits>` line before listening"
+    arn = f"arn:aws:ses:{REGION}:{account}:identity/{domain}"
     ses.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "mail"}])
     tags = ses.list_tags_for_resource(ResourceArn=arn)["Tags"]
-    assert sorted(t["Key"] for t in tags) == ["env", "team"], tags
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("env", "ci"), ("team", "mail")], tags
+    ok("tag_resource adds team=mail beside env=ci")
     ses.untag_resource(ResourceArn=arn, TagKeys=["env"])
-    assert ses.list_tags_for_resource(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "mail"}]
-    ok("tag, list and untag an identity ARN")
+    tags = ses.list_tags_for_resource(ResourceArn=arn)["Tags"]
+    assert tags == [{"Key": "team", "Value": "mail"}], tags
+    ok("untag_resource removes env")
 
+    # --- attribute updates ---
     ses.put_email_identity_feedback_attributes(EmailIdentity=domain, EmailForwardingEnabled=False)
-    ses.put_email_identity_dkim_attributes(EmailIdentity=domain, SigningEnabled=False)
     got = ses.get_email_identity(EmailIdentity=domain)
     assert got["FeedbackForwardingStatus"] is False, got
+    ok("feedback forwarding off")
+    ses.put_email_identity_dkim_attributes(EmailIdentity=domain, SigningEnabled=False)
+    got = ses.get_email_identity(EmailIdentity=domain)
     assert got["DkimAttributes"]["SigningEnabled"] is False, got
-    assert got["DkimAttributes"]["Status"] == "PENDING", got
-    ok("feedback and DKIM signing flags")
+    ok("DKIM signing off")
 
-    e = expect_error(lambda: ses.get_account(), "UnsupportedOperationException", 501,
-                     "unsupported operation")
-    assert "GetAccount" in e.response["Error"]["Message"], e.response
+    # --- an operation Sesame does not implement ---
+    # Lenient on the code: what matters is that boto3 parses the answer as an AWS error (a
+    # ClientError, not a parse failure), that it names the operation, and that it is a 501,
+    # which SDKs do not retry.
+    try:
+        ses.get_account()
+        raise AssertionError("get_account succeeded; expected an unsupported-operation error")
+    except botocore.exceptions.ClientError as e:
+        status = e.response["ResponseMetadata"]["HTTPStatusCode"]
+        message = e.response["Error"].get("Message", "")
+        assert status == 501, f"get_account: expected HTTP 501, got {status}: {e.response}"
+        assert "GetAccount" in message, f"get_account: message does not name it: {e.response}"
+        ok(f"unsupported GetAccount -> {e.response['Error']['Code']} 501")
 
+    # --- authentication: each failure is the AWS 403 code, and none creates anything ---
+    endpoint = ses.meta.endpoint_url
+    def client(**kwargs):
+        return boto3.client("sesv2", endpoint_url=endpoint, region_name="us-east-1",
+                            config=botocore.config.Config(retries={"max_attempts": 1}, **kwargs.pop("cfg", {})),
+                            **kwargs)
+    bad = [
+        ("wrong secret", client(aws_access_key_id=KEY_ID, aws_secret_access_key="wrong"),
+         "InvalidSignatureException"),
+        ("unknown key", client(aws_access_key_id="AKIANOSUCHKEY0000000", aws_secret_access_key=SECRET),
+         "UnrecognizedClientException"),
+        ("unsigned", client(cfg={"signature_version": botocore.UNSIGNED}),
+         "MissingAuthenticationTokenException"),
+    ]
+    for what, c, code in bad:
+        expect_error(lambda: c.create_email_identity(EmailIdentity="denied.example.com"), code, 403, what)
+    expect_error(lambda: ses.get_email_identity(EmailIdentity="denied.example.com"),
+                 "NotFoundException", 404, "refused requests created nothing")
+
+    # --- clean up ---
     for name in (domain, address):
         ses.delete_email_identity(EmailIdentity=name)
         expect_error(lambda: ses.get_email_identity(EmailIdentity=name),
-                     "NotFoundException", 404, f"get after delete of {name}")
+                     "NotFoundException", 404, f"get {name} after delete")
+    assert ses.list_email_identities()["EmailIdentities"] == [], "identities left after delete"
+    ok("nothing listed after deleting both")
 
 
 def main():
-    binary = sys.argv[1] if len(sys.argv) > 1 else "target/debug/sesame"
-    print(f"boto3 {boto3.__version__}, binary {binary}")
-    with tempfile.TemporaryDirectory() as data_dir:
+    binary = sys.argv[1] if len(sys.argv) > 1 else str(REPO / "target" / "debug" / "sesame")
+    if not os.access(binary, os.X_OK):
+        raise SystemExit(f"FAIL no executable sesame at {binary} (build it, or pass its path)")
+    print(f"boto3 {boto3.__version__}, botocore {botocore.__version__}, binary {binary}")
+    with tempfile.TemporaryDirectory(prefix="sesame-smoke-") as data_dir:
         server = Server(binary, data_dir)
+        ok(f"server listening on {server.api}, account {server.account}")
+        started = time.monotonic()
         try:
             ses = boto3.client(
-                "sesv2", endpoint_url=f"http://{server.api}", region_name="us-east-1",
+                "sesv2", endpoint_url=f"http://{server.api}", region_name=REGION,
                 aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
                 config=botocore.config.Config(retries={"max_attempts": 2, "mode": "standard"}),
             )
-            started = time.monotonic()
             run(ses, server.account)
-            print(f"boto3 smoke test passed in {time.monotonic() - started:.1f} s")
-        except BaseException:
-            print("---- sesame output ----\n" + server.output(), file=sys.stderr)
-            raise
-        finally:
+            # SIGTERM is documented as a graceful shutdown, so it should end with status 0.
+            status = server.stop()
+            assert status == 0, f"sesame exited with status {status} after SIGTERM"
+            ok("server shut down cleanly on SIGTERM")
+        except Exception as e:  # noqa: BLE001 - any failure ends the run the same way
             server.stop()
+            traceback.print_exc()
+            print(f"---- sesame output ----\n{server.output()}---- end of sesame output ----",
+                  file=sys.stderr)
+            reason = str(e) if isinstance(e, AssertionError) else f"{type(e).__name__}: {e}"
+            print(f"FAIL {reason}  (after {CHECKS} passing checks)", file=sys.stderr)
+            sys.exit(1)
+        finally:
+            # Also on Ctrl-C: never leave a server behind. A no-op if it already exited.
+            server.stop()
+    print(f"boto3 smoke test passed: {CHECKS} checks in {time.monotonic() - started:.1f} s")
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ pub fn default_account(
     })
 }
 
-fn new_key(
+pub fn new_key(
     account: &AccountId,
     id: String,
     secret: &str,

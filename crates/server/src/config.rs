@@ -18,6 +18,63 @@ pub struct Cli {
 pub enum Command {
     /// Run the API (and, later, the DNS responder and verifier) until SIGTERM or SIGINT.
     Serve(ServeArgs),
+    /// Manage accounts (tenants). Works while a server runs on the same data.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Manage access keys. Works while a server runs on the same data.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCommand {
+    /// Create an account with a first access key; prints {"AccountId","AccessKeyId","SecretAccessKey"}.
+    Create {
+        /// A unique name: 1 to 64 letters, digits, '.', '_' or '-'.
+        name: String,
+    },
+    /// List accounts as JSON.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Create another access key for an account (by name or id); prints it as JSON.
+    Create {
+        /// The account's name or id.
+        account: String,
+    },
+    /// Disable an access key: requests signed with it fail from now on.
+    Disable {
+        /// The access key id.
+        access_key_id: String,
+    },
+    /// List access keys (never their secrets) as JSON.
+    List,
+}
+
+/// Where the data lives; shared by `serve` and the management commands.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Directory for the SQLite database, the master key and generated credentials.
+    #[arg(
+        long,
+        env = "SESAME_DATA_DIR",
+        default_value = "./sesame-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Database URL; default: the SQLite file `<data-dir>/sesame.db`.
+    #[arg(long, env = "SESAME_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
 }
 
 /// The default zone for Easy DKIM public keys. `.internal` is reserved for private use
@@ -27,9 +84,8 @@ pub const DEFAULT_DKIM_ZONE: &str = "dkim.sesame.internal";
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Directory for the SQLite database, the master key and generated credentials.
-    #[arg(long, env = "SESAME_DATA_DIR", default_value = "./sesame-data")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Address of the SESv2 HTTP API (port 0 picks a free port).
     #[arg(long, env = "SESAME_API_ADDR", default_value = "127.0.0.1:8325")]
     pub api_addr: SocketAddr,
@@ -51,9 +107,6 @@ pub struct ServeArgs {
     /// The AWS region this endpoint serves (used in ARNs and, later, SigV4 scopes).
     #[arg(long, env = "SESAME_REGION", default_value = "us-east-1")]
     pub region: String,
-    /// Database URL; default: the SQLite file `<data-dir>/sesame.db`.
-    #[arg(long, env = "SESAME_DATABASE_URL")]
-    pub database_url: Option<String>,
     /// Most identities per account (SES's default quota is 10,000 per region).
     #[arg(long, env = "SESAME_MAX_IDENTITIES", default_value_t = 10_000)]
     pub max_identities: u64,
@@ -71,6 +124,6 @@ impl ServeArgs {
     pub fn outbox_dir(&self) -> PathBuf {
         self.outbox
             .clone()
-            .unwrap_or_else(|| self.data_dir.join("outbox"))
+            .unwrap_or_else(|| self.store.data_dir.join("outbox"))
     }
 }

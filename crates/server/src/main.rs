@@ -4,12 +4,13 @@
 
 mod adapters;
 mod bootstrap;
+mod cli;
 mod config;
 
 use adapters::{SealedPageTokens, StoreCredentials, SystemClock};
 use anyhow::{Context, bail};
 use clap::Parser;
-use config::{Cli, Command, ServeArgs};
+use config::{Cli, Command, ServeArgs, StoreArgs};
 use sesame_api::ApiState;
 use sesame_api::throttle::Throttle;
 use sesame_core::ports::{Clock, Store};
@@ -32,11 +33,19 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Account { command, store } => {
+            let opened = open(&store)?;
+            cli::account(command, &opened, &SystemClock)
+        }
+        Command::Key { command, store } => {
+            let opened = open(&store)?;
+            cli::key(command, &opened, &SystemClock)
+        }
     }
 }
 
 /// The SQLite file named by `--database-url`, or the default one in the data dir.
-fn sqlite_path(args: &ServeArgs) -> anyhow::Result<PathBuf> {
+fn sqlite_path(args: &StoreArgs) -> anyhow::Result<PathBuf> {
     match args.database_url.as_deref() {
         None => Ok(args.data_dir.join("sesame.db")),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -50,6 +59,25 @@ fn sqlite_path(args: &ServeArgs) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// The data dir, the master key's sealer and the store, as `serve` and the CLI share them.
+pub struct Opened {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Seals and opens secrets under the master key.
+    pub sealer: Sealer,
+    /// The database file.
+    pub db: PathBuf,
+}
+
+fn open(args: &StoreArgs) -> anyhow::Result<Opened> {
+    bootstrap::data_dir(&args.data_dir)?;
+    let sealer = Sealer::new(bootstrap::master_key(&args.data_dir)?);
+    let db = sqlite_path(args)?;
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
+    Ok(Opened { store, sealer, db })
+}
+
 /// Prints one start-up line on stdout, where the test harness and scripts look for it.
 #[allow(clippy::print_stdout)]
 fn announce(line: &str) {
@@ -58,15 +86,16 @@ fn announce(line: &str) {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    bootstrap::data_dir(&args.data_dir)?;
-    let sealer = Sealer::new(bootstrap::master_key(&args.data_dir)?);
+    let Opened { store, sealer, db } = open(&args.store)?;
     let outbox = args.outbox_dir();
     bootstrap::data_dir(&outbox)?;
-    let db = sqlite_path(&args)?;
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let boot = bootstrap::default_account(store.as_ref(), &sealer, clock.as_ref(), &args.data_dir)?;
+    let boot = bootstrap::default_account(
+        store.as_ref(),
+        &sealer,
+        clock.as_ref(),
+        &args.store.data_dir,
+    )?;
     announce(&format!("default account={}", boot.account.as_str()));
     if let Some(path) = &boot.credentials_file {
         announce(&format!(

@@ -1,0 +1,129 @@
+//! The management commands: `sesame account create|list` and `sesame key create|disable|list`.
+//! They open the same store as a running server (SQLite allows it, and the server reads keys
+//! from the store on every request), so changes take effect at once. Output is JSON on stdout.
+
+use crate::Opened;
+use crate::bootstrap::new_key;
+use crate::config::{AccountCommand, KeyCommand};
+use anyhow::{Context, bail};
+use serde_json::json;
+use sesame_core::model::AccountId;
+use sesame_core::ports::{Account, Clock, Store};
+use sesame_crypto::random;
+
+/// Prints one JSON document; the commands' output is meant for scripts.
+#[allow(clippy::print_stdout)]
+fn emit(value: serde_json::Value) {
+    println!("{value}");
+}
+
+fn valid_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if !ok {
+        bail!("an account name has 1 to 64 letters, digits, '.', '_' or '-'; got {name:?}");
+    }
+    Ok(())
+}
+
+/// An account by name, or by id.
+fn find_account(store: &dyn Store, name_or_id: &str) -> anyhow::Result<Account> {
+    if let Some(a) = store.account_by_name(name_or_id)? {
+        return Ok(a);
+    }
+    store
+        .list_accounts()?
+        .into_iter()
+        .find(|a| a.id.as_str() == name_or_id)
+        .with_context(|| format!("no account named or numbered {name_or_id:?}"))
+}
+
+/// Makes and stores a fresh access key, returning its id and secret.
+fn issue_key(
+    opened: &Opened,
+    account: &AccountId,
+    clock: &dyn Clock,
+) -> anyhow::Result<(String, String)> {
+    let id = random::access_key_id()?;
+    let secret = random::secret_access_key()?;
+    let key = new_key(account, id.clone(), &secret, &opened.sealer, clock.now())?;
+    opened.store.put_access_key(&key)?;
+    Ok((id, secret))
+}
+
+pub fn account(cmd: AccountCommand, opened: &Opened, clock: &dyn Clock) -> anyhow::Result<()> {
+    let store = opened.store.as_ref();
+    match cmd {
+        AccountCommand::Create { name } => {
+            valid_name(&name)?;
+            if store.account_by_name(&name)?.is_some() {
+                bail!("an account named {name:?} already exists");
+            }
+            let account = Account {
+                id: AccountId::parse(&random::account_id()?)?,
+                name,
+                created_at: clock.now(),
+            };
+            store.insert_account(&account)?;
+            let (id, secret) = issue_key(opened, &account.id, clock)?;
+            emit(json!({
+                "AccountId": account.id.as_str(),
+                "AccessKeyId": id,
+                "SecretAccessKey": secret,
+            }));
+        }
+        AccountCommand::List => {
+            let accounts: Vec<_> = store
+                .list_accounts()?
+                .into_iter()
+                .map(|a| json!({"AccountId": a.id.as_str(), "Name": a.name, "CreatedAt": a.created_at.0 / 1000}))
+                .collect();
+            emit(json!(accounts));
+        }
+    }
+    Ok(())
+}
+
+pub fn key(cmd: KeyCommand, opened: &Opened, clock: &dyn Clock) -> anyhow::Result<()> {
+    let store = opened.store.as_ref();
+    match cmd {
+        KeyCommand::Create { account } => {
+            let account = find_account(store, &account)?;
+            let (id, secret) = issue_key(opened, &account.id, clock)?;
+            emit(json!({
+                "AccountId": account.id.as_str(),
+                "AccessKeyId": id,
+                "SecretAccessKey": secret,
+            }));
+        }
+        KeyCommand::Disable { access_key_id } => {
+            let mut key = store
+                .access_key(&access_key_id)?
+                .with_context(|| format!("no access key {access_key_id}"))?;
+            key.enabled = false;
+            store.put_access_key(&key)?;
+            emit(
+                json!({"AccessKeyId": key.id, "AccountId": key.account.as_str(), "Enabled": false}),
+            );
+        }
+        KeyCommand::List => {
+            let mut keys = Vec::new();
+            for account in store.list_accounts()? {
+                for k in store.access_keys_of(&account.id)? {
+                    keys.push(json!({
+                        "AccessKeyId": k.id,
+                        "AccountId": k.account.as_str(),
+                        "AccountName": account.name,
+                        "Enabled": k.enabled,
+                        "CreatedAt": k.created_at.0 / 1000,
+                    }));
+                }
+            }
+            emit(json!(keys));
+        }
+    }
+    Ok(())
+}
