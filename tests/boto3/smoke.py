@@ -11,6 +11,7 @@ CI (.ci/run) runs it with the latest boto3 from PyPI.
 """
 import base64
 import datetime
+import json
 import os
 import pathlib
 import re
@@ -23,6 +24,7 @@ import time
 import traceback
 
 import boto3
+import botocore.auth
 import botocore.config
 import botocore.exceptions
 
@@ -136,7 +138,7 @@ def list_all(ses):
     raise AssertionError(f"list_email_identities still paging after 10 pages: {names}")
 
 
-def run(ses, account):
+def run(ses, account, binary, data_dir):
     domain = "smoke.example.com"
     address = "Smoke.User+tag@example.com"
 
@@ -258,6 +260,7 @@ def run(ses, account):
         return boto3.client("sesv2", endpoint_url=endpoint, region_name="us-east-1",
                             config=botocore.config.Config(retries={"max_attempts": 1}, **kwargs.pop("cfg", {})),
                             **kwargs)
+    ses_once = client(aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
     bad = [
         ("wrong secret", client(aws_access_key_id=KEY_ID, aws_secret_access_key="wrong"),
          "InvalidSignatureException"),
@@ -266,8 +269,30 @@ def run(ses, account):
         ("unsigned", client(cfg={"signature_version": botocore.UNSIGNED}),
          "MissingAuthenticationTokenException"),
     ]
+    # A key made and then disabled with the CLI while the server runs.
+    made = subprocess.run([binary, "key", "create", "default", "--data-dir", data_dir],
+                          check=True, capture_output=True, text=True).stdout
+    made = json.loads(made)
+    fresh = client(aws_access_key_id=made["AccessKeyId"], aws_secret_access_key=made["SecretAccessKey"])
+    fresh.list_email_identities()
+    ok("a key made with `sesame key create` works at once")
+    subprocess.run([binary, "key", "disable", made["AccessKeyId"], "--data-dir", data_dir],
+                   check=True, capture_output=True)
+    bad.append(("disabled key", fresh, "UnrecognizedClientException"))
     for what, c, code in bad:
         expect_error(lambda: c.create_email_identity(EmailIdentity="denied.example.com"), code, 403, what)
+    # Requests signed 20 minutes in the past and in the future: botocore reads the time
+    # through botocore.auth.get_current_datetime, so shifting that shifts the signature.
+    real_now = botocore.auth.get_current_datetime
+    for shift, what in [(-20, "20 minutes old"), (20, "20 minutes ahead")]:
+        botocore.auth.get_current_datetime = (
+            lambda remove_tzinfo=True, s=shift: real_now(remove_tzinfo) + datetime.timedelta(minutes=s))
+        try:
+            e = expect_error(lambda: ses_once.create_email_identity(EmailIdentity="denied.example.com"),
+                             "InvalidSignatureException", 403, what)
+            assert "Signature" in e.response["Error"]["Message"], e.response
+        finally:
+            botocore.auth.get_current_datetime = real_now
     expect_error(lambda: ses.get_email_identity(EmailIdentity="denied.example.com"),
                  "NotFoundException", 404, "refused requests created nothing")
 
@@ -295,7 +320,7 @@ def main():
                 aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
                 config=botocore.config.Config(retries={"max_attempts": 2, "mode": "standard"}),
             )
-            run(ses, server.account)
+            run(ses, server.account, binary, data_dir)
             # SIGTERM is documented as a graceful shutdown, so it should end with status 0.
             status = server.stop()
             assert status == 0, f"sesame exited with status {status} after SIGTERM"
