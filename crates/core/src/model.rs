@@ -487,6 +487,53 @@ impl Dkim {
     }
 }
 
+/// The model's `VerificationError` values that a DNS check can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VerificationError {
+    /// `HOST_NOT_FOUND`: a name does not exist (NXDOMAIN).
+    HostNotFound,
+    /// `TYPE_NOT_FOUND`: the name exists but has no record of the expected type.
+    TypeNotFound,
+    /// `INVALID_VALUE`: a record exists with the wrong value.
+    InvalidValue,
+    /// `DNS_SERVER_ERROR`: the resolver failed (SERVFAIL, REFUSED, timeout).
+    DnsServerError,
+    /// `SERVICE_ERROR`: Sesame itself failed to check.
+    ServiceError,
+}
+
+/// The zone's SOA as seen during a check (`SOARecord`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoaRecord {
+    /// `PrimaryNameServer` (MNAME).
+    pub primary_name_server: String,
+    /// `AdminEmail` (RNAME).
+    pub admin_email: String,
+    /// `SerialNumber`.
+    pub serial: u64,
+}
+
+/// What the DNS verifier knows and plans for one identity.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Verification {
+    /// When the records were last looked at.
+    pub last_checked: Option<Timestamp>,
+    /// When they were last all found and right.
+    pub last_success: Option<Timestamp>,
+    /// What was wrong at the last check, if anything.
+    pub error: Option<VerificationError>,
+    /// The customer zone's SOA, when known.
+    pub soa: Option<SoaRecord>,
+    /// Start of the 72-hour window: when the set-up was (re)configured.
+    pub pending_since: Option<Timestamp>,
+    /// After SUCCESS: when the records were first found missing (start of the grace period).
+    pub failing_since: Option<Timestamp>,
+    /// When the next check is due; `None` when nobody looks any more (FAILED).
+    pub next_check_at: Option<Timestamp>,
+    /// Checks in a row that did not succeed (drives the backoff).
+    pub attempts: u32,
+}
+
 /// An email identity of one account, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -508,6 +555,8 @@ pub struct Identity {
     pub verification_status: DkimStatus,
     /// Tags in insertion order.
     pub tags: Vec<Tag>,
+    /// The DNS verifier's record for this identity (domains only; default for addresses).
+    pub verification: Verification,
 }
 
 impl Identity {

@@ -77,6 +77,20 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<IdentitySummary>, StoreError>;
 
+    /// Atomically picks up to `limit` identities whose `next_check_at` is due and that no live
+    /// lease holds, leases them until `lease_until`, and returns them. Two callers never get
+    /// the same identity while the lease lasts; any write of the identity ends the lease.
+    fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Identity>, StoreError>;
+    /// Every Easy DKIM public key currently published: `(token, DER SubjectPublicKeyInfo)`.
+    fn published_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// A number that changes whenever the published keys may have changed (cheap to poll).
+    fn key_generation(&self) -> Result<u64, StoreError>;
+
     /// Creates an account (`AlreadyExists` if the name or id is taken).
     fn insert_account(&self, account: &Account) -> Result<(), StoreError>;
     /// Finds an account by its name.

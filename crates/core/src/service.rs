@@ -2,11 +2,11 @@
 //! everything first, does slow work (key generation) outside any transaction, and then makes
 //! exactly one store call that either applies the whole change or nothing.
 
-use crate::dkim::{self, KeyLengthHistory};
+use crate::dkim::{self, ExpectedRecord, KeyLengthHistory, Observation, VerifyPolicy};
 use crate::error::{Error, StoreError};
 use crate::model::{
     AccountId, Dkim, DkimKey, DkimOrigin, DkimStatus, Identity, IdentityFilter, IdentityName,
-    IdentitySummary, KeyLength, Selector, Tag, merge_tags,
+    IdentitySummary, KeyLength, Selector, Tag, Timestamp, Verification, merge_tags,
 };
 use crate::ports::{Clock, KeyVault, NewKey, PrivateKeyInput, Store};
 use std::sync::Arc;
@@ -18,6 +18,20 @@ pub struct ServiceConfig {
     pub max_identities: u64,
     /// The zone under which Easy DKIM public keys are published (`SigningHostedZone`).
     pub dkim_zone: String,
+    /// The DNS verifier's timing rules.
+    pub verify: VerifyPolicy,
+}
+
+/// How long a claimed verification may take before another node may claim it again.
+pub const CHECK_LEASE_MS: i64 = 60_000;
+
+/// An identity whose DNS records are due for a check, with the records to look for.
+#[derive(Debug, Clone)]
+pub struct DueCheck {
+    /// The identity as claimed (its version guards the result's write).
+    pub identity: Identity,
+    /// The records to look up.
+    pub records: Vec<ExpectedRecord>,
 }
 
 /// How a domain's DKIM should be set up.
@@ -145,13 +159,14 @@ impl Service {
             return Err(store_err(StoreError::AlreadyExists, &name));
         }
         let now = self.clock.now();
-        let (dkim, verification_status) = match &name {
-            IdentityName::Email(_) => (None, DkimStatus::Pending),
+        let (dkim, verification_status, verification) = match &name {
+            IdentityName::Email(_) => (None, DkimStatus::Pending, Verification::default()),
             IdentityName::Domain(_) => {
                 let setup = req.dkim.unwrap_or(DkimSetup::Easy { length: None });
                 let dkim = self.configure_dkim(setup, None)?;
                 let status = dkim.status;
-                (Some(dkim), status)
+                // Checked right after configuration, then on the backoff schedule.
+                (Some(dkim), status, dkim::restart(&Verification::default(), now))
             }
         };
         let identity = Identity {
@@ -164,6 +179,7 @@ impl Service {
             signing_override: None,
             verification_status,
             tags,
+            verification,
         };
         self.store
             .insert_identity(&identity, self.config.max_identities)
@@ -273,13 +289,15 @@ impl Service {
             ));
         }
         let current = self.load(account, name)?.ok_or_else(|| not_found(name))?;
+        let now = self.clock.now();
         let saved = self.save_modified(current, |id| {
             let previous = id.dkim.take();
             let next = self.configure_dkim(setup, previous.as_ref())?;
-            let is_easy = |o: &DkimOrigin| matches!(o, DkimOrigin::Easy { .. });
-            if previous.as_ref().map(|p| is_easy(&p.origin)) != Some(is_easy(&next.origin)) {
-                // Switching method restarts verification of the domain (SES developer guide).
+            if previous.as_ref() != Some(&next) {
+                // New keys or a new method: verification starts over (SES developer guide),
+                // and a domain is verified exactly when its DKIM is.
                 id.verification_status = next.status;
+                id.verification = dkim::restart(&id.verification, now);
             }
             id.dkim = Some(next);
             Ok(())
@@ -344,6 +362,71 @@ impl Service {
             .load(account, name)?
             .ok_or_else(|| not_found(name))?
             .tags)
+    }
+
+    /// The DNS records an identity needs (for `sesame dns-records`); empty for addresses.
+    pub fn expected_records(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+    ) -> Result<Vec<ExpectedRecord>, Error> {
+        let identity = self.load(account, name)?.ok_or_else(|| not_found(name))?;
+        Ok(self.records_of(&identity))
+    }
+
+    fn records_of(&self, identity: &Identity) -> Vec<ExpectedRecord> {
+        match (&identity.name, &identity.dkim) {
+            (IdentityName::Domain(d), Some(dkim)) => {
+                dkim::expected_records(d, dkim, &self.config.dkim_zone)
+            }
+            _ => vec![],
+        }
+    }
+
+    /// Claims up to `limit` identities whose check is due, leasing them so no other node (or
+    /// loop) checks them at the same time.
+    pub fn claim_due_checks(&self, limit: usize) -> Result<Vec<DueCheck>, Error> {
+        let now = self.clock.now();
+        let claimed = self
+            .store
+            .claim_due(now, Timestamp(now.0 + CHECK_LEASE_MS), limit)
+            .map_err(|e| match e {
+                StoreError::Unavailable(m) => Error::Unavailable(m),
+                other => Error::Internal(other.to_string()),
+            })?;
+        Ok(claimed
+            .into_iter()
+            .map(|identity| DueCheck {
+                records: self.records_of(&identity),
+                identity,
+            })
+            .collect())
+    }
+
+    /// Applies what the verifier saw to a claimed identity, in one versioned write. Returns the
+    /// status change, or `None` when the identity changed meanwhile (the result is stale and
+    /// dropped; the change rescheduled its own check).
+    pub fn record_check(
+        &self,
+        claimed: Identity,
+        observation: &Observation,
+    ) -> Result<Option<(DkimStatus, DkimStatus)>, Error> {
+        let now = self.clock.now();
+        let mut id = claimed;
+        let Some(dkim) = id.dkim.as_mut() else {
+            return Ok(None);
+        };
+        let from = dkim.status;
+        let (to, verification) =
+            dkim::step(from, &id.verification, observation, now, &self.config.verify);
+        dkim.status = to;
+        id.verification_status = to;
+        id.verification = verification;
+        match self.store.update_identity(&id) {
+            Ok(_) => Ok(Some((from, to))),
+            Err(StoreError::Conflict) | Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(store_err(e, &id.name)),
+        }
     }
 
     fn load(&self, account: &AccountId, name: &IdentityName) -> Result<Option<Identity>, Error> {
@@ -503,6 +586,7 @@ mod tests {
             ServiceConfig {
                 max_identities: 3,
                 dkim_zone: "dkim.sesame.test".into(),
+                verify: VerifyPolicy::default(),
             },
         );
         (s, clock, AccountId::parse("123456789012").unwrap())

@@ -67,6 +67,8 @@ impl KeyVault for FakeVault {
 #[derive(Default)]
 pub struct MemStore {
     identities: Mutex<BTreeMap<(String, String), Identity>>,
+    leases: Mutex<BTreeMap<(String, String), Timestamp>>,
+    generation: AtomicU64,
     accounts: Mutex<Vec<Account>>,
     keys: Mutex<Vec<AccessKey>>,
 }
@@ -85,6 +87,7 @@ impl Store for MemStore {
             return Err(StoreError::LimitExceeded);
         }
         m.insert(key, identity.clone());
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
     fn get_identity(
@@ -108,12 +111,18 @@ impl Store for MemStore {
         if stored.version != identity.version {
             return Err(StoreError::Conflict);
         }
+        let keys = |i: &Identity| i.dkim.as_ref().map(|d| d.keys.clone());
+        if keys(stored) != keys(identity) {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
         *stored = identity.clone();
         stored.version += 1;
+        self.leases.lock().unwrap().remove(&key);
         Ok(stored.version)
     }
     fn delete_identity(&self, account: &AccountId, name: &IdentityName) -> Result<(), StoreError> {
         let mut m = self.identities.lock().unwrap();
+        self.generation.fetch_add(1, Ordering::SeqCst);
         m.remove(&(account.as_str().to_owned(), name.as_str().to_owned()))
             .map(|_| ())
             .ok_or(StoreError::NotFound)
@@ -145,6 +154,40 @@ impl Store for MemStore {
                 verification_status: i.verification_status,
             })
             .collect())
+    }
+    fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Identity>, StoreError> {
+        let m = self.identities.lock().unwrap();
+        let mut leases = self.leases.lock().unwrap();
+        let mut due: Vec<&Identity> = m
+            .iter()
+            .filter(|(k, i)| {
+                i.verification.next_check_at.is_some_and(|t| t <= now)
+                    && leases.get(*k).is_none_or(|l| *l <= now)
+            })
+            .map(|(_, i)| i)
+            .collect();
+        due.sort_by_key(|i| i.verification.next_check_at);
+        due.truncate(limit);
+        for i in &due {
+            leases.insert((i.account.as_str().to_owned(), i.name.as_str().to_owned()), lease_until);
+        }
+        Ok(due.into_iter().cloned().collect())
+    }
+    fn published_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let m = self.identities.lock().unwrap();
+        Ok(m.values()
+            .filter_map(|i| i.dkim.as_ref())
+            .filter(|d| matches!(d.origin, crate::model::DkimOrigin::Easy { .. }))
+            .flat_map(|d| d.keys.iter().map(|k| (k.selector.as_str().to_owned(), k.public_der.clone())))
+            .collect())
+    }
+    fn key_generation(&self) -> Result<u64, StoreError> {
+        Ok(self.generation.load(Ordering::SeqCst))
     }
     fn insert_account(&self, account: &Account) -> Result<(), StoreError> {
         let mut a = self.accounts.lock().unwrap();

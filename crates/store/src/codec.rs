@@ -6,8 +6,30 @@ use sesame_core::StoreError;
 use sesame_core::dkim::KeyLengthHistory;
 use sesame_core::model::{
     AccountId, Dkim, DkimKey, DkimOrigin, DkimStatus, DkimToken, Identity, IdentityName,
-    IdentityType, KeyLength, Selector, Tag, Timestamp,
+    IdentityType, KeyLength, Selector, SoaRecord, Tag, Timestamp, Verification,
+    VerificationError,
 };
+
+fn error_text(e: VerificationError) -> &'static str {
+    match e {
+        VerificationError::HostNotFound => "HOST_NOT_FOUND",
+        VerificationError::TypeNotFound => "TYPE_NOT_FOUND",
+        VerificationError::InvalidValue => "INVALID_VALUE",
+        VerificationError::DnsServerError => "DNS_SERVER_ERROR",
+        VerificationError::ServiceError => "SERVICE_ERROR",
+    }
+}
+
+fn parse_error(s: &str) -> Result<VerificationError, StoreError> {
+    Ok(match s {
+        "HOST_NOT_FOUND" => VerificationError::HostNotFound,
+        "TYPE_NOT_FOUND" => VerificationError::TypeNotFound,
+        "INVALID_VALUE" => VerificationError::InvalidValue,
+        "DNS_SERVER_ERROR" => VerificationError::DnsServerError,
+        "SERVICE_ERROR" => VerificationError::ServiceError,
+        other => return Err(corrupt(format!("verification error {other}"))),
+    })
+}
 
 /// The identity columns, in backend-neutral types.
 pub struct IdentityRow {
@@ -27,6 +49,15 @@ pub struct IdentityRow {
     pub dkim_downgraded_at: Option<i64>,
     /// JSON array of `[key, value]` pairs.
     pub tags: String,
+    pub v_last_checked: Option<i64>,
+    pub v_last_success: Option<i64>,
+    pub v_error: Option<String>,
+    /// JSON `[primary, admin, serial]`.
+    pub v_soa: Option<String>,
+    pub v_pending_since: Option<i64>,
+    pub v_failing_since: Option<i64>,
+    pub v_next_check_at: Option<i64>,
+    pub v_attempts: i64,
 }
 
 /// One DKIM key row.
@@ -79,6 +110,7 @@ fn length_of(bits: i64) -> Result<KeyLength, StoreError> {
 }
 
 pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
+    let v = &identity.verification;
     let tags: Vec<(&str, &str)> = identity.tags.iter().map(|t| (t.key(), t.value())).collect();
     let mut row = IdentityRow {
         name: identity.name.as_str().to_owned(),
@@ -97,6 +129,16 @@ pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
         dkim_downgraded_at: None,
         // Serialising a Vec of string pairs cannot fail.
         tags: serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
+        v_last_checked: v.last_checked.map(|t| t.0),
+        v_last_success: v.last_success.map(|t| t.0),
+        v_error: v.error.map(|e| error_text(e).to_owned()),
+        v_soa: v.soa.as_ref().map(|s| {
+            serde_json::json!([s.primary_name_server, s.admin_email, s.serial]).to_string()
+        }),
+        v_pending_since: v.pending_since.map(|t| t.0),
+        v_failing_since: v.failing_since.map(|t| t.0),
+        v_next_check_at: v.next_check_at.map(|t| t.0),
+        v_attempts: i64::from(v.attempts),
     };
     if let Some(d) = &identity.dkim {
         row.dkim_signing_enabled = Some(d.signing_enabled);
@@ -174,6 +216,28 @@ pub fn decode_identity(
             })
         }
     };
+    let soa = match row.v_soa.as_deref() {
+        None => None,
+        Some(text) => {
+            let (primary, admin, serial): (String, String, u64) =
+                serde_json::from_str(text).map_err(corrupt)?;
+            Some(SoaRecord {
+                primary_name_server: primary,
+                admin_email: admin,
+                serial,
+            })
+        }
+    };
+    let verification = Verification {
+        last_checked: row.v_last_checked.map(Timestamp),
+        last_success: row.v_last_success.map(Timestamp),
+        error: row.v_error.as_deref().map(parse_error).transpose()?,
+        soa,
+        pending_since: row.v_pending_since.map(Timestamp),
+        failing_since: row.v_failing_since.map(Timestamp),
+        next_check_at: row.v_next_check_at.map(Timestamp),
+        attempts: u32::try_from(row.v_attempts).unwrap_or(u32::MAX),
+    };
     Ok(Identity {
         account: account.clone(),
         name,
@@ -184,5 +248,6 @@ pub fn decode_identity(
         signing_override: row.signing_override,
         verification_status: parse_status(&row.verification_status)?,
         tags,
+        verification,
     })
 }

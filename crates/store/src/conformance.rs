@@ -6,7 +6,8 @@ use sesame_core::StoreError;
 use sesame_core::dkim::KeyLengthHistory;
 use sesame_core::model::{
     AccountId, Dkim, DkimKey, DkimOrigin, DkimStatus, DkimToken, Identity, IdentityFilter,
-    IdentityName, IdentityType, KeyLength, Selector, Tag, Timestamp,
+    IdentityName, IdentityType, KeyLength, Selector, SoaRecord, Tag, Timestamp, Verification,
+    VerificationError,
 };
 use sesame_core::ports::{AccessKey, Account, Store};
 
@@ -61,6 +62,20 @@ fn easy_domain(account: &AccountId, name: &str) -> Identity {
             Tag::parse("team", "mail").unwrap(),
             Tag::parse("empty", "").unwrap(),
         ],
+        verification: Verification {
+            last_checked: Some(Timestamp(900)),
+            last_success: None,
+            error: Some(VerificationError::HostNotFound),
+            soa: Some(SoaRecord {
+                primary_name_server: "ns1.example.com".into(),
+                admin_email: "hostmaster.example.com".into(),
+                serial: 2026112601,
+            }),
+            pending_since: Some(Timestamp(1_000)),
+            failing_since: None,
+            next_check_at: Some(Timestamp(9_000_000_000_000)),
+            attempts: 3,
+        },
     }
 }
 
@@ -75,6 +90,7 @@ fn address(account: &AccountId, name: &str) -> Identity {
         signing_override: Some(false),
         verification_status: DkimStatus::Pending,
         tags: vec![],
+        verification: Verification::default(),
     }
 }
 
@@ -87,6 +103,95 @@ pub fn suite(store: &(dyn Store + 'static)) {
     delete_removes_everything(store);
     listing_pages_filters_and_tenancy(store);
     concurrent_writers_lose_no_update(store);
+    due_checks_are_leased_once(store);
+    published_keys_follow_writes(store);
+}
+
+/// Due identities are handed out once per lease; a write ends the lease.
+fn due_checks_are_leased_once(store: &(dyn Store + 'static)) {
+    let a = account(store, "800000000001", "verifier");
+    let mut names = Vec::new();
+    for (i, due) in [(0, 100), (1, 200), (2, 5_000), (3, 150)] {
+        let mut d = easy_domain(&a, &format!("due{i}.example.com"));
+        d.verification.next_check_at = Some(Timestamp(due));
+        store.insert_identity(&d, 100).unwrap();
+        names.push(d.name);
+    }
+    let mut off = easy_domain(&a, "never.example.com");
+    off.verification.next_check_at = None;
+    store.insert_identity(&off, 100).unwrap();
+
+    let first = store.claim_due(Timestamp(1_000), Timestamp(61_000), 2).unwrap();
+    let got: Vec<&str> = first.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(got, ["due0.example.com", "due3.example.com"], "earliest due first, limited");
+    let second = store.claim_due(Timestamp(1_000), Timestamp(61_000), 10).unwrap();
+    let got: Vec<&str> = second.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(got, ["due1.example.com"], "leased ones are not handed out again");
+    assert!(store.claim_due(Timestamp(1_000), Timestamp(61_000), 10).unwrap().is_empty());
+    // Writing the result ends the lease; the new schedule decides the next claim.
+    let mut done = first[0].clone();
+    done.verification.next_check_at = Some(Timestamp(90_000));
+    store.update_identity(&done).unwrap();
+    // An expired lease (a node that died mid-check) makes the identity claimable again.
+    let later = store.claim_due(Timestamp(61_000), Timestamp(121_000), 10).unwrap();
+    let got: Vec<&str> = later.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(got, ["due3.example.com", "due1.example.com", "due2.example.com"]);
+    let read = store.get_identity(&a, &names[0]).unwrap().unwrap();
+    assert_eq!(read.verification.next_check_at, Some(Timestamp(90_000)));
+
+    // Claims from several threads at once never hand one identity out twice.
+    let b = account(store, "800000000002", "verifier-race");
+    for i in 0..40 {
+        let mut d = address(&b, &format!("r{i}@example.com"));
+        d.verification.next_check_at = Some(Timestamp(10));
+        store.insert_identity(&d, 100).unwrap();
+    }
+    let claimed = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                loop {
+                    let got = store.claim_due(Timestamp(500_000), Timestamp(900_000), 3).unwrap();
+                    if got.is_empty() {
+                        break;
+                    }
+                    claimed.lock().unwrap().extend(got.into_iter().map(|i| i.name.as_str().to_owned()));
+                }
+            });
+        }
+    });
+    let mut claimed = claimed.into_inner().unwrap();
+    let total = claimed.len();
+    claimed.sort();
+    claimed.dedup();
+    assert_eq!(claimed.len(), total, "no identity claimed twice");
+    assert!(claimed.iter().filter(|n| n.starts_with('r')).count() == 40);
+}
+
+/// The key-zone generation moves when keys change and only then.
+fn published_keys_follow_writes(store: &dyn Store) {
+    let a = account(store, "900000000001", "publisher");
+    let g0 = store.key_generation().unwrap();
+    let mut d = easy_domain(&a, "pub.example.com");
+    for (i, k) in d.dkim.as_mut().unwrap().keys.iter_mut().enumerate() {
+        k.public_der = format!("unique-public-key-{i}").into_bytes();
+    }
+    store.insert_identity(&d, 100).unwrap();
+    let g1 = store.key_generation().unwrap();
+    assert_ne!(g0, g1);
+    let published = store.published_keys().unwrap();
+    for k in &d.dkim.as_ref().unwrap().keys {
+        assert!(published.contains(&(k.selector.as_str().to_owned(), k.public_der.clone())));
+    }
+    // A write that leaves the keys alone does not move the generation.
+    let mut tagged = d.clone();
+    tagged.tags.clear();
+    store.update_identity(&tagged).unwrap();
+    assert_eq!(store.key_generation().unwrap(), g1);
+    store.delete_identity(&a, &d.name).unwrap();
+    assert_ne!(store.key_generation().unwrap(), g1);
+    let published = store.published_keys().unwrap();
+    assert!(!published.iter().any(|(_, der)| der.starts_with(b"unique-public-key-")));
 }
 
 fn accounts_and_keys(store: &dyn Store) {

@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// The migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_verification.sql"),
+];
 
 /// Readers kept open for reuse; more are opened on demand under load.
 const MAX_IDLE_READERS: usize = 8;
@@ -133,7 +136,9 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 
 const IDENTITY_COLUMNS: &str = "name, version, created_at, feedback_forwarding, \
      signing_override, verification_status, dkim_origin, dkim_signing_enabled, dkim_status, \
-     dkim_tokens, dkim_selector, dkim_next_length, dkim_length_changed_at, dkim_downgraded_at, tags";
+     dkim_tokens, dkim_selector, dkim_next_length, dkim_length_changed_at, dkim_downgraded_at, tags, \
+     v_last_checked, v_last_success, v_error, v_soa, v_pending_since, v_failing_since, \
+     v_next_check_at, v_attempts";
 
 fn load_identity(
     tx: &Transaction<'_>,
@@ -160,6 +165,14 @@ fn load_identity(
                 dkim_length_changed_at: r.get(12)?,
                 dkim_downgraded_at: r.get(13)?,
                 tags: r.get(14)?,
+                v_last_checked: r.get(15)?,
+                v_last_success: r.get(16)?,
+                v_error: r.get(17)?,
+                v_soa: r.get(18)?,
+                v_pending_since: r.get(19)?,
+                v_failing_since: r.get(20)?,
+                v_next_check_at: r.get(21)?,
+                v_attempts: r.get(22)?,
             })
         })
         .optional()
@@ -187,18 +200,36 @@ fn load_identity(
     codec::decode_identity(account, row, keys).map(Some)
 }
 
-fn save_identity(
-    tx: &Transaction<'_>,
-    identity: &Identity,
-    version: u64,
-) -> Result<(), StoreError> {
+fn save_identity(tx: &Transaction<'_>, identity: &Identity, version: u64) -> Result<(), StoreError> {
     let row = codec::encode_identity(identity, version);
+    let unchanged = keys_unchanged(tx, identity)?;
+    // An upsert, not INSERT OR REPLACE: a replace would delete the row and cascade to its keys.
+    // Any write ends a verification lease.
     tx.execute(
-        "INSERT OR REPLACE INTO identities (account_id, identity_type, name, version, created_at, \
+        "INSERT INTO identities (account_id, identity_type, name, version, created_at, \
          feedback_forwarding, signing_override, verification_status, dkim_origin, \
          dkim_signing_enabled, dkim_status, dkim_tokens, dkim_selector, dkim_next_length, \
-         dkim_length_changed_at, dkim_downgraded_at, tags) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+         dkim_length_changed_at, dkim_downgraded_at, tags, v_last_checked, v_last_success, \
+         v_error, v_soa, v_pending_since, v_failing_since, v_next_check_at, v_attempts) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+         ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) \
+         ON CONFLICT (account_id, name) DO UPDATE SET identity_type = excluded.identity_type, \
+         version = excluded.version, created_at = excluded.created_at, \
+         feedback_forwarding = excluded.feedback_forwarding, \
+         signing_override = excluded.signing_override, \
+         verification_status = excluded.verification_status, \
+         dkim_origin = excluded.dkim_origin, \
+         dkim_signing_enabled = excluded.dkim_signing_enabled, \
+         dkim_status = excluded.dkim_status, dkim_tokens = excluded.dkim_tokens, \
+         dkim_selector = excluded.dkim_selector, dkim_next_length = excluded.dkim_next_length, \
+         dkim_length_changed_at = excluded.dkim_length_changed_at, \
+         dkim_downgraded_at = excluded.dkim_downgraded_at, tags = excluded.tags, \
+         v_last_checked = excluded.v_last_checked, v_last_success = excluded.v_last_success, \
+         v_error = excluded.v_error, v_soa = excluded.v_soa, \
+         v_pending_since = excluded.v_pending_since, \
+         v_failing_since = excluded.v_failing_since, \
+         v_next_check_at = excluded.v_next_check_at, v_attempts = excluded.v_attempts, \
+         v_lease_until = NULL",
         params![
             identity.account.as_str(),
             codec::type_text(identity.name.kind()),
@@ -217,9 +248,20 @@ fn save_identity(
             row.dkim_length_changed_at,
             row.dkim_downgraded_at,
             row.tags,
+            row.v_last_checked,
+            row.v_last_success,
+            row.v_error,
+            row.v_soa,
+            row.v_pending_since,
+            row.v_failing_since,
+            row.v_next_check_at,
+            row.v_attempts,
         ],
     )
     .map_err(unavailable)?;
+    if unchanged {
+        return Ok(());
+    }
     tx.execute(
         "DELETE FROM dkim_keys WHERE account_id = ?1 AND identity_name = ?2",
         params![identity.account.as_str(), identity.name.as_str()],
@@ -292,7 +334,103 @@ fn to_key(
     })
 }
 
+/// Whether the stored keys already equal the identity's, so a write that changes only flags,
+/// tags or verification state leaves the key rows (and the key-zone generation) alone.
+fn keys_unchanged(tx: &Transaction<'_>, identity: &Identity) -> Result<bool, StoreError> {
+    let wanted: Vec<(&str, &[u8], &[u8])> = identity
+        .dkim
+        .as_ref()
+        .map(|d| {
+            d.keys
+                .iter()
+                .map(|k| (k.selector.as_str(), k.public_der.as_slice(), k.sealed_private.as_slice()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT selector, public_der, sealed_private FROM dkim_keys \
+             WHERE account_id = ?1 AND identity_name = ?2 ORDER BY position",
+        )
+        .map_err(unavailable)?;
+    let stored = stmt
+        .query_map(params![identity.account.as_str(), identity.name.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
+        })
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    Ok(stored.len() == wanted.len()
+        && stored
+            .iter()
+            .zip(&wanted)
+            .all(|(s, w)| s.0 == w.0 && s.1 == w.1 && s.2 == w.2))
+}
+
 impl Store for SqliteStore {
+    fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Identity>, StoreError> {
+        self.write(|tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT account_id, name FROM identities \
+                     WHERE v_next_check_at <= ?1 AND (v_lease_until IS NULL OR v_lease_until <= ?1) \
+                     ORDER BY v_next_check_at LIMIT ?2",
+                )
+                .map_err(unavailable)?;
+            let due = stmt
+                .query_map(params![now.0, limit as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            let mut out = Vec::with_capacity(due.len());
+            for (account, name) in due {
+                tx.execute(
+                    "UPDATE identities SET v_lease_until = ?3 WHERE account_id = ?1 AND name = ?2",
+                    params![account, name, lease_until.0],
+                )
+                .map_err(unavailable)?;
+                let account = AccountId::parse(&account).map_err(codec::corrupt)?;
+                if let Some(identity) = load_identity(tx, &account, &name)? {
+                    out.push(identity);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn published_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.read(|tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT k.selector, k.public_der FROM dkim_keys k JOIN identities i \
+                     ON i.account_id = k.account_id AND i.name = k.identity_name \
+                     WHERE i.dkim_origin = 'AWS_SES'",
+                )
+                .map_err(unavailable)?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)
+        })
+    }
+
+    fn key_generation(&self) -> Result<u64, StoreError> {
+        self.read(|tx| {
+            tx.query_row("SELECT value FROM key_generation WHERE id = 0", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|v| v as u64)
+            .map_err(unavailable)
+        })
+    }
+
     fn insert_identity(&self, identity: &Identity, max_identities: u64) -> Result<(), StoreError> {
         self.write(|tx| {
             if stored_version(tx, &identity.account, identity.name.as_str())?.is_some() {

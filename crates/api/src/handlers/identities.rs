@@ -10,6 +10,7 @@ use crate::wire::{input as win, output as wout};
 use sesame_core::Error;
 use sesame_core::model::{
     Dkim, DkimOrigin, IdentityFilter, IdentityName, IdentityType, Selector, Tag, Timestamp,
+    Verification, VerificationError,
 };
 use sesame_core::ports::PrivateKeyInput;
 use sesame_core::service::{CreateIdentity, DkimSetup};
@@ -233,8 +234,27 @@ pub(super) fn get(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError>
         policies: Default::default(),
         tags: tags_to_wire(&id.tags),
         verification_status: status_name(id.verification_status),
-        verification_info: wout::VerificationInfo::default(),
+        verification_info: verification_to_wire(&id.verification),
     })
+}
+
+fn verification_to_wire(v: &Verification) -> wout::VerificationInfo {
+    wout::VerificationInfo {
+        last_checked_timestamp: v.last_checked.map(epoch),
+        last_success_timestamp: v.last_success.map(epoch),
+        error_type: v.error.map(|e| match e {
+            VerificationError::HostNotFound => "HOST_NOT_FOUND",
+            VerificationError::TypeNotFound => "TYPE_NOT_FOUND",
+            VerificationError::InvalidValue => "INVALID_VALUE",
+            VerificationError::DnsServerError => "DNS_SERVER_ERROR",
+            VerificationError::ServiceError => "SERVICE_ERROR",
+        }),
+        soa_record: v.soa.as_ref().map(|s| wout::SoaRecord {
+            primary_name_server: s.primary_name_server.clone(),
+            admin_email: s.admin_email.clone(),
+            serial_number: s.serial,
+        }),
+    }
 }
 
 /// A filter, canonicalised so a page token can be bound to it.

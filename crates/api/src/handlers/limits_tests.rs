@@ -43,6 +43,7 @@ impl Fixture {
             ServiceConfig {
                 max_identities: 100,
                 dkim_zone: "dkim.test".into(),
+                verify: Default::default(),
             },
         );
         Fixture {

@@ -52,7 +52,24 @@ pub struct MailFromAttributes {
 
 #[derive(Serialize, Debug, Default)]
 #[serde(rename_all = "PascalCase")]
-pub struct VerificationInfo {}
+pub struct VerificationInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_checked_timestamp: Option<EpochSeconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_success_timestamp: Option<EpochSeconds>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<&'static str>,
+    #[serde(rename = "SOARecord", skip_serializing_if = "Option::is_none")]
+    pub soa_record: Option<SoaRecord>,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct SoaRecord {
+    pub primary_name_server: String,
+    pub admin_email: String,
+    pub serial_number: u64,
+}
 
 #[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]

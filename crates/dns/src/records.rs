@@ -1,0 +1,106 @@
+//! DKIM record text: the `v=DKIM1; k=rsa; p=…` value and its split into DNS character-strings,
+//! zone-file lines for `sesame dns-records`, and the tag parsing the verifier uses to compare a
+//! published key with the expected one (RFC 6376 section 3.6.1).
+
+use sesame_core::dkim::{Expect, ExpectedRecord};
+
+/// The longest DNS character-string (RFC 1035 section 3.3: one length octet).
+pub const MAX_STRING: usize = 255;
+
+/// The TXT value that publishes a DKIM public key.
+pub fn dkim_txt_value(public_der: &[u8]) -> String {
+    format!("v=DKIM1; k=rsa; p={}", data_encoding::BASE64.encode(public_der))
+}
+
+/// Splits a TXT value into character-strings of at most 255 bytes; receivers concatenate them
+/// (RFC 6376 section 3.6.2.2). The value is ASCII, so any byte boundary is a char boundary.
+pub fn split_strings(value: &str) -> Vec<String> {
+    value
+        .as_bytes()
+        .chunks(MAX_STRING)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect()
+}
+
+/// TTL suggested for the customer's records.
+pub const RECORD_TTL: u32 = 1800;
+
+/// One zone-file line for an expected record, e.g.
+/// `abc._domainkey.example.com. 1800 IN CNAME abc.dkim.sesame.internal.`.
+pub fn zone_line(record: &ExpectedRecord) -> String {
+    match &record.expect {
+        Expect::Cname { target } => {
+            format!("{}. {RECORD_TTL} IN CNAME {target}.", record.name)
+        }
+        Expect::DkimKey { public_der } => {
+            let strings: Vec<String> = split_strings(&dkim_txt_value(public_der))
+                .into_iter()
+                .map(|s| format!("\"{s}\""))
+                .collect();
+            format!("{}. {RECORD_TTL} IN TXT {}", record.name, strings.join(" "))
+        }
+    }
+}
+
+/// The tags of a DKIM key record (`tag=value` separated by `;`, whitespace ignored).
+pub fn dkim_tags(value: &str) -> Vec<(String, String)> {
+    value
+        .split(';')
+        .filter_map(|t| {
+            let (k, v) = t.split_once('=')?;
+            let v: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+            Some((k.trim().to_owned(), v))
+        })
+        .collect()
+}
+
+/// The decoded `p=` key of a DKIM TXT value given as its character-strings, if any.
+pub fn published_key(strings: &[String]) -> Option<Vec<u8>> {
+    let joined: String = strings.concat();
+    let tags = dkim_tags(&joined);
+    let p = tags.iter().find(|(k, _)| k == "p")?;
+    data_encoding::BASE64.decode(p.1.as_bytes()).ok()
+}
+
+/// Compares names as DNS does: case-insensitively, with or without the trailing dot.
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_2048_bit_key_is_split_into_255_byte_strings() {
+        let der = vec![7u8; 294]; // the size of an RSA-2048 SubjectPublicKeyInfo
+        let value = dkim_txt_value(&der);
+        assert_eq!(value.len(), 18 + 392);
+        let parts = split_strings(&value);
+        assert_eq!(parts.iter().map(String::len).collect::<Vec<_>>(), [255, 155]);
+        assert_eq!(parts.concat(), value);
+        assert_eq!(published_key(&parts), Some(der));
+    }
+
+    #[test]
+    fn tags_tolerate_whitespace_and_order() {
+        let s = vec!["k=rsa; p=AAE C".to_owned(), "; v=DKIM1".to_owned()];
+        assert_eq!(published_key(&s), Some(vec![0, 1, 2]));
+        assert_eq!(published_key(&["v=DKIM1; k=rsa".to_owned()]), None);
+        assert!(same_name("A.Example.COM.", "a.example.com"));
+    }
+
+    #[test]
+    fn zone_lines() {
+        let cname = ExpectedRecord {
+            name: "tok._domainkey.example.com".into(),
+            expect: Expect::Cname { target: "tok.dkim.example.net".into() },
+        };
+        assert_eq!(zone_line(&cname), "tok._domainkey.example.com. 1800 IN CNAME tok.dkim.example.net.");
+        let txt = ExpectedRecord {
+            name: "sel._domainkey.example.com".into(),
+            expect: Expect::DkimKey { public_der: vec![0, 1, 2] },
+        };
+        assert_eq!(zone_line(&txt), "sel._domainkey.example.com. 1800 IN TXT \"v=DKIM1; k=rsa; p=AAEC\"");
+    }
+}

@@ -1,0 +1,222 @@
+//! The key-zone responder: authoritative answers for `<token>.<zone>` TXT records from an
+//! in-memory snapshot that the server replaces when the store's keys change, so no query ever
+//! waits on the database. UDP answers that do not fit are truncated by hickory-server (TC set)
+//! and clients retry over TCP.
+
+use crate::records::{dkim_txt_value, split_strings};
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_server::proto::rr::rdata::{NS, SOA, TXT};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// TTL of the key records: short, so rotations reach receivers quickly.
+pub const KEY_TTL: u32 = 300;
+/// TTL of the SOA and NS records.
+pub const ZONE_TTL: u32 = 3600;
+/// Negative-caching TTL (the SOA minimum, RFC 2308).
+pub const NEGATIVE_TTL: u32 = 60;
+
+/// An immutable view of the zone: apex records and one TXT per published token.
+pub struct Snapshot {
+    apex: LowerName,
+    soa: Record,
+    ns: Record,
+    txt: HashMap<LowerName, Record>,
+}
+
+/// Why a zone could not be built.
+#[derive(Debug)]
+pub struct ZoneError(pub String);
+
+impl std::fmt::Display for ZoneError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn name(s: &str) -> Result<Name, ZoneError> {
+    Name::from_ascii(format!("{}.", s.trim_end_matches('.')))
+        .map_err(|e| ZoneError(format!("'{s}' is not a valid DNS name: {e}")))
+}
+
+impl Snapshot {
+    /// Builds the zone `zone` holding `keys` (`(token, DER SubjectPublicKeyInfo)`); `serial`
+    /// should change whenever the keys do.
+    pub fn build(zone: &str, keys: &[(String, Vec<u8>)], serial: u32) -> Result<Snapshot, ZoneError> {
+        let apex = name(zone)?;
+        let ns_name = name(&format!("ns.{zone}"))?;
+        let admin = name(&format!("hostmaster.{zone}"))?;
+        let soa = Record::from_rdata(
+            apex.clone(),
+            ZONE_TTL,
+            RData::SOA(SOA::new(ns_name.clone(), admin, serial, 3600, 600, 86_400, NEGATIVE_TTL)),
+        );
+        let ns = Record::from_rdata(apex.clone(), ZONE_TTL, RData::NS(NS(ns_name)));
+        let mut txt = HashMap::with_capacity(keys.len());
+        for (token, der) in keys {
+            let owner = name(&format!("{token}.{zone}"))?;
+            let strings = split_strings(&dkim_txt_value(der));
+            let record = Record::from_rdata(owner.clone(), KEY_TTL, RData::TXT(TXT::new(strings)));
+            txt.insert(LowerName::from(&owner), record);
+        }
+        Ok(Snapshot {
+            apex: LowerName::from(&apex),
+            soa,
+            ns,
+            txt,
+        })
+    }
+
+    /// How many key records the snapshot serves.
+    pub fn len(&self) -> usize {
+        self.txt.len()
+    }
+
+    /// Whether it serves none.
+    pub fn is_empty(&self) -> bool {
+        self.txt.is_empty()
+    }
+
+    /// The answer to one question: (response code, answers, authority records, authoritative).
+    fn answer(&self, qname: &LowerName, qtype: RecordType) -> (ResponseCode, Vec<Record>, Vec<Record>, bool) {
+        if !self.apex.zone_of(qname) {
+            // Not our zone: we are no resolver.
+            return (ResponseCode::Refused, vec![], vec![], false);
+        }
+        let mut negative_soa = self.soa.clone();
+        negative_soa.ttl = NEGATIVE_TTL;
+        if *qname == self.apex {
+            return match qtype {
+                RecordType::SOA => (ResponseCode::NoError, vec![self.soa.clone()], vec![], true),
+                RecordType::NS => (ResponseCode::NoError, vec![self.ns.clone()], vec![], true),
+                _ => (ResponseCode::NoError, vec![], vec![negative_soa], true),
+            };
+        }
+        match self.txt.get(qname) {
+            Some(record) if qtype == RecordType::TXT || qtype == RecordType::ANY => {
+                (ResponseCode::NoError, vec![record.clone()], vec![], true)
+            }
+            Some(_) => (ResponseCode::NoError, vec![], vec![negative_soa], true),
+            None => (ResponseCode::NXDomain, vec![], vec![negative_soa], true),
+        }
+    }
+}
+
+/// A shared, replaceable snapshot; readers clone the `Arc` and never hold the lock long.
+#[derive(Clone)]
+pub struct SnapshotHandle(Arc<RwLock<Arc<Snapshot>>>);
+
+impl SnapshotHandle {
+    /// A handle serving `initial`.
+    pub fn new(initial: Snapshot) -> SnapshotHandle {
+        SnapshotHandle(Arc::new(RwLock::new(Arc::new(initial))))
+    }
+
+    /// Serves `next` from now on.
+    pub fn replace(&self, next: Snapshot) {
+        let mut guard = self.0.write().unwrap_or_else(|p| p.into_inner());
+        *guard = Arc::new(next);
+    }
+
+    /// The snapshot being served.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The hickory-server handler over a [`SnapshotHandle`].
+pub struct KeyZoneHandler {
+    /// The zone being served.
+    pub zone: SnapshotHandle,
+}
+
+/// The largest UDP answer we offer to EDNS clients (the DNS Flag Day 2020 recommendation).
+const MAX_UDP_PAYLOAD: u16 = 1232;
+
+#[async_trait::async_trait]
+impl RequestHandler for KeyZoneHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        // hickory-server truncates UDP answers to the payload size of the response's EDNS
+        // (512 without one), so mirror the client's, within the Flag Day limit.
+        let edns: Option<Edns> = request.edns.as_ref().map(|q| {
+            let mut e = Edns::new();
+            e.set_max_payload(q.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+            e.set_version(0);
+            e
+        });
+        let mut meta = Metadata::response_from_request(&request.metadata);
+        let (answers, authority) = match request.request_info() {
+            _ if request.metadata.op_code != OpCode::Query => {
+                meta.response_code = ResponseCode::NotImp;
+                (vec![], vec![])
+            }
+            Ok(info) => {
+                let snapshot = self.zone.current();
+                let (code, answers, authority, aa) =
+                    snapshot.answer(info.query.name(), info.query.query_type());
+                meta.response_code = code;
+                meta.authoritative = aa;
+                (answers, authority)
+            }
+            Err(_) => {
+                meta.response_code = ResponseCode::FormErr;
+                (vec![], vec![])
+            }
+        };
+        let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
+            meta,
+            answers.iter(),
+            authority.iter(),
+            [],
+            [],
+        );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not send a DNS response");
+                let mut m = Metadata::response_from_request(&request.metadata);
+                m.response_code = ResponseCode::ServFail;
+                ResponseInfo::from(Header {
+                    metadata: m,
+                    counts: HeaderCounts::default(),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lower(s: &str) -> LowerName {
+        LowerName::from(Name::from_ascii(s).unwrap())
+    }
+
+    #[test]
+    fn answers_from_the_snapshot() {
+        let keys = vec![("abc".to_owned(), vec![1u8; 294])];
+        let z = Snapshot::build("dkim.example.test", &keys, 7).unwrap();
+        let (code, ans, auth, aa) = z.answer(&lower("ABC.dkim.example.test."), RecordType::TXT);
+        assert_eq!((code, ans.len(), auth.len(), aa), (ResponseCode::NoError, 1, 0, true));
+        let RData::TXT(txt) = &ans[0].data else { panic!() };
+        assert_eq!(txt.txt_data.len(), 2, "a 2048-bit key's value needs two strings");
+        assert!(txt.txt_data.iter().all(|s| s.len() <= 255));
+        let (code, _, auth, _) = z.answer(&lower("nope.dkim.example.test."), RecordType::TXT);
+        assert_eq!((code, auth.len()), (ResponseCode::NXDomain, 1));
+        let (code, ans, auth, _) = z.answer(&lower("abc.dkim.example.test."), RecordType::A);
+        assert_eq!((code, ans.len(), auth.len()), (ResponseCode::NoError, 0, 1));
+        let (code, ans, _, _) = z.answer(&lower("dkim.example.test."), RecordType::SOA);
+        assert_eq!((code, ans.len()), (ResponseCode::NoError, 1));
+        let (code, _, _, aa) = z.answer(&lower("example.com."), RecordType::TXT);
+        assert_eq!((code, aa), (ResponseCode::Refused, false));
+    }
+}
