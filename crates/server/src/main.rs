@@ -3,6 +3,7 @@
 //! or SIGINT.
 
 mod adapters;
+mod background;
 mod bootstrap;
 mod cli;
 mod config;
@@ -14,7 +15,10 @@ use config::{Cli, Command, ServeArgs, StoreArgs};
 use sesame_api::ApiState;
 use sesame_api::throttle::Throttle;
 use sesame_core::ports::{Clock, Store};
+use sesame_core::dkim::VerifyPolicy;
 use sesame_core::service::{Service, ServiceConfig};
+use sesame_dns::responder::SnapshotHandle;
+use sesame_dns::verifier::Verifier;
 use sesame_crypto::{OpenSslVault, Sealer};
 use sesame_store::SqliteStore;
 use std::io::Write;
@@ -103,20 +107,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             path.display()
         ));
     }
+    let zone = args.dkim_zone.trim_end_matches('.').to_ascii_lowercase();
     let service = Arc::new(Service::new(
         store.clone(),
         Arc::new(OpenSslVault::new(sealer.clone())),
         clock.clone(),
         ServiceConfig {
             max_identities: args.max_identities,
-            dkim_zone: args.dkim_zone.trim_end_matches('.').to_ascii_lowercase(),
+            dkim_zone: zone.clone(),
+            verify: VerifyPolicy {
+                first_interval_ms: i64::try_from(args.verify_interval.as_millis()).unwrap_or(i64::MAX),
+                ..VerifyPolicy::default()
+            },
         },
     ));
     let state = Arc::new(ApiState {
-        service,
+        service: service.clone(),
         region: args.region.clone(),
         credentials: Arc::new(StoreCredentials {
-            store,
+            store: store.clone(),
             sealer: sealer.clone(),
         }),
         pages: Arc::new(SealedPageTokens(sealer)),
@@ -126,20 +135,51 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let resolver = args
+        .resolver
+        .as_deref()
+        .map(background::resolver_addr)
+        .transpose()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.api_addr)
             .await
             .with_context(|| format!("binding the API to {}", args.api_addr))?;
         let api = listener.local_addr()?;
-        announce(&format!("listening api={api}"));
-        tracing::info!(%api, region = %args.region, zone = %args.dkim_zone, db = %db.display(), outbox = %outbox.display(), "sesame started");
+        let (udp, tcp) = background::bind_dns(args.dns_addr)
+            .await
+            .with_context(|| format!("binding DNS to {}", args.dns_addr))?;
+        let dns = udp.local_addr()?;
+        let (generation, snapshot) = background::load_snapshot(store.clone(), zone.clone()).await?;
+        let snapshot = SnapshotHandle::new(snapshot);
+        let verifier = Arc::new(
+            Verifier::new(resolver, VERIFY_LOOKUP_TIMEOUT).map_err(|e| anyhow::anyhow!(e))?,
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut background = tokio::task::JoinSet::new();
+        background.spawn(background::follow_store(
+            store.clone(),
+            zone.clone(),
+            snapshot.clone(),
+            generation,
+            stopped.clone(),
+        ));
+        background.spawn(background::verify_loop(service.clone(), verifier, stopped.clone()));
+        let dns_task = tokio::spawn(background::serve_dns(udp, tcp, snapshot, stopped.clone()));
+        announce(&format!("listening api={api} dns={dns}"));
+        tracing::info!(%api, %dns, region = %args.region, zone = %zone, db = %db.display(), outbox = %outbox.display(), resolver = ?resolver, "sesame started");
         axum::serve(listener, sesame_api::app(state))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
+        let _ = stop.send(true);
+        while background.join_next().await.is_some() {}
+        dns_task.await??;
         tracing::info!("sesame stopped");
         Ok(())
     })
 }
+
+/// One try per DNS lookup; the verifier's backoff schedule is the retry.
+const VERIFY_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Resolves on SIGTERM or SIGINT; in-flight requests then finish before the process exits.
 async fn shutdown_signal() {

@@ -1,0 +1,164 @@
+//! The server's background work: the key-zone snapshot that follows the store, the DNS
+//! listeners, and the verifier loop that claims due identities, looks at their records and
+//! hands the observations to the core.
+
+use sesame_core::ports::Store;
+use sesame_core::service::Service;
+use sesame_dns::responder::{KeyZoneHandler, Snapshot, SnapshotHandle};
+use sesame_dns::verifier::Verifier;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often the responder asks the store whether keys changed (a write shows within this).
+const SNAPSHOT_POLL: Duration = Duration::from_millis(200);
+/// How often the verifier looks for due identities when the last pass found none.
+const VERIFY_TICK: Duration = Duration::from_millis(250);
+/// Identities claimed per pass; they are checked concurrently.
+const VERIFY_BATCH: usize = 64;
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(f).await
+}
+
+/// Builds the zone from the store's published keys.
+pub async fn load_snapshot(store: Arc<dyn Store>, zone: String) -> anyhow::Result<(u64, Snapshot)> {
+    let (generation, keys) = blocking(move || -> anyhow::Result<_> {
+        // The generation first: a change racing with the read shows as a newer generation.
+        let g = store.key_generation()?;
+        Ok((g, store.published_keys()?))
+    })
+    .await??;
+    let snapshot = Snapshot::build(&zone, &keys, generation as u32)
+        .map_err(|e| anyhow::anyhow!("building the key zone: {e}"))?;
+    Ok((generation, snapshot))
+}
+
+/// Keeps `handle` in step with the store until shutdown.
+pub async fn follow_store(
+    store: Arc<dyn Store>,
+    zone: String,
+    handle: SnapshotHandle,
+    mut generation: u64,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(SNAPSHOT_POLL) => {}
+        }
+        let s = store.clone();
+        let now = match blocking(move || s.key_generation()).await {
+            Ok(Ok(g)) => g,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "key zone: cannot read the store");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        if now == generation {
+            continue;
+        }
+        match load_snapshot(store.clone(), zone.clone()).await {
+            Ok((g, snapshot)) => {
+                tracing::debug!(generation = g, keys = snapshot.len(), "key zone refreshed");
+                handle.replace(snapshot);
+                generation = g;
+            }
+            Err(e) => tracing::warn!(error = %e, "key zone: refresh failed"),
+        }
+    }
+}
+
+/// Binds UDP and TCP on the same address (for port 0: the port UDP got).
+pub async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    let mut last = None;
+    for _ in 0..20 {
+        let udp = tokio::net::UdpSocket::bind(addr).await?;
+        let bound = udp.local_addr()?;
+        match tokio::net::TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            // With port 0 the UDP port may be taken for TCP by someone else: try another.
+            Err(e) if addr.port() == 0 => last = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(anyhow::anyhow!("no port free for both UDP and TCP: {last:?}"))
+}
+
+/// Serves the key zone on the bound sockets until shutdown.
+pub async fn serve_dns(
+    udp: tokio::net::UdpSocket,
+    tcp: tokio::net::TcpListener,
+    zone: SnapshotHandle,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut server = hickory_server::Server::new(KeyZoneHandler { zone });
+    server.register_socket(udp);
+    server.register_listener(tcp, Duration::from_secs(10), 32);
+    let _ = shutdown.changed().await;
+    server.shutdown_gracefully().await?;
+    Ok(())
+}
+
+/// Claims due identities, observes their records and records the results, until shutdown.
+pub async fn verify_loop(
+    service: Arc<Service>,
+    verifier: Arc<Verifier>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let svc = service.clone();
+        let due = match blocking(move || svc.claim_due_checks(VERIFY_BATCH)).await {
+            Ok(Ok(due)) => due,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "verifier: cannot claim work");
+                vec![]
+            }
+            Err(_) => vec![],
+        };
+        let full = due.len() == VERIFY_BATCH;
+        let mut tasks = tokio::task::JoinSet::new();
+        for check in due {
+            let service = service.clone();
+            let verifier = verifier.clone();
+            tasks.spawn(async move {
+                let observation = verifier.observe(&check.records).await;
+                let name = check.identity.name.to_string();
+                let account = check.identity.account.as_str().to_owned();
+                let result =
+                    blocking(move || service.record_check(check.identity, &observation)).await;
+                match result {
+                    Ok(Ok(Some((from, to)))) if from != to => {
+                        tracing::info!(account, identity = name, ?from, ?to, "DKIM status changed")
+                    }
+                    Ok(Ok(_)) => tracing::debug!(account, identity = name, "checked"),
+                    Ok(Err(e)) => tracing::warn!(account, identity = name, error = %e, "verifier: cannot record a check"),
+                    Err(e) => tracing::warn!(error = %e, "verifier task failed"),
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        if full {
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(VERIFY_TICK) => {}
+        }
+    }
+}
+
+/// `IP` or `IP:PORT` (port 53 by default).
+pub fn resolver_addr(s: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let ip: std::net::IpAddr = s
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--resolver must be IP or IP:PORT, got {s:?}"))?;
+    Ok(SocketAddr::new(ip, 53))
+}
