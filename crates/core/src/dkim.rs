@@ -250,9 +250,8 @@ pub fn step(
     if obs.soa.is_some() {
         next.soa = obs.soa.clone();
     }
-    let window_over = |since: Option<Timestamp>| {
-        since.is_some_and(|t| now >= t.plus_hours(policy.window_hours))
-    };
+    let window_over =
+        |since: Option<Timestamp>| since.is_some_and(|t| now >= t.plus_hours(policy.window_hours));
     let retry = |next: &mut Verification| {
         next.next_check_at = Some(Timestamp(now.0 + policy.backoff_ms(next.attempts)));
         next.attempts = next.attempts.saturating_add(1);
@@ -388,7 +387,11 @@ mod tests {
         assert_eq!(s, [Pending, Pending, Success]);
         assert_eq!(v.error, None);
         assert_eq!(v.last_success, Some(hours(2)));
-        assert_eq!(v.next_check_at, Some(hours(26)), "daily re-check after SUCCESS");
+        assert_eq!(
+            v.next_check_at,
+            Some(hours(26)),
+            "daily re-check after SUCCESS"
+        );
         assert_eq!(v.attempts, 0);
     }
 
@@ -399,12 +402,19 @@ mod tests {
         let (_, v) = run(&[(0, vec![Valid, TypeNotFound, Valid])]);
         assert_eq!(v.error, Some(VerificationError::TypeNotFound));
         let (s, v) = run(&[(0, vec![Wrong("x".into()), ServerError("t".into()), Valid])]);
-        assert_eq!((s[0], v.error), (Pending, Some(VerificationError::InvalidValue)));
+        assert_eq!(
+            (s[0], v.error),
+            (Pending, Some(VerificationError::InvalidValue))
+        );
     }
 
     #[test]
     fn failed_after_72_hours_without_success_and_then_no_more_checks() {
-        let (s, v) = run(&[(0, vec![HostNotFound]), (71, vec![HostNotFound]), (72, vec![HostNotFound])]);
+        let (s, v) = run(&[
+            (0, vec![HostNotFound]),
+            (71, vec![HostNotFound]),
+            (72, vec![HostNotFound]),
+        ]);
         assert_eq!(s, [Pending, Pending, Failed]);
         assert_eq!(v.next_check_at, None);
         let (s2, _) = step(Failed, &v, &obs(vec![Valid]), hours(80), &POLICY);
@@ -418,7 +428,15 @@ mod tests {
     fn resolver_failures_are_temporary_and_never_fail_alone() {
         let e = || vec![ServerError("SERVFAIL".into())];
         let (s, v) = run(&[(0, e()), (50, e()), (100, e()), (101, vec![Valid])]);
-        assert_eq!(s, [TemporaryFailure, TemporaryFailure, TemporaryFailure, Success]);
+        assert_eq!(
+            s,
+            [
+                TemporaryFailure,
+                TemporaryFailure,
+                TemporaryFailure,
+                Success
+            ]
+        );
         assert_eq!(v.error, None);
         // A miss after the window still fails: the window counts from configuration.
         let (s, v) = run(&[(0, e()), (73, vec![HostNotFound])]);
@@ -440,13 +458,29 @@ mod tests {
         assert_eq!(v.error, Some(VerificationError::HostNotFound));
         assert_eq!(v.next_check_at, None);
         // Records that come back during the grace clear it.
-        let (s, v) = run(&[(0, vec![Valid]), (24, vec![Wrong("k".into())]), (30, vec![Valid]), (120, vec![HostNotFound])]);
+        let (s, v) = run(&[
+            (0, vec![Valid]),
+            (24, vec![Wrong("k".into())]),
+            (30, vec![Valid]),
+            (120, vec![HostNotFound]),
+        ]);
         assert_eq!(s, [Success, Success, Success, Success]);
-        assert_eq!(v.failing_since, Some(hours(120)), "a new grace starts at the new miss");
+        assert_eq!(
+            v.failing_since,
+            Some(hours(120)),
+            "a new grace starts at the new miss"
+        );
         // A resolver outage after SUCCESS shows the error but keeps signing and starts no grace.
-        let (s, v) = run(&[(0, vec![Valid]), (24, vec![ServerError("timeout".into())]), (200, vec![ServerError("timeout".into())])]);
+        let (s, v) = run(&[
+            (0, vec![Valid]),
+            (24, vec![ServerError("timeout".into())]),
+            (200, vec![ServerError("timeout".into())]),
+        ]);
         assert_eq!(s, [Success, Success, Success]);
-        assert_eq!((v.error, v.failing_since), (Some(VerificationError::DnsServerError), None));
+        assert_eq!(
+            (v.error, v.failing_since),
+            (Some(VerificationError::DnsServerError), None)
+        );
     }
 
     #[test]

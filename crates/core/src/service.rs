@@ -166,7 +166,11 @@ impl Service {
                 let dkim = self.configure_dkim(setup, None)?;
                 let status = dkim.status;
                 // Checked right after configuration, then on the backoff schedule.
-                (Some(dkim), status, dkim::restart(&Verification::default(), now))
+                (
+                    Some(dkim),
+                    status,
+                    dkim::restart(&Verification::default(), now),
+                )
             }
         };
         let identity = Identity {
@@ -417,8 +421,13 @@ impl Service {
             return Ok(None);
         };
         let from = dkim.status;
-        let (to, verification) =
-            dkim::step(from, &id.verification, observation, now, &self.config.verify);
+        let (to, verification) = dkim::step(
+            from,
+            &id.verification,
+            observation,
+            now,
+            &self.config.verify,
+        );
         dkim.status = to;
         id.verification_status = to;
         id.verification = verification;

@@ -174,7 +174,10 @@ impl Store for MemStore {
         due.sort_by_key(|i| i.verification.next_check_at);
         due.truncate(limit);
         for i in &due {
-            leases.insert((i.account.as_str().to_owned(), i.name.as_str().to_owned()), lease_until);
+            leases.insert(
+                (i.account.as_str().to_owned(), i.name.as_str().to_owned()),
+                lease_until,
+            );
         }
         Ok(due.into_iter().cloned().collect())
     }
@@ -183,7 +186,11 @@ impl Store for MemStore {
         Ok(m.values()
             .filter_map(|i| i.dkim.as_ref())
             .filter(|d| matches!(d.origin, crate::model::DkimOrigin::Easy { .. }))
-            .flat_map(|d| d.keys.iter().map(|k| (k.selector.as_str().to_owned(), k.public_der.clone())))
+            .flat_map(|d| {
+                d.keys
+                    .iter()
+                    .map(|k| (k.selector.as_str().to_owned(), k.public_der.clone()))
+            })
             .collect())
     }
     fn key_generation(&self) -> Result<u64, StoreError> {

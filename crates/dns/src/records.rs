@@ -9,7 +9,10 @@ pub const MAX_STRING: usize = 255;
 
 /// The TXT value that publishes a DKIM public key.
 pub fn dkim_txt_value(public_der: &[u8]) -> String {
-    format!("v=DKIM1; k=rsa; p={}", data_encoding::BASE64.encode(public_der))
+    format!(
+        "v=DKIM1; k=rsa; p={}",
+        data_encoding::BASE64.encode(public_der)
+    )
 }
 
 /// Splits a TXT value into character-strings of at most 255 bytes; receivers concatenate them
@@ -64,7 +67,8 @@ pub fn published_key(strings: &[String]) -> Option<Vec<u8>> {
 
 /// Compares names as DNS does: case-insensitively, with or without the trailing dot.
 pub fn same_name(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
 }
 
 #[cfg(test)]
@@ -77,7 +81,10 @@ mod tests {
         let value = dkim_txt_value(&der);
         assert_eq!(value.len(), 18 + 392);
         let parts = split_strings(&value);
-        assert_eq!(parts.iter().map(String::len).collect::<Vec<_>>(), [255, 155]);
+        assert_eq!(
+            parts.iter().map(String::len).collect::<Vec<_>>(),
+            [255, 155]
+        );
         assert_eq!(parts.concat(), value);
         assert_eq!(published_key(&parts), Some(der));
     }
@@ -94,13 +101,23 @@ mod tests {
     fn zone_lines() {
         let cname = ExpectedRecord {
             name: "tok._domainkey.example.com".into(),
-            expect: Expect::Cname { target: "tok.dkim.example.net".into() },
+            expect: Expect::Cname {
+                target: "tok.dkim.example.net".into(),
+            },
         };
-        assert_eq!(zone_line(&cname), "tok._domainkey.example.com. 1800 IN CNAME tok.dkim.example.net.");
+        assert_eq!(
+            zone_line(&cname),
+            "tok._domainkey.example.com. 1800 IN CNAME tok.dkim.example.net."
+        );
         let txt = ExpectedRecord {
             name: "sel._domainkey.example.com".into(),
-            expect: Expect::DkimKey { public_der: vec![0, 1, 2] },
+            expect: Expect::DkimKey {
+                public_der: vec![0, 1, 2],
+            },
         };
-        assert_eq!(zone_line(&txt), "sel._domainkey.example.com. 1800 IN TXT \"v=DKIM1; k=rsa; p=AAEC\"");
+        assert_eq!(
+            zone_line(&txt),
+            "sel._domainkey.example.com. 1800 IN TXT \"v=DKIM1; k=rsa; p=AAEC\""
+        );
     }
 }

@@ -1,10 +1,11 @@
 //! The key-zone responder: authoritative answers for `<token>.<zone>` TXT records from an
 //! in-memory snapshot that the server replaces when the store's keys change, so no query ever
-//! waits on the database. UDP answers that do not fit are truncated by hickory-server (TC set)
-//! and clients retry over TCP.
+//! waits on the database. A UDP answer that would not fit the client's payload size goes out
+//! empty with TC set, and the client retries over TCP (RFC 1035 section 4.2.1, RFC 7766).
 
 use crate::records::{dkim_txt_value, split_strings};
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_server::proto::rr::rdata::{NS, SOA, TXT};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
@@ -46,14 +47,26 @@ fn name(s: &str) -> Result<Name, ZoneError> {
 impl Snapshot {
     /// Builds the zone `zone` holding `keys` (`(token, DER SubjectPublicKeyInfo)`); `serial`
     /// should change whenever the keys do.
-    pub fn build(zone: &str, keys: &[(String, Vec<u8>)], serial: u32) -> Result<Snapshot, ZoneError> {
+    pub fn build(
+        zone: &str,
+        keys: &[(String, Vec<u8>)],
+        serial: u32,
+    ) -> Result<Snapshot, ZoneError> {
         let apex = name(zone)?;
         let ns_name = name(&format!("ns.{zone}"))?;
         let admin = name(&format!("hostmaster.{zone}"))?;
         let soa = Record::from_rdata(
             apex.clone(),
             ZONE_TTL,
-            RData::SOA(SOA::new(ns_name.clone(), admin, serial, 3600, 600, 86_400, NEGATIVE_TTL)),
+            RData::SOA(SOA::new(
+                ns_name.clone(),
+                admin,
+                serial,
+                3600,
+                600,
+                86_400,
+                NEGATIVE_TTL,
+            )),
         );
         let ns = Record::from_rdata(apex.clone(), ZONE_TTL, RData::NS(NS(ns_name)));
         let mut txt = HashMap::with_capacity(keys.len());
@@ -82,7 +95,11 @@ impl Snapshot {
     }
 
     /// The answer to one question: (response code, answers, authority records, authoritative).
-    fn answer(&self, qname: &LowerName, qtype: RecordType) -> (ResponseCode, Vec<Record>, Vec<Record>, bool) {
+    fn answer(
+        &self,
+        qname: &LowerName,
+        qtype: RecordType,
+    ) -> (ResponseCode, Vec<Record>, Vec<Record>, bool) {
         if !self.apex.zone_of(qname) {
             // Not our zone: we are no resolver.
             return (ResponseCode::Refused, vec![], vec![], false);
@@ -134,6 +151,22 @@ pub struct KeyZoneHandler {
     pub zone: SnapshotHandle,
 }
 
+/// An upper bound of the records' wire size (no name compression assumed).
+fn wire_size(records: &[Record]) -> usize {
+    records
+        .iter()
+        .map(|r| {
+            let rdata = match &r.data {
+                RData::TXT(t) => t.txt_data.iter().map(|s| 1 + s.len()).sum(),
+                RData::SOA(s) => s.mname.len() + s.rname.len() + 4 + 20,
+                RData::NS(NS(n)) => n.len() + 2,
+                _ => 512,
+            };
+            r.name.len() + 2 + 10 + rdata
+        })
+        .sum()
+}
+
 /// The largest UDP answer we offer to EDNS clients (the DNS Flag Day 2020 recommendation).
 const MAX_UDP_PAYLOAD: u16 = 1232;
 
@@ -164,7 +197,21 @@ impl RequestHandler for KeyZoneHandler {
                     snapshot.answer(info.query.name(), info.query.query_type());
                 meta.response_code = code;
                 meta.authoritative = aa;
-                (answers, authority)
+                let limit = edns.as_ref().map_or(512, |e| usize::from(e.max_payload()));
+                let size = 12
+                    + info.query.name().len()
+                    + 6
+                    + wire_size(&answers)
+                    + wire_size(&authority)
+                    + 11;
+                if info.protocol == Protocol::Udp && size > limit {
+                    // hickory-server would truncate too, but it leaves the dropped records'
+                    // bytes behind the header ("trailing data"); an empty TC answer is clean.
+                    meta.truncation = true;
+                    (vec![], vec![])
+                } else {
+                    (answers, authority)
+                }
             }
             Err(_) => {
                 meta.response_code = ResponseCode::FormErr;
@@ -206,9 +253,18 @@ mod tests {
         let keys = vec![("abc".to_owned(), vec![1u8; 294])];
         let z = Snapshot::build("dkim.example.test", &keys, 7).unwrap();
         let (code, ans, auth, aa) = z.answer(&lower("ABC.dkim.example.test."), RecordType::TXT);
-        assert_eq!((code, ans.len(), auth.len(), aa), (ResponseCode::NoError, 1, 0, true));
-        let RData::TXT(txt) = &ans[0].data else { panic!() };
-        assert_eq!(txt.txt_data.len(), 2, "a 2048-bit key's value needs two strings");
+        assert_eq!(
+            (code, ans.len(), auth.len(), aa),
+            (ResponseCode::NoError, 1, 0, true)
+        );
+        let RData::TXT(txt) = &ans[0].data else {
+            panic!()
+        };
+        assert_eq!(
+            txt.txt_data.len(),
+            2,
+            "a 2048-bit key's value needs two strings"
+        );
         assert!(txt.txt_data.iter().all(|s| s.len() <= 255));
         let (code, _, auth, _) = z.answer(&lower("nope.dkim.example.test."), RecordType::TXT);
         assert_eq!((code, auth.len()), (ResponseCode::NXDomain, 1));

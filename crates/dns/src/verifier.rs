@@ -3,6 +3,7 @@
 //! core's state machine decides what that means.
 
 use crate::records::{published_key, same_name};
+use hickory_resolver::Resolver;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::lookup::Lookup;
@@ -11,7 +12,6 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::rdata::CNAME;
 use hickory_resolver::proto::rr::{RData, RecordType};
-use hickory_resolver::Resolver;
 use sesame_core::dkim::{Expect, ExpectedRecord, Observation, RecordCheck};
 use sesame_core::model::SoaRecord;
 use std::net::SocketAddr;
@@ -151,7 +151,10 @@ impl Verifier {
         if seen.is_empty() {
             (RecordCheck::TypeNotFound, None)
         } else {
-            (RecordCheck::Wrong(format!("TXT \"{}\"", seen.join("\" \""))), None)
+            (
+                RecordCheck::Wrong(format!("TXT \"{}\"", seen.join("\" \""))),
+                None,
+            )
         }
     }
 

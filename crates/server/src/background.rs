@@ -74,7 +74,9 @@ pub async fn follow_store(
 }
 
 /// Binds UDP and TCP on the same address (for port 0: the port UDP got).
-pub async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+pub async fn bind_dns(
+    addr: SocketAddr,
+) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
     let mut last = None;
     for _ in 0..20 {
         let udp = tokio::net::UdpSocket::bind(addr).await?;
@@ -86,7 +88,9 @@ pub async fn bind_dns(addr: SocketAddr) -> anyhow::Result<(tokio::net::UdpSocket
             Err(e) => return Err(e.into()),
         }
     }
-    Err(anyhow::anyhow!("no port free for both UDP and TCP: {last:?}"))
+    Err(anyhow::anyhow!(
+        "no port free for both UDP and TCP: {last:?}"
+    ))
 }
 
 /// Serves the key zone on the bound sockets until shutdown.

@@ -1,10 +1,12 @@
-//! The management commands: `sesame account create|list` and `sesame key create|disable|list`.
+//! The management commands: `sesame account create|list`, `sesame key create|disable|list` and
+//! `sesame dns-records`.
 //! They open the same store as a running server (SQLite allows it, and the server reads keys
 //! from the store on every request), so changes take effect at once. Output is JSON on stdout.
 
 use crate::Opened;
+use crate::adapters::SystemClock;
 use crate::bootstrap::new_key;
-use crate::config::{AccountCommand, KeyCommand};
+use crate::config::{AccountCommand, DnsRecordsArgs, KeyCommand};
 use anyhow::{Context, bail};
 use serde_json::json;
 use sesame_core::model::AccountId;
@@ -123,6 +125,76 @@ pub fn key(cmd: KeyCommand, opened: &Opened, clock: &dyn Clock) -> anyhow::Resul
                 }
             }
             emit(json!(keys));
+        }
+    }
+    Ok(())
+}
+
+/// Prints the records an identity needs as zone-file lines; with `--check`, a comment line
+/// under each says what the DNS shows for it right now.
+#[allow(clippy::print_stdout)]
+pub fn dns_records(args: DnsRecordsArgs, opened: &Opened) -> anyhow::Result<()> {
+    use sesame_core::dkim::{Observation, RecordCheck};
+    use sesame_core::model::IdentityName;
+    use sesame_core::service::{Service, ServiceConfig};
+    use std::sync::Arc;
+    let account = find_account(opened.store.as_ref(), &args.account)?;
+    let name = match IdentityName::parse(&args.identity)? {
+        // An address signs with its domain's key, so its domain's records are the ones.
+        IdentityName::Email(e) => IdentityName::Domain(e.domain()),
+        d => d,
+    };
+    let service = Service::new(
+        opened.store.clone(),
+        Arc::new(sesame_crypto::OpenSslVault::new(opened.sealer.clone())),
+        Arc::new(SystemClock),
+        ServiceConfig {
+            max_identities: u64::MAX,
+            dkim_zone: args.dkim_zone.trim_end_matches('.').to_ascii_lowercase(),
+            verify: Default::default(),
+        },
+    );
+    let records = service.expected_records(&account.id, &name)?;
+    if records.is_empty() {
+        bail!("{name} has no DKIM set-up, so it needs no records");
+    }
+    let observation = if args.check {
+        let resolver = args
+            .resolver
+            .as_deref()
+            .map(crate::background::resolver_addr)
+            .transpose()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Some(runtime.block_on(async {
+            let v =
+                sesame_dns::verifier::Verifier::new(resolver, std::time::Duration::from_secs(3))
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            anyhow::Ok(v.observe(&records).await)
+        })?)
+    } else {
+        None
+    };
+    println!("; DNS records for {name} (account {})", account.name);
+    for (i, record) in records.iter().enumerate() {
+        println!("{}", sesame_dns::records::zone_line(record));
+        if let Some(Observation {
+            records: checks, ..
+        }) = &observation
+        {
+            let says = match &checks[i] {
+                RecordCheck::Valid => "found".to_owned(),
+                RecordCheck::HostNotFound => {
+                    "missing: the name does not exist (NXDOMAIN)".to_owned()
+                }
+                RecordCheck::TypeNotFound => {
+                    "missing: the name has no record of this type".to_owned()
+                }
+                RecordCheck::Wrong(seen) => format!("wrong value: found {seen}"),
+                RecordCheck::ServerError(why) => format!("unknown: the resolver failed ({why})"),
+            };
+            println!(";   {says}");
         }
     }
     Ok(())

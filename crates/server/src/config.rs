@@ -25,6 +25,14 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print the DNS records an identity needs, as zone-file lines (`--check`: and what the
+    /// DNS shows for each right now).
+    DnsRecords {
+        #[command(flatten)]
+        args: DnsRecordsArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Manage access keys. Works while a server runs on the same data.
     Key {
         #[command(subcommand)]
@@ -32,6 +40,25 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+/// `sesame dns-records`.
+#[derive(Args, Debug)]
+pub struct DnsRecordsArgs {
+    /// The identity (a domain, or an address: its domain's records are printed).
+    pub identity: String,
+    /// The account that owns the identity (name or id).
+    #[arg(long, default_value = "default")]
+    pub account: String,
+    /// Also look the records up now and say, per record, what the verifier sees.
+    #[arg(long)]
+    pub check: bool,
+    /// DNS resolver for `--check` (`IP[:PORT]`); default: the system's resolver.
+    #[arg(long, env = "SESAME_RESOLVER")]
+    pub resolver: Option<String>,
+    /// The key zone the server publishes Easy DKIM keys under (as given to `serve`).
+    #[arg(long, env = "SESAME_DKIM_ZONE", default_value = DEFAULT_DKIM_ZONE)]
+    pub dkim_zone: String,
 }
 
 #[derive(Subcommand, Debug)]

@@ -14,12 +14,12 @@ use clap::Parser;
 use config::{Cli, Command, ServeArgs, StoreArgs};
 use sesame_api::ApiState;
 use sesame_api::throttle::Throttle;
-use sesame_core::ports::{Clock, Store};
 use sesame_core::dkim::VerifyPolicy;
+use sesame_core::ports::{Clock, Store};
 use sesame_core::service::{Service, ServiceConfig};
+use sesame_crypto::{OpenSslVault, Sealer};
 use sesame_dns::responder::SnapshotHandle;
 use sesame_dns::verifier::Verifier;
-use sesame_crypto::{OpenSslVault, Sealer};
 use sesame_store::SqliteStore;
 use std::io::Write;
 use std::path::PathBuf;
@@ -40,6 +40,10 @@ fn main() -> anyhow::Result<()> {
         Command::Account { command, store } => {
             let opened = open(&store)?;
             cli::account(command, &opened, &SystemClock)
+        }
+        Command::DnsRecords { args, store } => {
+            let opened = open(&store)?;
+            cli::dns_records(args, &opened)
         }
         Command::Key { command, store } => {
             let opened = open(&store)?;
@@ -116,7 +120,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_identities: args.max_identities,
             dkim_zone: zone.clone(),
             verify: VerifyPolicy {
-                first_interval_ms: i64::try_from(args.verify_interval.as_millis()).unwrap_or(i64::MAX),
+                first_interval_ms: i64::try_from(args.verify_interval.as_millis())
+                    .unwrap_or(i64::MAX),
                 ..VerifyPolicy::default()
             },
         },

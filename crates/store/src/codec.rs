@@ -6,8 +6,7 @@ use sesame_core::StoreError;
 use sesame_core::dkim::KeyLengthHistory;
 use sesame_core::model::{
     AccountId, Dkim, DkimKey, DkimOrigin, DkimStatus, DkimToken, Identity, IdentityName,
-    IdentityType, KeyLength, Selector, SoaRecord, Tag, Timestamp, Verification,
-    VerificationError,
+    IdentityType, KeyLength, Selector, SoaRecord, Tag, Timestamp, Verification, VerificationError,
 };
 
 fn error_text(e: VerificationError) -> &'static str {

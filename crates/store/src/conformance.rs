@@ -121,21 +121,43 @@ fn due_checks_are_leased_once(store: &(dyn Store + 'static)) {
     off.verification.next_check_at = None;
     store.insert_identity(&off, 100).unwrap();
 
-    let first = store.claim_due(Timestamp(1_000), Timestamp(61_000), 2).unwrap();
+    let first = store
+        .claim_due(Timestamp(1_000), Timestamp(61_000), 2)
+        .unwrap();
     let got: Vec<&str> = first.iter().map(|i| i.name.as_str()).collect();
-    assert_eq!(got, ["due0.example.com", "due3.example.com"], "earliest due first, limited");
-    let second = store.claim_due(Timestamp(1_000), Timestamp(61_000), 10).unwrap();
+    assert_eq!(
+        got,
+        ["due0.example.com", "due3.example.com"],
+        "earliest due first, limited"
+    );
+    let second = store
+        .claim_due(Timestamp(1_000), Timestamp(61_000), 10)
+        .unwrap();
     let got: Vec<&str> = second.iter().map(|i| i.name.as_str()).collect();
-    assert_eq!(got, ["due1.example.com"], "leased ones are not handed out again");
-    assert!(store.claim_due(Timestamp(1_000), Timestamp(61_000), 10).unwrap().is_empty());
+    assert_eq!(
+        got,
+        ["due1.example.com"],
+        "leased ones are not handed out again"
+    );
+    assert!(
+        store
+            .claim_due(Timestamp(1_000), Timestamp(61_000), 10)
+            .unwrap()
+            .is_empty()
+    );
     // Writing the result ends the lease; the new schedule decides the next claim.
     let mut done = first[0].clone();
     done.verification.next_check_at = Some(Timestamp(90_000));
     store.update_identity(&done).unwrap();
     // An expired lease (a node that died mid-check) makes the identity claimable again.
-    let later = store.claim_due(Timestamp(61_000), Timestamp(121_000), 10).unwrap();
+    let later = store
+        .claim_due(Timestamp(61_000), Timestamp(121_000), 10)
+        .unwrap();
     let got: Vec<&str> = later.iter().map(|i| i.name.as_str()).collect();
-    assert_eq!(got, ["due3.example.com", "due1.example.com", "due2.example.com"]);
+    assert_eq!(
+        got,
+        ["due3.example.com", "due1.example.com", "due2.example.com"]
+    );
     let read = store.get_identity(&a, &names[0]).unwrap().unwrap();
     assert_eq!(read.verification.next_check_at, Some(Timestamp(90_000)));
 
@@ -151,11 +173,16 @@ fn due_checks_are_leased_once(store: &(dyn Store + 'static)) {
         for _ in 0..4 {
             s.spawn(|| {
                 loop {
-                    let got = store.claim_due(Timestamp(500_000), Timestamp(900_000), 3).unwrap();
+                    let got = store
+                        .claim_due(Timestamp(500_000), Timestamp(900_000), 3)
+                        .unwrap();
                     if got.is_empty() {
                         break;
                     }
-                    claimed.lock().unwrap().extend(got.into_iter().map(|i| i.name.as_str().to_owned()));
+                    claimed
+                        .lock()
+                        .unwrap()
+                        .extend(got.into_iter().map(|i| i.name.as_str().to_owned()));
                 }
             });
         }
@@ -191,7 +218,11 @@ fn published_keys_follow_writes(store: &dyn Store) {
     store.delete_identity(&a, &d.name).unwrap();
     assert_ne!(store.key_generation().unwrap(), g1);
     let published = store.published_keys().unwrap();
-    assert!(!published.iter().any(|(_, der)| der.starts_with(b"unique-public-key-")));
+    assert!(
+        !published
+            .iter()
+            .any(|(_, der)| der.starts_with(b"unique-public-key-"))
+    );
 }
 
 fn accounts_and_keys(store: &dyn Store) {

@@ -200,7 +200,11 @@ fn load_identity(
     codec::decode_identity(account, row, keys).map(Some)
 }
 
-fn save_identity(tx: &Transaction<'_>, identity: &Identity, version: u64) -> Result<(), StoreError> {
+fn save_identity(
+    tx: &Transaction<'_>,
+    identity: &Identity,
+    version: u64,
+) -> Result<(), StoreError> {
     let row = codec::encode_identity(identity, version);
     let unchanged = keys_unchanged(tx, identity)?;
     // An upsert, not INSERT OR REPLACE: a replace would delete the row and cascade to its keys.
@@ -343,7 +347,13 @@ fn keys_unchanged(tx: &Transaction<'_>, identity: &Identity) -> Result<bool, Sto
         .map(|d| {
             d.keys
                 .iter()
-                .map(|k| (k.selector.as_str(), k.public_der.as_slice(), k.sealed_private.as_slice()))
+                .map(|k| {
+                    (
+                        k.selector.as_str(),
+                        k.public_der.as_slice(),
+                        k.sealed_private.as_slice(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -354,9 +364,16 @@ fn keys_unchanged(tx: &Transaction<'_>, identity: &Identity) -> Result<bool, Sto
         )
         .map_err(unavailable)?;
     let stored = stmt
-        .query_map(params![identity.account.as_str(), identity.name.as_str()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
-        })
+        .query_map(
+            params![identity.account.as_str(), identity.name.as_str()],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            },
+        )
         .map_err(unavailable)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(unavailable)?;

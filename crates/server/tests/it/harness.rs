@@ -17,6 +17,10 @@ pub const REGION: &str = "us-east-1";
 pub struct Server {
     child: Option<Child>,
     pub api: SocketAddr,
+    /// The key-zone DNS responder.
+    pub dns: SocketAddr,
+    // The verifier's resolver unless the test named one.
+    _fake_dns: Option<crate::fakedns::FakeDns>,
     pub account: String,
     pub data_dir: PathBuf,
     // Keeps the directory alive for the server's lifetime when the harness made it.
@@ -33,8 +37,11 @@ impl Server {
         s
     }
 
-    /// A server on `data_dir` with extra environment variables.
+    /// A server on `data_dir` with extra environment variables. Unless `SESAME_RESOLVER` is
+    /// among them, its verifier asks an in-process DNS server that answers NXDOMAIN.
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let fake_dns = (!env.iter().any(|(k, _)| *k == "SESAME_RESOLVER"))
+            .then(crate::fakedns::FakeDns::start);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
         cmd.arg("serve")
             .arg("--data-dir")
@@ -44,11 +51,15 @@ impl Server {
             .env("SESAME_SECRET_ACCESS_KEY", SECRET)
             .env("SESAME_LOG", "debug")
             .env_remove("SESAME_MASTER_KEY")
+            .env_remove("SESAME_RESOLVER")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if let Some(f) = &fake_dns {
+            cmd.env("SESAME_RESOLVER", f.addr.to_string());
         }
         let mut child = cmd.spawn().expect("spawn sesame");
         let output = Arc::new(Mutex::new(String::new()));
@@ -85,13 +96,23 @@ impl Server {
                 account = Some(a.trim().to_owned());
             }
             if let Some(rest) = line.split("listening api=").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap();
-                break addr.parse::<SocketAddr>().unwrap();
+                let mut parts = rest.split_whitespace();
+                let api = parts.next().unwrap().parse::<SocketAddr>().unwrap();
+                let dns = parts
+                    .next()
+                    .and_then(|d| d.strip_prefix("dns="))
+                    .expect("dns=IP:PORT right after api=")
+                    .parse::<SocketAddr>()
+                    .unwrap();
+                break (api, dns);
             }
         };
+        let (api, dns) = api;
         Server {
             child: Some(child),
             api,
+            dns,
+            _fake_dns: fake_dns,
             account: account.expect("the default account line comes before listening"),
             data_dir: data_dir.to_owned(),
             _tmp: None,

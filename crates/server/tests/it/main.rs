@@ -5,6 +5,7 @@
 mod auth;
 mod durability;
 mod errors;
+mod fakedns;
 mod harness;
 mod identities;
 mod secrets;

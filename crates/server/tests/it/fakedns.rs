@@ -1,0 +1,68 @@
+//! A DNS server that knows nothing: every question gets an authoritative NXDOMAIN. The default
+//! `--resolver` of test servers, so their verifiers get fast, deterministic answers instead of
+//! whatever this machine's resolver does. It runs on its own thread and runtime, so a test
+//! blocked in synchronous code never stalls it.
+
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use std::net::SocketAddr;
+
+struct Nothing;
+
+#[async_trait::async_trait]
+impl RequestHandler for Nothing {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let mut meta = Metadata::response_from_request(&request.metadata);
+        meta.response_code = ResponseCode::NXDomain;
+        meta.authoritative = true;
+        let response =
+            MessageResponseBuilder::new(&request.queries, None).build(meta, [], [], [], []);
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(_) => ResponseInfo::from(Header {
+                metadata: meta,
+                counts: HeaderCounts::default(),
+            }),
+        }
+    }
+}
+
+/// The running server; stops when dropped.
+pub struct FakeDns {
+    pub addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl FakeDns {
+    pub fn start() -> FakeDns {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let addr = udp.local_addr().unwrap();
+                let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+                let mut server = hickory_server::Server::new(Nothing);
+                server.register_socket(udp);
+                server.register_listener(tcp, std::time::Duration::from_secs(5), 8);
+                addr_tx.send(addr).unwrap();
+                let _ = stopped.await;
+                let _ = server.shutdown_gracefully().await;
+            });
+        });
+        FakeDns {
+            addr: addr_rx.recv().unwrap(),
+            _stop: stop,
+        }
+    }
+}
