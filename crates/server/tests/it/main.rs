@@ -3,6 +3,7 @@
 //! `raw_request` helper).
 
 mod auth;
+mod dns;
 mod durability;
 mod errors;
 mod fakedns;

@@ -1,0 +1,546 @@
+//! DNS for real: NSD (a Debian package nobody here wrote) serves the customer's zone with the
+//! records `sesame dns-records` prints, and the status moves PENDING → SUCCESS through the SDK;
+//! `kdig` and hickory's resolver query the key-zone responder over UDP and TCP; a resolver that
+//! never answers keeps identities out of SUCCESS while the API keeps answering.
+
+use crate::harness::{Server, rsa_key_b64};
+use aws_sdk_sesv2::Client;
+use aws_sdk_sesv2::types::{DkimSigningAttributes, DkimStatus, VerificationStatus};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether a tool is installed; without it the test says so loudly and, unless CI requires the
+/// tools (`SESAME_REQUIRE_DNS_TOOLS=1`, set by `.ci/run` after installing them), skips.
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        let required = std::env::var("SESAME_REQUIRE_DNS_TOOLS").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "{tool} is required (apt-get install nsd knot-dnsutils)"
+        );
+        eprintln!(
+            "SKIPPED: {tool} is not installed (apt-get install nsd knot-dnsutils); .ci/run installs it"
+        );
+    }
+    found
+}
+
+/// NSD serving one zone from a zone file, on a port of its own.
+struct Nsd {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+    zone: String,
+}
+
+impl Nsd {
+    fn start(zone: &str) -> Nsd {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut nsd = Nsd {
+            child: None,
+            dir,
+            port,
+            zone: zone.to_owned(),
+        };
+        nsd.publish(&[]);
+        nsd
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn path(&self, f: &str) -> PathBuf {
+        self.dir.path().join(f)
+    }
+
+    /// Writes the zone with `records` (zone-file lines) and (re)starts NSD on it.
+    fn publish(&mut self, records: &[String]) {
+        self.stop();
+        let d = self.dir.path().display();
+        let zone = &self.zone;
+        std::fs::write(
+            self.path("nsd.conf"),
+            format!(
+                "server:\n  ip-address: 127.0.0.1@{}\n  username: \"\"\n  zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  zonelistfile: \"{d}/zone.list\"\n  xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  logfile: \"{d}/nsd.log\"\n  server-count: 1\nremote-control:\n  control-enable: no\nzone:\n  name: {zone}\n  zonefile: {zone}.zone\n",
+                self.port
+            ),
+        )
+        .unwrap();
+        let mut text = format!(
+            "$ORIGIN {zone}.\n$TTL 60\n@ IN SOA ns1.{zone}. hostmaster.{zone}. 2026112601 3600 600 86400 60\n@ IN NS ns1.{zone}.\nns1 IN A 127.0.0.1\n"
+        );
+        for r in records {
+            text.push_str(r);
+            text.push('\n');
+        }
+        std::fs::write(self.path(&format!("{zone}.zone")), text).unwrap();
+        let child = Command::new("nsd")
+            .args(["-d", "-c"])
+            .arg(self.path("nsd.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nsd");
+        self.child = Some(child);
+        // Ready when it answers for its zone over TCP.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(self.addr()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nsd did not start: {}",
+                std::fs::read_to_string(self.path("nsd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+/// Runs `sesame dns-records` and returns its lines.
+fn dns_records(server: &Server, identity: &str, check: Option<SocketAddr>) -> Vec<String> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+    cmd.args(["dns-records", identity, "--data-dir"])
+        .arg(&server.data_dir);
+    cmd.env_remove("SESAME_RESOLVER")
+        .env_remove("SESAME_MASTER_KEY");
+    if let Some(r) = check {
+        cmd.args(["--check", "--resolver", &r.to_string()]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Polls GetEmailIdentity until `done` holds or the deadline passes.
+async fn wait_for(
+    c: &Client,
+    name: &str,
+    what: &str,
+    done: impl Fn(&aws_sdk_sesv2::operation::get_email_identity::GetEmailIdentityOutput) -> bool,
+) -> aws_sdk_sesv2::operation::get_email_identity::GetEmailIdentityOutput {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let got = c
+            .get_email_identity()
+            .email_identity(name)
+            .send()
+            .await
+            .unwrap();
+        if done(&got) {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "{name}: never {what}: {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn status(
+    g: &aws_sdk_sesv2::operation::get_email_identity::GetEmailIdentityOutput,
+) -> Option<&DkimStatus> {
+    g.dkim_attributes().and_then(|d| d.status())
+}
+
+#[tokio::test]
+async fn nsd_published_records_move_pending_to_success() {
+    if !have("nsd") {
+        return;
+    }
+    let mut nsd = Nsd::start("example.test");
+    let dir = tempfile::tempdir().unwrap();
+    let resolver = nsd.addr().to_string();
+    let server = Server::start_in(
+        dir.path(),
+        &[
+            ("SESAME_RESOLVER", &resolver),
+            ("SESAME_VERIFY_INTERVAL", "500ms"),
+        ],
+    );
+    let c = server.client();
+    c.create_email_identity()
+        .email_identity("example.test")
+        .send()
+        .await
+        .unwrap();
+    let byo = |key: String| {
+        DkimSigningAttributes::builder()
+            .domain_signing_selector("sel1")
+            .domain_signing_private_key(key)
+            .build()
+    };
+    c.create_email_identity()
+        .email_identity("byo.example.test")
+        .dkim_signing_attributes(byo(rsa_key_b64(2048, false)))
+        .send()
+        .await
+        .unwrap();
+    c.create_email_identity()
+        .email_identity("wrong.example.test")
+        .dkim_signing_attributes(byo(rsa_key_b64(1024, true)))
+        .send()
+        .await
+        .unwrap();
+
+    // First checks: nothing published yet.
+    for name in ["example.test", "byo.example.test", "wrong.example.test"] {
+        let got = wait_for(&c, name, "checked", |g| {
+            g.verification_info()
+                .is_some_and(|v| v.last_checked_timestamp().is_some())
+        })
+        .await;
+        assert_eq!(status(&got), Some(&DkimStatus::Pending), "{name}");
+        assert!(!got.verified_for_sending_status());
+        let info = got.verification_info().unwrap();
+        assert_eq!(
+            info.error_type().map(|e| e.as_str()),
+            Some("HOST_NOT_FOUND"),
+            "{name}"
+        );
+        let soa = info.soa_record().expect("the SOA of the customer's zone");
+        assert_eq!(soa.primary_name_server(), Some("ns1.example.test"));
+        assert_eq!(soa.serial_number(), 2026112601);
+    }
+
+    // Publish what dns-records prints; for "wrong", the record of another key.
+    let mut records: Vec<String> = Vec::new();
+    for name in ["example.test", "byo.example.test"] {
+        records.extend(
+            dns_records(&server, name, None)
+                .into_iter()
+                .filter(|l| !l.starts_with(';')),
+        );
+    }
+    let other = Server::start();
+    let oc = other.client();
+    oc.create_email_identity()
+        .email_identity("wrong.example.test")
+        .dkim_signing_attributes(byo(rsa_key_b64(1024, true)))
+        .send()
+        .await
+        .unwrap();
+    records.extend(
+        dns_records(&other, "wrong.example.test", None)
+            .into_iter()
+            .filter(|l| !l.starts_with(';')),
+    );
+    assert_eq!(records.len(), 5, "{records:?}");
+    nsd.publish(&records);
+
+    for name in ["example.test", "byo.example.test"] {
+        let got = wait_for(&c, name, "SUCCESS", |g| {
+            status(g) == Some(&DkimStatus::Success)
+        })
+        .await;
+        assert!(got.verified_for_sending_status(), "{name}");
+        assert_eq!(
+            got.verification_status(),
+            Some(&VerificationStatus::Success)
+        );
+        let info = got.verification_info().unwrap();
+        assert!(info.last_success_timestamp().is_some());
+        assert!(info.error_type().is_none());
+    }
+    let listed = c.list_email_identities().send().await.unwrap();
+    for i in listed.email_identities() {
+        let expect = i.identity_name() != Some("wrong.example.test");
+        assert_eq!(i.sending_enabled(), expect, "{:?}", i.identity_name());
+    }
+
+    // The wrong key is seen, reported, and never accepted.
+    let got = wait_for(&c, "wrong.example.test", "INVALID_VALUE", |g| {
+        g.verification_info()
+            .and_then(|v| v.error_type())
+            .is_some_and(|e| e.as_str() == "INVALID_VALUE")
+    })
+    .await;
+    assert_eq!(status(&got), Some(&DkimStatus::Pending));
+    let lines = dns_records(&server, "wrong.example.test", Some(nsd.addr()));
+    assert!(
+        lines.iter().any(|l| l.contains("wrong value: found TXT")),
+        "{lines:?}"
+    );
+    let lines = dns_records(&server, "example.test", Some(nsd.addr()));
+    assert_eq!(
+        lines.iter().filter(|l| l.trim() == ";   found").count(),
+        3,
+        "{lines:?}"
+    );
+    // A few more checks later it is still not SUCCESS.
+    let checked = got
+        .verification_info()
+        .unwrap()
+        .last_checked_timestamp()
+        .unwrap()
+        .secs();
+    let later = wait_for(&c, "wrong.example.test", "re-checked", |g| {
+        g.verification_info()
+            .and_then(|v| v.last_checked_timestamp())
+            .is_some_and(|t| t.secs() > checked)
+    })
+    .await;
+    assert_eq!(status(&later), Some(&DkimStatus::Pending));
+
+    assert!(server.output().contains("DKIM status changed"));
+}
+
+/// The key-zone responder answers real DNS clients over UDP and TCP.
+#[tokio::test]
+async fn key_zone_answers_over_udp_and_tcp() {
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+    use hickory_resolver::net::runtime::TokioRuntimeProvider;
+    use hickory_resolver::proto::rr::{RData, RecordType};
+    let server = Server::start();
+    let c = server.client();
+    let mut tokens = Vec::new();
+    for (name, len) in [
+        ("big.example.com", "RSA_2048_BIT"),
+        ("small.example.com", "RSA_1024_BIT"),
+    ] {
+        let out = c
+            .create_email_identity()
+            .email_identity(name)
+            .dkim_signing_attributes(
+                DkimSigningAttributes::builder()
+                    .next_signing_key_length(aws_sdk_sesv2::types::DkimSigningKeyLength::from(len))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let bits = if len == "RSA_2048_BIT" { 2048 } else { 1024 };
+        for t in out.dkim_attributes().unwrap().tokens() {
+            tokens.push((name, t.clone(), bits));
+        }
+    }
+    // The keys Sesame signs with, from its store.
+    let signing_keys = signing_public_keys(&server.data_dir, &server.account);
+
+    for udp in [true, false] {
+        let mut nsc = if udp {
+            NameServerConfig::udp(server.dns.ip())
+        } else {
+            NameServerConfig::tcp(server.dns.ip())
+        };
+        for cc in nsc.connections.iter_mut() {
+            cc.port = server.dns.port();
+        }
+        let mut b = hickory_resolver::Resolver::builder_with_config(
+            ResolverConfig::from_name_servers(vec![nsc]),
+            TokioRuntimeProvider::default(),
+        );
+        b.options_mut().cache_size = 0;
+        let resolver = b.build().unwrap();
+        for (name, token, bits) in &tokens {
+            let fqdn = format!("{token}.dkim.sesame.internal.");
+            // A write is visible within a second: poll briefly for the first lookup.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let lookup = loop {
+                match resolver.lookup(fqdn.as_str(), RecordType::TXT).await {
+                    Ok(l) => break l,
+                    Err(e) => {
+                        assert!(Instant::now() < deadline, "{fqdn}: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            };
+            let RData::TXT(txt) = &lookup.answers()[0].data else {
+                panic!("not TXT")
+            };
+            let strings: Vec<String> = txt
+                .txt_data
+                .iter()
+                .map(|s| String::from_utf8(s.to_vec()).unwrap())
+                .collect();
+            assert!(strings.iter().all(|s| s.len() <= 255));
+            if *bits == 2048 {
+                assert_eq!(strings.len(), 2, "a 2048-bit key needs two strings");
+                assert_eq!(strings[0].len(), 255);
+            }
+            let value = strings.concat();
+            assert!(value.starts_with("v=DKIM1; k=rsa; p="), "{value}");
+            let der = data_encoding::BASE64
+                .decode(value.split("p=").nth(1).unwrap().as_bytes())
+                .unwrap();
+            let key = openssl::pkey::PKey::public_key_from_der(&der).unwrap();
+            assert_eq!(key.bits(), *bits, "{name}");
+            assert!(
+                signing_keys.contains(&der),
+                "{name}: the published key is the signing key"
+            );
+        }
+        let e = resolver
+            .lookup("nope.dkim.sesame.internal.", RecordType::TXT)
+            .await
+            .unwrap_err();
+        assert!(e.is_nx_domain(), "{e}");
+    }
+
+    if !have("kdig") {
+        return;
+    }
+    let (_, token, _) = &tokens[0];
+    let kdig = |args: &[&str]| {
+        let out = Command::new("kdig")
+            .arg(format!("@{}", server.dns.ip()))
+            .args(["-p", &server.dns.port().to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let name = format!("{token}.dkim.sesame.internal");
+    // UDP with an EDNS buffer large enough for a 2048-bit key's record, and TCP.
+    for transport in [&["+notcp", "+bufsize=1232", "+ignore"][..], &["+tcp"][..]] {
+        let out = kdig(&[transport, &["TXT", &name]].concat());
+        assert!(
+            out.contains("status: NOERROR") && out.contains("v=DKIM1; k=rsa; p="),
+            "{out}"
+        );
+        assert!(out.contains("Flags: qr aa"), "authoritative: {out}");
+    }
+    // Without EDNS a 2048-bit answer does not fit 512 bytes: TC, then kdig retries over TCP.
+    let out = kdig(&["+noedns", "+ignore", "TXT", &name]);
+    assert!(out.contains(" tc") && !out.contains("malformed"), "{out}");
+    let out = kdig(&["+noedns", "TXT", &name]);
+    assert!(
+        out.contains("retrying over TCP") && out.contains("v=DKIM1"),
+        "{out}"
+    );
+    let out = kdig(&["TXT", "nope.dkim.sesame.internal"]);
+    assert!(
+        out.contains("status: NXDOMAIN") && out.contains("SOA"),
+        "{out}"
+    );
+    let out = kdig(&["SOA", "dkim.sesame.internal"]);
+    assert!(
+        out.contains("status: NOERROR") && out.contains("hostmaster.dkim.sesame.internal"),
+        "{out}"
+    );
+    let out = kdig(&["NS", "dkim.sesame.internal"]);
+    assert!(out.contains("ns.dkim.sesame.internal"), "{out}");
+}
+
+/// The public halves of the keys in the store, derived from the sealed private keys.
+fn signing_public_keys(data_dir: &Path, account: &str) -> Vec<Vec<u8>> {
+    use sesame_core::ports::Store;
+    let master = std::fs::read_to_string(data_dir.join("master.key")).unwrap();
+    let vault = sesame_crypto::OpenSslVault::new(sesame_crypto::Sealer::new(
+        sesame_crypto::MasterKey::parse(&master).unwrap(),
+    ));
+    let store = sesame_store::SqliteStore::open(&data_dir.join("sesame.db")).unwrap();
+    let account = sesame_core::model::AccountId::parse(account).unwrap();
+    let mut out = Vec::new();
+    for s in store
+        .list_identities(&account, &Default::default(), None, 100)
+        .unwrap()
+    {
+        let id = store.get_identity(&account, &s.name).unwrap().unwrap();
+        for k in id.dkim.map(|d| d.keys).unwrap_or_default() {
+            out.push(
+                vault
+                    .open(&k.sealed_private)
+                    .unwrap()
+                    .public_key_to_der()
+                    .unwrap(),
+            );
+        }
+    }
+    out
+}
+
+/// A resolver that never answers: no SUCCESS, a DNS_SERVER_ERROR, and the API stays responsive.
+#[tokio::test]
+async fn a_silent_resolver_never_yields_success() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent_tcp = std::net::TcpListener::bind(silent.local_addr().unwrap()).unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(
+        dir.path(),
+        &[
+            ("SESAME_RESOLVER", &addr),
+            ("SESAME_VERIFY_INTERVAL", "200ms"),
+        ],
+    );
+    let c = server.client();
+    c.create_email_identity()
+        .email_identity("silent.example.com")
+        .send()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut api_calls = 0;
+    let got = loop {
+        // The API answers while lookups hang.
+        let t = Instant::now();
+        let got = c
+            .get_email_identity()
+            .email_identity("silent.example.com")
+            .send()
+            .await
+            .unwrap();
+        c.list_email_identities().send().await.unwrap();
+        api_calls += 2;
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "the API stalled behind the verifier"
+        );
+        assert_ne!(status(&got), Some(&DkimStatus::Success));
+        if got
+            .verification_info()
+            .and_then(|v| v.error_type())
+            .is_some()
+        {
+            break got;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never checked: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status(&got), Some(&DkimStatus::TemporaryFailure));
+    assert_eq!(
+        got.verification_info()
+            .unwrap()
+            .error_type()
+            .unwrap()
+            .as_str(),
+        "DNS_SERVER_ERROR"
+    );
+    assert!(api_calls >= 2);
+    drop((silent, silent_tcp));
+}
