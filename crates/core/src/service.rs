@@ -733,4 +733,39 @@ mod tests {
         };
         assert_ne!(t1, t2, "a switch back to Easy DKIM makes new tokens");
     }
+
+    #[test]
+    fn verification_claims_checks_and_records_results_with_an_injected_clock() {
+        use crate::dkim::{Observation, RecordCheck};
+        let (s, clock, a) = svc();
+        create(&s, &a, "example.com", None).unwrap();
+        create(&s, &a, "me@example.com", None).unwrap();
+        // Due right after configuration; addresses are never due.
+        let due = s.claim_due_checks(10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].records.len(), 3);
+        assert!(due[0].records[0].name.ends_with("._domainkey.example.com"));
+        assert!(s.claim_due_checks(10).unwrap().is_empty(), "leased");
+        let missing = Observation { records: vec![RecordCheck::HostNotFound; 3], soa: None };
+        let change = s.record_check(due[0].identity.clone(), &missing).unwrap();
+        assert_eq!(change, Some((DkimStatus::Pending, DkimStatus::Pending)));
+        assert!(s.claim_due_checks(10).unwrap().is_empty(), "backoff: not due yet");
+        clock.advance_hours(1);
+        let due = s.claim_due_checks(10).unwrap();
+        let found = Observation { records: vec![RecordCheck::Valid; 3], soa: None };
+        let change = s.record_check(due[0].identity.clone(), &found).unwrap();
+        assert_eq!(change, Some((DkimStatus::Pending, DkimStatus::Success)));
+        let n = IdentityName::parse("example.com").unwrap();
+        let view = s.get_identity(&a, &n).unwrap();
+        assert_eq!(view.identity.verification_status, DkimStatus::Success);
+        assert!(view.identity.verified_for_sending());
+        // A result computed before a configuration change is stale and dropped.
+        clock.advance_hours(25);
+        let due = s.claim_due_checks(10).unwrap();
+        assert_eq!(due.len(), 1, "daily re-check");
+        length(&s, &a, KeyLength::Rsa1024).unwrap();
+        assert_eq!(s.record_check(due[0].identity.clone(), &found).unwrap(), None);
+        let view = s.get_identity(&a, &n).unwrap();
+        assert_eq!(view.identity.dkim.unwrap().status, DkimStatus::Pending, "new keys: verify again");
+    }
 }
