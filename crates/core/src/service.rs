@@ -746,13 +746,22 @@ mod tests {
         assert_eq!(due[0].records.len(), 3);
         assert!(due[0].records[0].name.ends_with("._domainkey.example.com"));
         assert!(s.claim_due_checks(10).unwrap().is_empty(), "leased");
-        let missing = Observation { records: vec![RecordCheck::HostNotFound; 3], soa: None };
+        let missing = Observation {
+            records: vec![RecordCheck::HostNotFound; 3],
+            soa: None,
+        };
         let change = s.record_check(due[0].identity.clone(), &missing).unwrap();
         assert_eq!(change, Some((DkimStatus::Pending, DkimStatus::Pending)));
-        assert!(s.claim_due_checks(10).unwrap().is_empty(), "backoff: not due yet");
+        assert!(
+            s.claim_due_checks(10).unwrap().is_empty(),
+            "backoff: not due yet"
+        );
         clock.advance_hours(1);
         let due = s.claim_due_checks(10).unwrap();
-        let found = Observation { records: vec![RecordCheck::Valid; 3], soa: None };
+        let found = Observation {
+            records: vec![RecordCheck::Valid; 3],
+            soa: None,
+        };
         let change = s.record_check(due[0].identity.clone(), &found).unwrap();
         assert_eq!(change, Some((DkimStatus::Pending, DkimStatus::Success)));
         let n = IdentityName::parse("example.com").unwrap();
@@ -764,8 +773,15 @@ mod tests {
         let due = s.claim_due_checks(10).unwrap();
         assert_eq!(due.len(), 1, "daily re-check");
         length(&s, &a, KeyLength::Rsa1024).unwrap();
-        assert_eq!(s.record_check(due[0].identity.clone(), &found).unwrap(), None);
+        assert_eq!(
+            s.record_check(due[0].identity.clone(), &found).unwrap(),
+            None
+        );
         let view = s.get_identity(&a, &n).unwrap();
-        assert_eq!(view.identity.dkim.unwrap().status, DkimStatus::Pending, "new keys: verify again");
+        assert_eq!(
+            view.identity.dkim.unwrap().status,
+            DkimStatus::Pending,
+            "new keys: verify again"
+        );
     }
 }
