@@ -487,14 +487,20 @@ async fn throttled_writes_complete_exactly_once_through_sdk_retries() {
             .unwrap()
             .expect("every write completes through retries");
     }
+    // The harness reads the server's log on another thread: wait until it has every line.
+    let count = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("CreateEmailIdentity") && l.contains("status=200"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while count(&server.output()) < n && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let log = server.output();
     let throttled = log.lines().filter(|l| l.contains("status=429")).count();
     assert!(throttled > 0, "the burst was throttled at least once");
-    let created = log
-        .lines()
-        .filter(|l| l.contains("CreateEmailIdentity") && l.contains("status=200"))
-        .count();
-    assert_eq!(created, n, "each write applied exactly once");
+    assert_eq!(count(&log), n, "each write applied exactly once");
     assert!(
         !log.contains("AlreadyExists"),
         "no retry found its write already applied"
