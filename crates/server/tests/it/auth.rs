@@ -493,11 +493,7 @@ async fn throttled_writes_complete_exactly_once_through_sdk_retries() {
             .filter(|l| l.contains("CreateEmailIdentity") && l.contains("status=200"))
             .count()
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while count(&server.output()) < n && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let log = server.output();
+    let log = server.wait_output("every create", |o| count(o) >= n);
     let throttled = log.lines().filter(|l| l.contains("status=429")).count();
     assert!(throttled > 0, "the burst was throttled at least once");
     assert_eq!(count(&log), n, "each write applied exactly once");

@@ -313,7 +313,7 @@ async fn nsd_published_records_move_pending_to_success() {
     .await;
     assert_eq!(status(&later), Some(&DkimStatus::Pending));
 
-    assert!(server.output().contains("DKIM status changed"));
+    server.wait_output("a status change", |o| o.contains("DKIM status changed"));
 }
 
 /// The key-zone responder answers real DNS clients over UDP and TCP.

@@ -26,6 +26,7 @@ pub struct Server {
     // Keeps the directory alive for the server's lifetime when the harness made it.
     _tmp: Option<tempfile::TempDir>,
     output: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -66,12 +67,13 @@ impl Server {
         let (tx, rx) = mpsc::channel::<String>();
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
+        let mut readers = Vec::new();
         for (stream, tx) in [
             (Box::new(stdout) as Box<dyn Read + Send>, Some(tx)),
             (Box::new(stderr), None),
         ] {
             let output = output.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
                     output.lock().unwrap().push_str(&format!("{line}\n"));
@@ -79,7 +81,7 @@ impl Server {
                         let _ = tx.send(line);
                     }
                 }
-            });
+            }));
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut account = None;
@@ -117,6 +119,7 @@ impl Server {
             data_dir: data_dir.to_owned(),
             _tmp: None,
             output,
+            readers,
         }
     }
 
@@ -128,9 +131,32 @@ impl Server {
         format!("arn:aws:ses:{REGION}:{}:identity/{identity}", self.account)
     }
 
-    /// Everything the server printed so far.
+    /// Everything the server printed so far (all of it once the process has exited).
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 10 s) until the output satisfies `done`; the log is read on other threads.
+    pub fn wait_output(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.output();
+            if done(&out) {
+                return out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server never logged {what}:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// After the process exited, the readers see EOF: joining them makes `output` complete.
+    fn join_readers(&mut self) {
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
     }
 
     /// `kill -9`: no shutdown code runs.
@@ -138,6 +164,7 @@ impl Server {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
             c.wait().unwrap();
+            self.join_readers();
         }
     }
 
@@ -151,6 +178,7 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = c.try_wait().unwrap() {
+                self.join_readers();
                 return status;
             }
             assert!(Instant::now() < deadline, "no exit within 10 s of SIGTERM");
