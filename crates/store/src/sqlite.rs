@@ -391,6 +391,20 @@ impl Store for SqliteStore {
         lease_until: Timestamp,
         limit: usize,
     ) -> Result<Vec<Identity>, StoreError> {
+        // The verifier polls several times a second: look first with a reader, so an idle
+        // poll never takes the write lock that API writes need.
+        let any_due = self.read(|tx| {
+            tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM identities WHERE v_next_check_at <= ?1 \
+                 AND (v_lease_until IS NULL OR v_lease_until <= ?1))",
+                params![now.0],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(unavailable)
+        })?;
+        if !any_due {
+            return Ok(vec![]);
+        }
         self.write(|tx| {
             let mut stmt = tx
                 .prepare_cached(
