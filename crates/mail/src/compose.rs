@@ -1,0 +1,108 @@
+//! MIME composition of SendEmail's `Simple` content with mail-builder: From, To, Cc, Reply-To,
+//! Subject, Date, Message-ID and MIME-Version always; a text part, an HTML part, or both as
+//! `multipart/alternative`; custom headers after those.
+
+use crate::MailError;
+use mail_builder::MessageBuilder;
+use mail_builder::headers::raw::Raw;
+
+/// A simple message as SendEmail describes it (recipients already validated).
+pub struct Simple {
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub reply_to: Vec<String>,
+    pub subject: String,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub headers: Vec<(String, String)>,
+    /// Without angle brackets.
+    pub message_id: String,
+    /// Unix seconds.
+    pub date: i64,
+}
+
+/// `Name <addr>` or a bare address, as mail-builder wants it.
+fn address(s: &str) -> mail_builder::headers::address::Address<'_> {
+    match (s.rfind('<'), s.rfind('>')) {
+        (Some(open), Some(close)) if open < close => {
+            let name = s[..open].trim().trim_matches('"').trim();
+            let addr = s[open + 1..close].trim();
+            if name.is_empty() {
+                addr.into()
+            } else {
+                (name, addr).into()
+            }
+        }
+        _ => s.trim().into(),
+    }
+}
+
+fn addresses(list: &[String]) -> mail_builder::headers::address::Address<'_> {
+    list.iter().map(|s| address(s)).collect::<Vec<_>>().into()
+}
+
+/// Renders the message; Bcc recipients are never written into it.
+pub fn build(m: &Simple) -> Result<Vec<u8>, MailError> {
+    let mut b = MessageBuilder::new()
+        .from(address(&m.from))
+        .subject(m.subject.as_str())
+        .message_id(m.message_id.as_str())
+        .date(m.date);
+    if !m.to.is_empty() {
+        b = b.to(addresses(&m.to));
+    }
+    if !m.cc.is_empty() {
+        b = b.cc(addresses(&m.cc));
+    }
+    if !m.reply_to.is_empty() {
+        b = b.reply_to(addresses(&m.reply_to));
+    }
+    for (name, value) in &m.headers {
+        b = b.header(name.as_str(), Raw::new(value.as_str()));
+    }
+    if let Some(t) = &m.text {
+        b = b.text_body(t.as_str());
+    }
+    if let Some(h) = &m.html {
+        b = b.html_body(h.as_str());
+    }
+    b.write_to_vec()
+        .map_err(|e| MailError::Format(format!("building the message: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_headers_and_alternative_bodies() {
+        let m = Simple {
+            from: "Sender <sender@example.com>".into(),
+            to: vec!["a@example.net".into(), "b@example.net".into()],
+            cc: vec!["c@example.net".into()],
+            reply_to: vec!["r@example.com".into()],
+            subject: "Hello ünïcode".into(),
+            text: Some("plain".into()),
+            html: Some("<p>html</p>".into()),
+            headers: vec![("X-Campaign".into(), "42".into())],
+            message_id: "id-1@example.com".into(),
+            date: 1_700_000_000,
+        };
+        let text = String::from_utf8(build(&m).unwrap()).unwrap();
+        for needle in [
+            "From: \"Sender\" <sender@example.com>",
+            "To: <a@example.net>, <b@example.net>",
+            "Cc: <c@example.net>",
+            "Reply-To: <r@example.com>",
+            "Message-ID: <id-1@example.com>",
+            "MIME-Version: 1.0",
+            "X-Campaign: 42",
+            "multipart/alternative",
+            "Date: ",
+            "Subject: =?utf-8?",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The embedded delivery: each signed message becomes `<message-id>.eml` in the outbox
+//! directory, written to a temporary file, flushed, renamed into place and the directory
+//! flushed, so a message is either wholly there after a crash or not there at all.
+
+use crate::MailError;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A directory that receives messages.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    dir: PathBuf,
+}
+
+impl Outbox {
+    /// An outbox in `dir` (created if missing).
+    pub fn new(dir: &Path) -> Result<Outbox, MailError> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Outbox {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Writes `message` as `<id>.eml`; `id` must be a safe file name (the caller's message id).
+    pub fn deliver(&self, id: &str, message: &[u8]) -> Result<PathBuf, MailError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(MailError::Format(format!("unsafe message id {id:?}")));
+        }
+        let tmp = self.dir.join(format!(".{id}.tmp"));
+        let path = self.dir.join(format!("{id}.eml"));
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(message)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_whole_files_and_refuses_odd_names() {
+        let d = tempfile::tempdir().unwrap();
+        let o = Outbox::new(&d.path().join("out")).unwrap();
+        let p = o.deliver("abc-123", b"message").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"message");
+        assert!(o.deliver("../x", b"m").is_err());
+        let names: Vec<_> = std::fs::read_dir(d.path().join("out"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["abc-123.eml"], "no temporary file left behind");
+    }
+}
