@@ -254,6 +254,16 @@ def run(ses, account, binary, data_dir):
         assert "GetAccount" in message, f"get_account: message does not name it: {e.response}"
         ok(f"unsupported GetAccount -> {e.response['Error']['Code']} 501")
 
+    # --- sending: an unverified sender is MessageRejected and nothing reaches the outbox ---
+    content = {"Simple": {"Subject": {"Data": "hi"}, "Body": {"Text": {"Data": "body"}}}}
+    expect_error(lambda: ses.send_email(FromEmailAddress=f"news@{domain}",
+                                        Destination={"ToAddresses": ["rcpt@example.net"]},
+                                        Content=content),
+                 "MessageRejected", 400, "send_email from a domain not yet verified")
+    outbox = os.path.join(data_dir, "outbox")
+    assert not os.listdir(outbox), f"the outbox is not empty: {os.listdir(outbox)}"
+    ok("nothing reached the outbox")
+
     # --- authentication: each failure is the AWS 403 code, and none creates anything ---
     endpoint = ses.meta.endpoint_url
     def client(**kwargs):

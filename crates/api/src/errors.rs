@@ -67,6 +67,7 @@ impl From<Error> for ApiError {
             Error::AlreadyExists(m) => api(400, "AlreadyExistsException", m),
             Error::BadRequest { reason, .. } => api(400, "BadRequestException", reason),
             Error::LimitExceeded(m) => api(400, "LimitExceededException", m),
+            Error::MessageRejected(m) => api(400, "MessageRejected", m),
             Error::ConcurrentModification(m) => api(500, "ConcurrentModificationException", m),
             Error::Unavailable(detail) => ApiError {
                 log_detail: Some(detail),
@@ -167,6 +168,7 @@ mod tests {
             Error::AlreadyExists("x".into()).into(),
             Error::bad_request("f", "x").into(),
             Error::LimitExceeded("x".into()).into(),
+            Error::MessageRejected("x".into()).into(),
             Error::ConcurrentModification("x".into()).into(),
             Error::Internal("x".into()).into(),
             EdgeError::InvalidNextToken.into(),

@@ -39,6 +39,9 @@ use throttle::Throttle;
 /// private key plus 50 tags; this leaves room without letting a client make us buffer much.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// The largest SendEmail body: a 40 MB message is 53.4 MB in base64, plus the JSON around it.
+pub const MAX_SEND_BODY_BYTES: usize = 56 * 1024 * 1024;
+
 /// A secret access key; its `Debug` never shows it.
 pub struct Secret(pub String);
 
@@ -99,9 +102,14 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     let mut op = "-";
     let mut account_id = String::new();
     let result: Result<Vec<u8>, ApiError> = async {
-        let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        // SendEmail carries whole messages (40 MB, base64 in JSON); everything else is small.
+        let limit = match routes::resolve(&method, &path) {
+            Ok(r) if r.operation == routes::Operation::SendEmail => MAX_SEND_BODY_BYTES,
+            _ => MAX_BODY_BYTES,
+        };
+        let body = axum::body::to_bytes(body, limit)
             .await
-            .map_err(|_| EdgeError::TooLarge(MAX_BODY_BYTES))?;
+            .map_err(|_| EdgeError::TooLarge(limit))?;
         let headers: Vec<(String, String)> = parts
             .headers
             .iter()

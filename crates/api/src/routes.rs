@@ -29,6 +29,8 @@ pub enum Operation {
     UntagResource,
     /// `GET /v2/email/tags`
     ListTagsForResource,
+    /// `POST /v2/email/outbound-emails`
+    SendEmail,
     /// Any other operation of the model, by name; answered with a clear error.
     Unsupported(&'static str),
 }
@@ -48,6 +50,7 @@ impl Operation {
             "TagResource" => Operation::TagResource,
             "UntagResource" => Operation::UntagResource,
             "ListTagsForResource" => Operation::ListTagsForResource,
+            "SendEmail" => Operation::SendEmail,
             other => Operation::Unsupported(other),
         }
     }
@@ -67,6 +70,7 @@ impl Operation {
             Operation::TagResource => "TagResource",
             Operation::UntagResource => "UntagResource",
             Operation::ListTagsForResource => "ListTagsForResource",
+            Operation::SendEmail => "SendEmail",
             Operation::Unsupported(name) => name,
         }
     }

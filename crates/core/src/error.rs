@@ -23,6 +23,9 @@ pub enum Error {
     /// An account quota is exhausted.
     #[error("{0}")]
     LimitExceeded(String),
+    /// Mail that may not be sent (e.g. an unverified sender).
+    #[error("{0}")]
+    MessageRejected(String),
     /// Another writer changed the record first; the client may retry.
     #[error("{0}")]
     ConcurrentModification(String),

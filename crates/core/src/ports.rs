@@ -136,3 +136,21 @@ pub trait KeyVault: Send + Sync {
     /// A fresh Easy DKIM token from a CSPRNG.
     fn new_token(&self) -> Result<DkimToken, Error>;
 }
+
+/// DKIM-signs a message with a sealed key; the implementation unseals (and may cache) the key.
+pub trait MailSigner: Send + Sync {
+    /// `message` with a DKIM-Signature for `d=domain`, `s=selector` prepended.
+    fn sign(
+        &self,
+        message: &[u8],
+        domain: &str,
+        selector: &str,
+        sealed_private: &[u8],
+    ) -> Result<Vec<u8>, Error>;
+}
+
+/// Hands a finished message on (a directory, an SMTP relay); returning `Ok` means it is safe.
+pub trait Outbox: Send + Sync {
+    /// Delivers `message` under `message_id`.
+    fn deliver(&self, message_id: &str, message: &[u8]) -> Result<(), Error>;
+}

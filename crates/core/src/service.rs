@@ -8,7 +8,8 @@ use crate::model::{
     AccountId, Dkim, DkimKey, DkimOrigin, DkimStatus, Identity, IdentityFilter, IdentityName,
     IdentitySummary, KeyLength, Selector, Tag, Timestamp, Verification, merge_tags,
 };
-use crate::ports::{Clock, KeyVault, NewKey, PrivateKeyInput, Store};
+use crate::model::{DomainName, EmailAddress};
+use crate::ports::{Clock, KeyVault, MailSigner, NewKey, Outbox, PrivateKeyInput, Store};
 use std::sync::Arc;
 
 /// Settings of the service that are not per request.
@@ -88,6 +89,28 @@ pub struct Service {
     vault: Arc<dyn KeyVault>,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
+    mail: Option<(Arc<dyn MailSigner>, Arc<dyn Outbox>)>,
+}
+
+/// A message ready to go, as SendEmail built it.
+pub struct Outgoing {
+    /// The sender address (the From header's, or FromEmailAddress).
+    pub from: EmailAddress,
+    /// The id the caller gets back and the outbox files it under.
+    pub message_id: String,
+    /// The whole MIME message.
+    pub message: Vec<u8>,
+}
+
+/// Which key signs mail from a sender, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningChoice {
+    /// `d=`
+    pub domain: String,
+    /// `s=`
+    pub selector: String,
+    /// The sealed private key.
+    pub sealed_private: Vec<u8>,
 }
 
 /// The key length of new Easy DKIM identities (SES developer guide: RSA_2048_BIT).
@@ -126,7 +149,84 @@ impl Service {
             vault,
             clock,
             config,
+            mail: None,
         }
+    }
+
+    /// Enables sending: messages are signed by `signer` and handed to `outbox`.
+    pub fn with_mail(mut self, signer: Arc<dyn MailSigner>, outbox: Arc<dyn Outbox>) -> Service {
+        self.mail = Some((signer, outbox));
+        self
+    }
+
+    /// The current time, from the injected clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The domain and its parents that can be identities (`a.b.example.com`, `b.example.com`,
+    /// `example.com`), most specific first.
+    fn domain_chain(domain: &DomainName) -> Vec<IdentityName> {
+        let labels: Vec<&str> = domain.as_str().split('.').collect();
+        (0..labels.len().saturating_sub(1))
+            .filter_map(|i| DomainName::parse(&labels[i..].join(".")).ok())
+            .map(IdentityName::Domain)
+            .collect()
+    }
+
+    /// Decides whether `from` may send, and with which key it is signed. The address identity
+    /// or its (most specific) domain identity must be verified for sending (SES: otherwise
+    /// MessageRejected); signing needs the domain's DKIM enabled and verified (SUCCESS), and no
+    /// signing override switched off on the address.
+    pub fn sender(
+        &self,
+        account: &AccountId,
+        from: &EmailAddress,
+    ) -> Result<Option<SigningChoice>, Error> {
+        let address = self.load(account, &IdentityName::Email(from.clone()))?;
+        let mut domain = None;
+        for name in Self::domain_chain(&from.domain()) {
+            if let Some(d) = self.load(account, &name)? {
+                domain = Some(d);
+                break;
+            }
+        }
+        let verified = address.as_ref().is_some_and(Identity::verified_for_sending)
+            || domain.as_ref().is_some_and(Identity::verified_for_sending);
+        if !verified {
+            return Err(Error::MessageRejected(format!(
+                "Email address is not verified. The following identities failed the check: {}",
+                from.as_str()
+            )));
+        }
+        if address.as_ref().and_then(|a| a.signing_override) == Some(false) {
+            return Ok(None);
+        }
+        let Some(d) = domain else { return Ok(None) };
+        let Some(dkim) = d.dkim.as_ref() else {
+            return Ok(None);
+        };
+        if !dkim.signing_enabled || dkim.status != DkimStatus::Success {
+            return Ok(None);
+        }
+        Ok(dkim.keys.first().map(|k| SigningChoice {
+            domain: d.name.as_str().to_owned(),
+            selector: k.selector.as_str().to_owned(),
+            sealed_private: k.sealed_private.clone(),
+        }))
+    }
+
+    /// SendEmail: authorise the sender, sign, deliver; returns the message id.
+    pub fn send_email(&self, account: &AccountId, out: Outgoing) -> Result<String, Error> {
+        let Some((signer, outbox)) = &self.mail else {
+            return Err(Error::Internal("sending is not configured".into()));
+        };
+        let message = match self.sender(account, &out.from)? {
+            Some(k) => signer.sign(&out.message, &k.domain, &k.selector, &k.sealed_private)?,
+            None => out.message,
+        };
+        outbox.deliver(&out.message_id, &message)?;
+        Ok(out.message_id)
     }
 
     /// The service's configuration.

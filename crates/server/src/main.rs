@@ -112,9 +112,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ));
     }
     let zone = args.dkim_zone.trim_end_matches('.').to_ascii_lowercase();
-    let service = Arc::new(Service::new(
+    let vault = Arc::new(OpenSslVault::new(sealer.clone()));
+    let outbox_dir = sesame_mail::outbox::Outbox::new(&outbox)
+        .with_context(|| format!("opening the outbox {}", outbox.display()))?;
+    let service = Service::new(
         store.clone(),
-        Arc::new(OpenSslVault::new(sealer.clone())),
+        vault.clone(),
         clock.clone(),
         ServiceConfig {
             max_identities: args.max_identities,
@@ -125,7 +128,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 ..VerifyPolicy::default()
             },
         },
-    ));
+    )
+    .with_mail(
+        Arc::new(adapters::CachedSigner::new(vault)),
+        Arc::new(adapters::DirOutbox(outbox_dir)),
+    );
+    let service = Arc::new(service);
     let state = Arc::new(ApiState {
         service: service.clone(),
         region: args.region.clone(),

@@ -5,6 +5,7 @@
 mod identities;
 #[cfg(test)]
 mod limits_tests;
+mod send;
 mod tags;
 
 use crate::errors::{ApiError, EdgeError};
@@ -60,6 +61,7 @@ pub fn dispatch(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
         Operation::TagResource => tags::tag(ctx, input),
         Operation::UntagResource => tags::untag(ctx, input),
         Operation::ListTagsForResource => tags::list(ctx, input),
+        Operation::SendEmail => send::send_email(ctx, input),
         Operation::Unsupported(name) => Err(EdgeError::Unsupported(name).into()),
     }
 }

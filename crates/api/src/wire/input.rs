@@ -63,3 +63,71 @@ pub struct TagResourceRequest {
     pub resource_arn: Option<String>,
     pub tags: Option<Vec<Tag>>,
 }
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct Destination {
+    pub to_addresses: Option<Vec<String>>,
+    pub cc_addresses: Option<Vec<String>>,
+    pub bcc_addresses: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Content {
+    pub data: Option<String>,
+    pub charset: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Body {
+    pub text: Option<Content>,
+    pub html: Option<Content>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MessageHeader {
+    pub name: Option<String>,
+    pub value: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Message {
+    pub subject: Option<Content>,
+    pub body: Option<Body>,
+    pub headers: Option<Vec<MessageHeader>>,
+    pub attachments: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RawMessage {
+    pub data: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EmailContent {
+    pub simple: Option<Message>,
+    pub raw: Option<RawMessage>,
+    pub template: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SendEmailRequest {
+    pub from_email_address: Option<String>,
+    pub from_email_address_identity_arn: Option<String>,
+    pub destination: Option<Destination>,
+    pub reply_to_addresses: Option<Vec<String>>,
+    pub feedback_forwarding_email_address: Option<String>,
+    pub content: Option<EmailContent>,
+    pub email_tags: Option<serde_json::Value>,
+    pub configuration_set_name: Option<String>,
+    pub endpoint_id: Option<String>,
+    pub tenant_name: Option<String>,
+    pub list_management_options: Option<serde_json::Value>,
+}

@@ -120,3 +120,9 @@ pub struct ListTagsForResourceResponse {
 /// The `{}` of operations without output members.
 #[derive(Serialize, Debug)]
 pub struct Empty {}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct SendEmailResponse {
+    pub message_id: String,
+}

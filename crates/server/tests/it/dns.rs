@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// Whether a tool is installed; without it the test says so loudly and, unless CI requires the
 /// tools (`SESAME_REQUIRE_DNS_TOOLS=1`, set by `.ci/run` after installing them), skips.
-fn have(tool: &str) -> bool {
+pub fn have(tool: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .stdout(Stdio::null())
@@ -33,7 +33,7 @@ fn have(tool: &str) -> bool {
 }
 
 /// NSD serving one zone from a zone file, on a port of its own.
-struct Nsd {
+pub struct Nsd {
     child: Option<Child>,
     dir: tempfile::TempDir,
     port: u16,
@@ -41,7 +41,7 @@ struct Nsd {
 }
 
 impl Nsd {
-    fn start(zone: &str) -> Nsd {
+    pub fn start(zone: &str) -> Nsd {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut nsd = Nsd {
@@ -54,7 +54,7 @@ impl Nsd {
         nsd
     }
 
-    fn addr(&self) -> SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
@@ -63,7 +63,7 @@ impl Nsd {
     }
 
     /// Writes the zone with `records` (zone-file lines) and (re)starts NSD on it.
-    fn publish(&mut self, records: &[String]) {
+    pub fn publish(&mut self, records: &[String]) {
         self.stop();
         let d = self.dir.path().display();
         let zone = &self.zone;
@@ -123,7 +123,7 @@ fn free_port() -> u16 {
 }
 
 /// Runs `sesame dns-records` and returns its lines.
-fn dns_records(server: &Server, identity: &str, check: Option<SocketAddr>) -> Vec<String> {
+pub fn dns_records(server: &Server, identity: &str, check: Option<SocketAddr>) -> Vec<String> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
     cmd.args(["dns-records", identity, "--data-dir"])
         .arg(&server.data_dir);
@@ -146,7 +146,7 @@ fn dns_records(server: &Server, identity: &str, check: Option<SocketAddr>) -> Ve
 }
 
 /// Polls GetEmailIdentity until `done` holds or the deadline passes.
-async fn wait_for(
+pub async fn wait_for(
     c: &Client,
     name: &str,
     what: &str,
@@ -168,7 +168,7 @@ async fn wait_for(
     }
 }
 
-fn status(
+pub fn status(
     g: &aws_sdk_sesv2::operation::get_email_identity::GetEmailIdentityOutput,
 ) -> Option<&DkimStatus> {
     g.dkim_attributes().and_then(|d| d.status())

@@ -10,4 +10,5 @@ mod fakedns;
 mod harness;
 mod identities;
 mod secrets;
+mod send;
 mod tidy;

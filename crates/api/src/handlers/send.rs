@@ -1,0 +1,271 @@
+//! SendEmail: `Simple` content is composed into MIME, `Raw` content is taken as it is (its
+//! sender and recipients read from its headers when the request omits them); the core decides
+//! whether the sender may send and with which key the message is signed. `Template` content,
+//! attachments, contact lists, configuration sets and cross-account sending are not supported
+//! and say so.
+
+use super::{Ctx, Input, body, json, missing, required};
+use crate::errors::ApiError;
+use crate::wire::{input as win, output as wout};
+use sesame_core::Error;
+use sesame_core::model::EmailAddress;
+use sesame_core::service::Outgoing;
+
+/// SES's per-message recipient limit (To + Cc + Bcc).
+pub const MAX_RECIPIENTS: usize = 50;
+/// SES v2's message size limit.
+pub const MAX_MESSAGE_BYTES: usize = 40 * 1024 * 1024;
+/// `MessageHeaderList` allows at most 15 custom headers.
+const MAX_HEADERS: usize = 15;
+
+/// The headers Sesame writes itself; a custom header may not replace them.
+const RESERVED_HEADERS: &[&str] = &[
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "date",
+    "message-id",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "reply-to",
+    "dkim-signature",
+    "return-path",
+    "sender",
+];
+
+/// The address inside `Name <addr>`, or the whole text.
+fn address_part(s: &str) -> &str {
+    match (s.rfind('<'), s.rfind('>')) {
+        (Some(o), Some(c)) if o < c => s[o + 1..c].trim(),
+        _ => s.trim(),
+    }
+}
+
+fn parse_address(member: &'static str, s: &str) -> Result<EmailAddress, Error> {
+    EmailAddress::parse(address_part(s))
+        .map_err(|_| Error::bad_request(member, format!("'{s}' is not a valid email address")))
+}
+
+fn unsupported(member: &'static str, what: &str) -> Error {
+    Error::bad_request(member, format!("{what} is not supported by Sesame"))
+}
+
+fn utf8_charset(member: &'static str, c: &Option<win::Content>) -> Result<(), Error> {
+    let charset = c
+        .as_ref()
+        .and_then(|c| c.charset.as_deref())
+        .unwrap_or("UTF-8");
+    if ["utf-8", "utf8", "us-ascii"].contains(&charset.to_ascii_lowercase().as_str()) {
+        Ok(())
+    } else {
+        Err(Error::bad_request(
+            member,
+            format!("Charset {charset} is not supported; Sesame writes UTF-8"),
+        ))
+    }
+}
+
+fn header_ok(name: &str, value: &str) -> Result<(), Error> {
+    let member = "Content.Simple.Headers";
+    if name.is_empty()
+        || name.len() > 126
+        || !name
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b':')
+    {
+        return Err(Error::bad_request(
+            member,
+            format!("'{name}' is not a valid header name"),
+        ));
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(Error::bad_request(
+            member,
+            format!("the header {name} is set by the service"),
+        ));
+    }
+    // CR or LF would let a value start new header fields (header injection).
+    if value.len() > 870 || value.contains(['\r', '\n']) {
+        return Err(Error::bad_request(
+            member,
+            format!("the value of {name} must be one line of at most 870 characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
+    let req: win::SendEmailRequest = body(input)?;
+    if let Some(set) = req.configuration_set_name {
+        return Err(Error::NotFound(format!("Configuration set {set} does not exist.")).into());
+    }
+    if req.list_management_options.is_some() {
+        return Err(unsupported("ListManagementOptions", "Contact list management").into());
+    }
+    if req.endpoint_id.is_some() {
+        return Err(unsupported("EndpointId", "Multi-region endpoints").into());
+    }
+    if req.tenant_name.is_some() {
+        return Err(unsupported("TenantName", "Tenants").into());
+    }
+    if req.from_email_address_identity_arn.is_some() {
+        return Err(unsupported("FromEmailAddressIdentityArn", "Sending authorization").into());
+    }
+    if let Some(f) = &req.feedback_forwarding_email_address {
+        parse_address("FeedbackForwardingEmailAddress", f)?;
+    }
+    let content = required(req.content, "Content")?;
+    let dest = req.destination.unwrap_or_default();
+    let to = dest.to_addresses.unwrap_or_default();
+    let cc = dest.cc_addresses.unwrap_or_default();
+    let bcc = dest.bcc_addresses.unwrap_or_default();
+    let mut recipients: Vec<String> = Vec::new();
+    for (member, list) in [
+        ("Destination.ToAddresses", &to),
+        ("Destination.CcAddresses", &cc),
+        ("Destination.BccAddresses", &bcc),
+    ] {
+        for a in list {
+            recipients.push(parse_address(member, a)?.as_str().to_owned());
+        }
+    }
+    let reply_to = req.reply_to_addresses.unwrap_or_default();
+    for r in &reply_to {
+        parse_address("ReplyToAddresses", r)?;
+    }
+    let message_id = uuid::Uuid::new_v4().to_string();
+    let (from, message) = match (content.simple, content.raw, content.template) {
+        (Some(simple), None, None) => {
+            let from_text = required(req.from_email_address, "FromEmailAddress")?;
+            let from = parse_address("FromEmailAddress", &from_text)?;
+            if simple.attachments.is_some() {
+                return Err(unsupported("Content.Simple.Attachments", "Attachments").into());
+            }
+            let subject = required(simple.subject, "Content.Simple.Subject")?;
+            let subject_text = required(subject.data.clone(), "Content.Simple.Subject.Data")?;
+            utf8_charset("Content.Simple.Subject.Charset", &Some(subject))?;
+            let body = required(simple.body, "Content.Simple.Body")?;
+            utf8_charset("Content.Simple.Body.Text.Charset", &body.text)?;
+            utf8_charset("Content.Simple.Body.Html.Charset", &body.html)?;
+            let text = body.text.and_then(|c| c.data);
+            let html = body.html.and_then(|c| c.data);
+            if text.is_none() && html.is_none() {
+                return Err(Error::bad_request(
+                    "Content.Simple.Body",
+                    "the body needs Text or Html",
+                )
+                .into());
+            }
+            let headers = simple.headers.unwrap_or_default();
+            if headers.len() > MAX_HEADERS {
+                return Err(Error::bad_request(
+                    "Content.Simple.Headers",
+                    format!("at most {MAX_HEADERS} headers"),
+                )
+                .into());
+            }
+            let mut custom = Vec::new();
+            for h in headers {
+                let name = required(h.name, "Content.Simple.Headers.Name")?;
+                let value = required(h.value, "Content.Simple.Headers.Value")?;
+                header_ok(&name, &value)?;
+                custom.push((name, value));
+            }
+            if recipients.is_empty() {
+                return Err(missing("Destination").into());
+            }
+            let message = sesame_mail::compose::build(&sesame_mail::compose::Simple {
+                from: from_text,
+                to,
+                cc,
+                reply_to,
+                subject: subject_text,
+                text,
+                html,
+                headers: custom,
+                message_id: format!("{message_id}@{}", from.domain().as_str()),
+                date: ctx.service.now().0 / 1000,
+            })
+            .map_err(|e| Error::Internal(e.to_string()))?;
+            (from, message)
+        }
+        (None, Some(raw), None) => {
+            let data = required(raw.data, "Content.Raw.Data")?;
+            let message = data_encoding::BASE64.decode(data.as_bytes()).map_err(|_| {
+                Error::bad_request("Content.Raw.Data", "Raw.Data is not valid base64")
+            })?;
+            if message.len() > MAX_MESSAGE_BYTES {
+                return Err(Error::bad_request(
+                    "Content.Raw.Data",
+                    format!("the message exceeds {MAX_MESSAGE_BYTES} bytes"),
+                )
+                .into());
+            }
+            let envelope = sesame_mail::raw::envelope(&message)
+                .map_err(|e| Error::bad_request("Content.Raw.Data", e.to_string()))?;
+            let from = match req
+                .from_email_address
+                .as_deref()
+                .or(envelope.from.as_deref())
+            {
+                Some(f) => parse_address("FromEmailAddress", f)?,
+                None => {
+                    return Err(Error::bad_request(
+                        "FromEmailAddress",
+                        "neither FromEmailAddress nor the message's From header names a sender",
+                    )
+                    .into());
+                }
+            };
+            if recipients.is_empty() {
+                for r in &envelope.recipients {
+                    recipients.push(parse_address("Content.Raw.Data", r)?.as_str().to_owned());
+                }
+            }
+            if recipients.is_empty() {
+                return Err(Error::bad_request(
+                    "Destination",
+                    "no recipients in Destination or the message's headers",
+                )
+                .into());
+            }
+            (from, message)
+        }
+        (None, None, Some(_)) => {
+            return Err(unsupported(
+                "Content.Template",
+                "Template content (use Simple or Raw content)",
+            )
+            .into());
+        }
+        _ => {
+            return Err(Error::bad_request(
+                "Content",
+                "Content must have exactly one of Simple, Raw or Template",
+            )
+            .into());
+        }
+    };
+    if recipients.len() > MAX_RECIPIENTS {
+        return Err(Error::bad_request(
+            "Destination",
+            format!(
+                "a message can have at most {MAX_RECIPIENTS} recipients; got {}",
+                recipients.len()
+            ),
+        )
+        .into());
+    }
+    let id = ctx.service.send_email(
+        ctx.account,
+        Outgoing {
+            from,
+            message_id,
+            message,
+        },
+    )?;
+    json(&wout::SendEmailResponse { message_id: id })
+}
