@@ -216,6 +216,42 @@ impl Service {
         }))
     }
 
+    /// The key that signs for `name` (a domain, or an address: its most specific domain
+    /// identity), for `sesame sign`. The domain's DKIM must be enabled and verified.
+    pub fn signing_key(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+    ) -> Result<SigningChoice, Error> {
+        let chain = match name {
+            IdentityName::Domain(d) => Self::domain_chain(d),
+            IdentityName::Email(e) => Self::domain_chain(&e.domain()),
+        };
+        for candidate in chain {
+            let Some(d) = self.load(account, &candidate)? else {
+                continue;
+            };
+            let dkim = d
+                .dkim
+                .as_ref()
+                .filter(|k| k.signing_enabled && k.status == DkimStatus::Success);
+            return dkim
+                .and_then(|k| k.keys.first())
+                .map(|k| SigningChoice {
+                    domain: d.name.as_str().to_owned(),
+                    selector: k.selector.as_str().to_owned(),
+                    sealed_private: k.sealed_private.clone(),
+                })
+                .ok_or_else(|| {
+                    Error::MessageRejected(format!(
+                        "{} does not sign: its DKIM must be enabled and verified (SUCCESS)",
+                        d.name
+                    ))
+                });
+        }
+        Err(not_found(name))
+    }
+
     /// SendEmail: authorise the sender, sign, deliver; returns the message id.
     pub fn send_email(&self, account: &AccountId, out: Outgoing) -> Result<String, Error> {
         let Some((signer, outbox)) = &self.mail else {

@@ -1,5 +1,5 @@
-//! The management commands: `sesame account create|list`, `sesame key create|disable|list` and
-//! `sesame dns-records`.
+//! The management commands: `sesame account create|list`, `sesame key create|disable|list`,
+//! `sesame dns-records` and `sesame sign`.
 //! They open the same store as a running server (SQLite allows it, and the server reads keys
 //! from the store on every request), so changes take effect at once. Output is JSON on stdout.
 
@@ -197,5 +197,40 @@ pub fn dns_records(args: DnsRecordsArgs, opened: &Opened) -> anyhow::Result<()> 
             println!(";   {says}");
         }
     }
+    Ok(())
+}
+
+/// `sesame sign`: stdin → DKIM-signed → stdout.
+pub fn sign(account: &str, identity: &str, opened: &Opened) -> anyhow::Result<()> {
+    use sesame_core::model::IdentityName;
+    use sesame_core::ports::MailSigner;
+    use sesame_core::service::{Service, ServiceConfig};
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let account = find_account(opened.store.as_ref(), account)?;
+    let vault = Arc::new(sesame_crypto::OpenSslVault::new(opened.sealer.clone()));
+    let service = Service::new(
+        opened.store.clone(),
+        vault.clone(),
+        Arc::new(SystemClock),
+        ServiceConfig {
+            max_identities: u64::MAX,
+            dkim_zone: String::new(),
+            verify: Default::default(),
+        },
+    );
+    let choice = service.signing_key(&account.id, &IdentityName::parse(identity)?)?;
+    let mut message = Vec::new();
+    std::io::stdin().read_to_end(&mut message)?;
+    let signer = crate::adapters::CachedSigner::new(vault);
+    let signed = signer.sign(
+        &message,
+        &choice.domain,
+        &choice.selector,
+        &choice.sealed_private,
+    )?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&signed)?;
+    out.flush()?;
     Ok(())
 }

@@ -33,6 +33,18 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// DKIM-sign a message from stdin with an identity's active key and write it to stdout,
+    /// so another MTA can use Sesame as its signer.
+    Sign {
+        /// The account (name or id).
+        #[arg(long, default_value = "default")]
+        account: String,
+        /// The signing identity: a domain, or an address (its domain's key signs).
+        #[arg(long)]
+        identity: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Manage access keys. Works while a server runs on the same data.
     Key {
         #[command(subcommand)]

@@ -45,6 +45,14 @@ fn main() -> anyhow::Result<()> {
             let opened = open(&store)?;
             cli::dns_records(args, &opened)
         }
+        Command::Sign {
+            account,
+            identity,
+            store,
+        } => {
+            let opened = open(&store)?;
+            cli::sign(&account, &identity, &opened)
+        }
         Command::Key { command, store } => {
             let opened = open(&store)?;
             cli::key(command, &opened, &SystemClock)

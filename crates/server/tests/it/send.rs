@@ -262,4 +262,76 @@ async fn verified_domains_send_mail_that_dkimpy_verifies_through_dns() {
         );
     }
     assert_eq!(outbox(&server.data_dir).len(), sent.len());
+
+    // `sesame sign`: another MTA's message, signed with the identity's active key.
+    let unsigned = b"From: mta@example.test\r\nTo: rcpt@example.net\r\nSubject: via sign\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <mta-1@example.test>\r\n\r\nSigned by the CLI.\r\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sesame"))
+        .args(["sign", "--identity", "mta@example.test", "--data-dir"])
+        .arg(&server.data_dir)
+        .env_remove("SESAME_MASTER_KEY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), unsigned).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stdout
+            .starts_with(b"DKIM-Signature: v=1; a=rsa-sha256;")
+    );
+    assert!(
+        out.stdout.ends_with(unsigned),
+        "the message itself is unchanged"
+    );
+    let signed = dir.path().join("signed-by-cli.eml");
+    std::fs::write(&signed, &out.stdout).unwrap();
+    let verified = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/dkim/verify.py"
+        ))
+        .arg(&signed)
+        .arg(nsd.addr().to_string())
+        .arg(server.dns.to_string())
+        .arg("dkim.sesame.internal")
+        .status()
+        .unwrap();
+    assert!(
+        verified.success(),
+        "dkimpy verifies what `sesame sign` signed"
+    );
+    // And the check can fail: one changed body byte breaks the signature.
+    let tampered = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .replace("Signed by the CLI.", "Signed by the CLl.");
+    std::fs::write(&signed, tampered).unwrap();
+    let verified = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/dkim/verify.py"
+        ))
+        .arg(&signed)
+        .arg(nsd.addr().to_string())
+        .arg(server.dns.to_string())
+        .arg("dkim.sesame.internal")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!verified.success(), "a tampered message must not verify");
+    // A domain that is not verified does not sign.
+    c.create_email_identity()
+        .email_identity("unverified.example.org")
+        .send()
+        .await
+        .unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_sesame"))
+        .args(["sign", "--identity", "unverified.example.org", "--data-dir"])
+        .arg(&server.data_dir)
+        .env_remove("SESAME_MASTER_KEY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("does not sign"));
 }
