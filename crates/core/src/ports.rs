@@ -151,6 +151,13 @@ pub trait MailSigner: Send + Sync {
 
 /// Hands a finished message on (a directory, an SMTP relay); returning `Ok` means it is safe.
 pub trait Outbox: Send + Sync {
-    /// Delivers `message` under `message_id`.
-    fn deliver(&self, message_id: &str, message: &[u8]) -> Result<(), Error>;
+    /// Delivers `message` under `message_id` from `from` to `recipients` (the SMTP envelope:
+    /// Bcc recipients are here, not in the message).
+    fn deliver(
+        &self,
+        message_id: &str,
+        from: &crate::model::EmailAddress,
+        recipients: &[crate::model::EmailAddress],
+        message: &[u8],
+    ) -> Result<(), Error>;
 }

@@ -96,6 +96,8 @@ pub struct Service {
 pub struct Outgoing {
     /// The sender address (the From header's, or FromEmailAddress).
     pub from: EmailAddress,
+    /// Every recipient, Bcc included (the SMTP envelope).
+    pub recipients: Vec<EmailAddress>,
     /// The id the caller gets back and the outbox files it under.
     pub message_id: String,
     /// The whole MIME message.
@@ -261,7 +263,7 @@ impl Service {
             Some(k) => signer.sign(&out.message, &k.domain, &k.selector, &k.sealed_private)?,
             None => out.message,
         };
-        outbox.deliver(&out.message_id, &message)?;
+        outbox.deliver(&out.message_id, &out.from, &out.recipients, &message)?;
         Ok(out.message_id)
     }
 

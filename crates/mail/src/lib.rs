@@ -4,11 +4,13 @@
 //! - `raw`: reads the sender and recipients of a whole MIME message (mail-parser).
 //! - `dkim`: signs a message with mail-auth, RSA-SHA256 relaxed/relaxed, over an OpenSSL key.
 //! - `outbox`: writes signed messages as `.eml` files, atomically and durably.
+//! - `relay`: hands signed messages to an SMTP relay (lettre), with retries.
 
 pub mod compose;
 pub mod dkim;
 pub mod outbox;
 pub mod raw;
+pub mod relay;
 
 /// What can go wrong handling mail.
 #[derive(Debug, thiserror::Error)]

@@ -123,10 +123,34 @@ impl sesame_core::ports::MailSigner for CachedSigner {
 pub struct DirOutbox(pub sesame_mail::outbox::Outbox);
 
 impl sesame_core::ports::Outbox for DirOutbox {
-    fn deliver(&self, message_id: &str, message: &[u8]) -> Result<(), Error> {
+    fn deliver(
+        &self,
+        message_id: &str,
+        _from: &sesame_core::model::EmailAddress,
+        _recipients: &[sesame_core::model::EmailAddress],
+        message: &[u8],
+    ) -> Result<(), Error> {
         self.0
             .deliver(message_id, message)
             .map(|_| ())
             .map_err(|e| Error::Unavailable(e.to_string()))
+    }
+}
+
+/// An SMTP relay as the core's `Outbox`.
+pub struct RelayOutbox(pub sesame_mail::relay::SmtpRelay);
+
+impl sesame_core::ports::Outbox for RelayOutbox {
+    fn deliver(
+        &self,
+        message_id: &str,
+        from: &sesame_core::model::EmailAddress,
+        recipients: &[sesame_core::model::EmailAddress],
+        message: &[u8],
+    ) -> Result<(), Error> {
+        let to: Vec<&str> = recipients.iter().map(|r| r.as_str()).collect();
+        self.0
+            .deliver(from.as_str(), &to, message)
+            .map_err(|e| Error::Unavailable(format!("relaying message {message_id}: {e}")))
     }
 }

@@ -149,6 +149,19 @@ pub struct ServeArgs {
     /// Most identities per account (SES's default quota is 10,000 per region).
     #[arg(long, env = "SESAME_MAX_IDENTITIES", default_value_t = 10_000)]
     pub max_identities: u64,
+    /// Relay signed mail to this SMTP server (`host:port`) instead of writing the outbox.
+    #[arg(long, env = "SESAME_SMTP_RELAY")]
+    pub smtp_relay: Option<String>,
+    /// TLS to the relay: none, opportunistic (STARTTLS if offered), required (STARTTLS or
+    /// fail), or wrapper (SMTPS).
+    #[arg(long, env = "SESAME_SMTP_TLS", default_value = "opportunistic")]
+    pub smtp_tls: sesame_mail::relay::RelayTls,
+    /// User name for SMTP AUTH at the relay.
+    #[arg(long, env = "SESAME_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// Password for SMTP AUTH (prefer the environment variable to the flag).
+    #[arg(long, env = "SESAME_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
     /// Sustained API requests per second per account (0: unlimited). SES allows 1/s; the
     /// default leaves room for Terraform's bursts of reads.
     #[arg(long, env = "SESAME_RATE_LIMIT", default_value_t = 100)]

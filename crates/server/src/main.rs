@@ -139,7 +139,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .with_mail(
         Arc::new(adapters::CachedSigner::new(vault)),
-        Arc::new(adapters::DirOutbox(outbox_dir)),
+        delivery(&args, outbox_dir)?,
     );
     let service = Arc::new(service);
     let state = Arc::new(ApiState {
@@ -201,6 +201,27 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// One try per DNS lookup; the verifier's backoff schedule is the retry.
 const VERIFY_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Where signed mail goes: the SMTP relay if one is configured, else the outbox directory.
+fn delivery(
+    args: &ServeArgs,
+    outbox: sesame_mail::outbox::Outbox,
+) -> anyhow::Result<Arc<dyn sesame_core::ports::Outbox>> {
+    let Some(relay) = &args.smtp_relay else {
+        return Ok(Arc::new(adapters::DirOutbox(outbox)));
+    };
+    let (host, port) = relay
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .with_context(|| format!("--smtp-relay must be host:port, got {relay:?}"))?;
+    let credentials = match (&args.smtp_username, &args.smtp_password) {
+        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+        (None, None) => None,
+        _ => bail!("give both --smtp-username and --smtp-password, or neither"),
+    };
+    let relay = sesame_mail::relay::SmtpRelay::new(host, port, args.smtp_tls, credentials)?;
+    Ok(Arc::new(adapters::RelayOutbox(relay)))
+}
 
 /// Resolves on SIGTERM or SIGINT; in-flight requests then finish before the process exits.
 async fn shutdown_signal() {

@@ -122,14 +122,14 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
     let to = dest.to_addresses.unwrap_or_default();
     let cc = dest.cc_addresses.unwrap_or_default();
     let bcc = dest.bcc_addresses.unwrap_or_default();
-    let mut recipients: Vec<String> = Vec::new();
+    let mut recipients: Vec<EmailAddress> = Vec::new();
     for (member, list) in [
         ("Destination.ToAddresses", &to),
         ("Destination.CcAddresses", &cc),
         ("Destination.BccAddresses", &bcc),
     ] {
         for a in list {
-            recipients.push(parse_address(member, a)?.as_str().to_owned());
+            recipients.push(parse_address(member, a)?);
         }
     }
     let reply_to = req.reply_to_addresses.unwrap_or_default();
@@ -222,7 +222,7 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
             };
             if recipients.is_empty() {
                 for r in &envelope.recipients {
-                    recipients.push(parse_address("Content.Raw.Data", r)?.as_str().to_owned());
+                    recipients.push(parse_address("Content.Raw.Data", r)?);
                 }
             }
             if recipients.is_empty() {
@@ -263,6 +263,7 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
         ctx.account,
         Outgoing {
             from,
+            recipients,
             message_id,
             message,
         },

@@ -334,4 +334,139 @@ async fn verified_domains_send_mail_that_dkimpy_verifies_through_dns() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("does not sign"));
+    // Through an SMTP relay: a real SMTP server (aiosmtpd) receives the message intact.
+    let have_smtpd = Command::new(&python)
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if have_smtpd {
+        relay_delivers_intact_signed_mail(&python, &nsd, dir.path(), server).await;
+    } else {
+        let required = std::env::var("SESAME_REQUIRE_DNS_TOOLS").is_ok_and(|v| v == "1");
+        assert!(!required, "{python} needs aiosmtpd (pip install aiosmtpd)");
+        eprintln!("SKIPPED: the SMTP relay check ({python} lacks aiosmtpd)");
+    }
+}
+
+async fn relay_delivers_intact_signed_mail(
+    python: &str,
+    nsd: &Nsd,
+    data_dir: &Path,
+    server: Server,
+) {
+    drop(server);
+    let inbox = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut smtpd = Command::new(python)
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "sink.RawSink",
+        ])
+        .arg(inbox.path())
+        .env(
+            "PYTHONPATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/smtp"),
+        )
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "aiosmtpd did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let relay = format!("127.0.0.1:{port}");
+    let resolver = nsd.addr().to_string();
+    let server = Server::start_in(
+        data_dir,
+        &[
+            ("SESAME_RESOLVER", &resolver),
+            ("SESAME_SMTP_RELAY", &relay),
+            ("SESAME_SMTP_TLS", "none"),
+        ],
+    );
+    let out = server
+        .client()
+        .send_email()
+        .from_email_address("relay@example.test")
+        .destination(
+            Destination::builder()
+                .to_addresses("rcpt@example.net")
+                .bcc_addresses("hidden@example.net")
+                .build(),
+        )
+        .content(simple("Through the relay"))
+        .send()
+        .await
+        .unwrap();
+    assert!(out.message_id().is_some());
+    let received = inbox.path().join("0001.eml");
+    assert!(
+        received.exists(),
+        "the relay received the message when SendEmail returned"
+    );
+    let envelope = std::fs::read_to_string(inbox.path().join("0001.envelope")).unwrap();
+    assert_eq!(
+        envelope.lines().collect::<Vec<_>>(),
+        [
+            "relay@example.test",
+            "rcpt@example.net",
+            "hidden@example.net"
+        ]
+    );
+    let text = std::fs::read_to_string(&received).unwrap();
+    assert!(
+        text.starts_with("DKIM-Signature: v=1;") && !text.contains("hidden@example.net"),
+        "{text}"
+    );
+    let verified = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/dkim/verify.py"
+        ))
+        .arg(&received)
+        .arg(nsd.addr().to_string())
+        .arg(server.dns.to_string())
+        .arg("dkim.sesame.internal")
+        .status()
+        .unwrap();
+    assert!(verified.success(), "dkimpy verifies the relayed message");
+    assert!(
+        std::fs::read_dir(data_dir.join("outbox"))
+            .unwrap()
+            .all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(out.message_id().unwrap()))
+    );
+    // A relay that is down: SendEmail fails with a 5xx after its retries, nothing is lost silently.
+    let _ = smtpd.kill();
+    let _ = smtpd.wait();
+    let e = server
+        .client()
+        .send_email()
+        .from_email_address("relay@example.test")
+        .destination(
+            Destination::builder()
+                .to_addresses("rcpt@example.net")
+                .build(),
+        )
+        .content(simple("Nobody listens"))
+        .send()
+        .await
+        .unwrap_err();
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    assert!(status.is_some_and(|s| s >= 500), "{e:?}");
 }
