@@ -215,6 +215,27 @@ async fn verified_domains_send_mail_that_dkimpy_verifies_through_dns() {
             .unwrap();
         sent.push((out.message_id().unwrap().to_owned(), selector_hint));
     }
+    // The same through boto3.
+    let out = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/boto3/send.py"
+        ))
+        .args([
+            &format!("http://{}", server.api),
+            crate::harness::KEY_ID,
+            crate::harness::SECRET,
+        ])
+        .args(["boto3@example.test", "rcpt@example.net"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    sent.push((id, "; d=example.test;"));
     // Raw content, sender and recipients from its headers.
     let raw = b"From: raw@example.test\r\nTo: rcpt@example.net\r\nSubject: raw\r\nMessage-ID: <raw-1@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nRaw body.\r\n".to_vec();
     let out = c
