@@ -7,6 +7,7 @@ mod dns;
 mod durability;
 mod errors;
 mod fakedns;
+mod forwarddns;
 mod harness;
 mod identities;
 mod secrets;

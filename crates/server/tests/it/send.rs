@@ -250,6 +250,25 @@ async fn verified_domains_send_mail_that_dkimpy_verifies_through_dns() {
         .unwrap();
     sent.push((out.message_id().unwrap().to_owned(), "; d=example.test;"));
 
+    // mail-auth's verifier, resolving like a receiver through both servers.
+    let forward =
+        crate::forwarddns::ForwardDns::start(nsd.addr(), server.dns, "dkim.sesame.internal");
+    for (id, hint) in &sent {
+        let bytes =
+            std::fs::read(server.data_dir.join("outbox").join(format!("{id}.eml"))).unwrap();
+        crate::forwarddns::mail_auth_verifies(forward.addr, &bytes)
+            .await
+            .unwrap_or_else(|e| panic!("mail-auth did not verify {id} ({hint}): {e}"));
+        let mut tampered = bytes.clone();
+        let at = tampered.len() - 4;
+        tampered[at] ^= 1;
+        assert!(
+            crate::forwarddns::mail_auth_verifies(forward.addr, &tampered)
+                .await
+                .is_err(),
+            "a tampered body fails"
+        );
+    }
     for (id, hint) in &sent {
         let path = server.data_dir.join("outbox").join(format!("{id}.eml"));
         let text =
