@@ -56,12 +56,13 @@ fn openssl_sign_rate(bits: u32, multi: usize) -> f64 {
     let text = String::from_utf8_lossy(&out.stdout);
     // "rsa 2048 bits 0.000241s 0.000016s   4150.5  61288.0" (the -multi summary is alike).
     text.lines()
+        .rev()
         .filter(|l| l.trim_start().starts_with("rsa") && l.contains(&format!("{bits} bits")))
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             f.iter().rev().nth(1).and_then(|s| s.parse::<f64>().ok())
         })
-        .last()
+        .next()
         .unwrap_or(f64::NAN)
 }
 
