@@ -431,8 +431,10 @@ pub struct DkimKey {
     pub public_der: Vec<u8>,
     /// The private key sealed by the vault; opaque to everyone else.
     pub sealed_private: Vec<u8>,
-    /// When the pair was generated or imported.
+    /// When the pair was generated or imported (and, within a second, published).
     pub created_at: Timestamp,
+    /// When it stopped being the signing key; it stays published for the retention after.
+    pub retired_at: Option<Timestamp>,
 }
 
 impl fmt::Debug for DkimKey {
@@ -441,6 +443,7 @@ impl fmt::Debug for DkimKey {
             .field("selector", &self.selector)
             .field("bits", &self.bits)
             .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
             .finish_non_exhaustive()
     }
 }
@@ -473,12 +476,22 @@ pub struct Dkim {
     pub origin: DkimOrigin,
     /// The keys: three for Easy DKIM (in token order), one for BYODKIM.
     pub keys: Vec<DkimKey>,
+    /// Which key signs (an index into `keys`).
+    pub active: usize,
+    /// Easy DKIM rotation: the key published and waiting to become the signing key.
+    pub staged: Option<usize>,
 }
 
 impl Dkim {
-    /// The length of the keys now in use.
+    /// The key that signs now.
+    pub fn signing_key(&self) -> Option<&DkimKey> {
+        self.keys.get(self.active)
+    }
+
+    /// The length of the key now in use (`CurrentSigningKeyLength`).
     pub fn current_length(&self) -> Option<KeyLength> {
-        self.keys.first().and_then(|k| KeyLength::from_bits(k.bits))
+        self.signing_key()
+            .and_then(|k| KeyLength::from_bits(k.bits))
     }
 
     /// When the keys now in use were generated.

@@ -21,6 +21,30 @@ pub struct ServiceConfig {
     pub dkim_zone: String,
     /// The DNS verifier's timing rules.
     pub verify: VerifyPolicy,
+    /// Easy DKIM key rotation.
+    pub rotation: RotationPolicy,
+}
+
+/// How Easy DKIM keys rotate without breaking a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationPolicy {
+    /// How long a staged key is published before it may sign (covers DNS caches of the
+    /// key record, whose TTL is 5 minutes).
+    pub activation_delay_ms: i64,
+    /// How long a retired key stays published for mail in transit.
+    pub retention_ms: i64,
+    /// Rotate the signing key when it is this old; `None`: only on request.
+    pub rotate_every_ms: Option<i64>,
+}
+
+impl Default for RotationPolicy {
+    fn default() -> RotationPolicy {
+        RotationPolicy {
+            activation_delay_ms: 15 * 60 * 1000,
+            retention_ms: 7 * 24 * Timestamp::HOUR,
+            rotate_every_ms: None,
+        }
+    }
 }
 
 /// How long a claimed verification may take before another node may claim it again.
@@ -211,7 +235,7 @@ impl Service {
         if !dkim.signing_enabled || dkim.status != DkimStatus::Success {
             return Ok(None);
         }
-        Ok(dkim.keys.first().map(|k| SigningChoice {
+        Ok(dkim.signing_key().map(|k| SigningChoice {
             domain: d.name.as_str().to_owned(),
             selector: k.selector.as_str().to_owned(),
             sealed_private: k.sealed_private.clone(),
@@ -238,7 +262,7 @@ impl Service {
                 .as_ref()
                 .filter(|k| k.signing_enabled && k.status == DkimStatus::Success);
             return dkim
-                .and_then(|k| k.keys.first())
+                .and_then(|k| k.signing_key())
                 .map(|k| SigningChoice {
                     domain: d.name.as_str().to_owned(),
                     selector: k.selector.as_str().to_owned(),
@@ -435,8 +459,23 @@ impl Service {
         let saved = self.save_modified(current, |id| {
             let previous = id.dkim.take();
             let next = self.configure_dkim(setup, previous.as_ref())?;
-            if previous.as_ref() != Some(&next) {
-                // New keys or a new method: verification starts over (SES developer guide),
+            let staged_only = previous.as_ref().is_some_and(|p| {
+                matches!(p.origin, DkimOrigin::Easy { .. })
+                    && matches!(next.origin, DkimOrigin::Easy { .. })
+                    && p.keys.first().map(|k| &k.selector) == next.keys.first().map(|k| &k.selector)
+            });
+            if staged_only {
+                // A staged key under the same tokens: the CNAMEs are unchanged, so the status
+                // stands; check again when the new key may activate.
+                if let Some(s) = next.staged {
+                    let at = Timestamp(
+                        next.keys[s].created_at.0 + self.config.rotation.activation_delay_ms,
+                    );
+                    id.verification.next_check_at =
+                        Some(id.verification.next_check_at.map_or(at, |n| n.min(at)));
+                }
+            } else if previous.as_ref() != Some(&next) {
+                // New tokens or a new method: verification starts over (SES developer guide),
                 // and a domain is verified exactly when its DKIM is.
                 id.verification_status = next.status;
                 id.verification = dkim::restart(&id.verification, now);
@@ -569,6 +608,7 @@ impl Service {
         dkim.status = to;
         id.verification_status = to;
         id.verification = verification;
+        self.rotation_step(dkim, &mut id.verification, now)?;
         match self.store.update_identity(&id) {
             Ok(_) => Ok(Some((from, to))),
             Err(StoreError::Conflict) | Err(StoreError::NotFound) => Ok(None),
@@ -621,22 +661,16 @@ impl Service {
                     return Ok(prev.clone());
                 };
                 dkim::check_key_length_change(*lengths, requested, now)?;
-                let keys =
-                    self.generate_keys(tokens.iter().map(Selector::from_token), requested)?;
-                Ok(Dkim {
-                    signing_enabled,
-                    // floci#1904 (probe against SES): a key change puts DKIM back to PENDING
-                    // until the new keys are seen in DNS.
-                    status: DkimStatus::Pending,
-                    origin: DkimOrigin::Easy {
-                        tokens: tokens.clone(),
-                        lengths: dkim::record_key_length_change(*lengths, requested, now),
-                    },
-                    keys: keys
-                        .into_iter()
-                        .map(|(selector, k)| to_key(selector, k, now))
-                        .collect(),
-                })
+                // The new length reaches signing through the staged rotation: a key of that
+                // length is published under a free token and signs once it is seen in DNS, so
+                // no signature is ever made with a key receivers cannot find yet.
+                let mut next = prev.clone();
+                next.origin = DkimOrigin::Easy {
+                    tokens: tokens.clone(),
+                    lengths: dkim::record_key_length_change(*lengths, requested, now),
+                };
+                self.stage(&mut next, requested, now)?;
+                Ok(next)
             }
             (DkimSetup::Easy { length }, _) => {
                 let length = length.unwrap_or(DEFAULT_KEY_LENGTH);
@@ -659,6 +693,8 @@ impl Service {
                         .into_iter()
                         .map(|(selector, k)| to_key(selector, k, now))
                         .collect(),
+                    active: 0,
+                    staged: None,
                 })
             }
             (
@@ -676,9 +712,148 @@ impl Service {
                         selector: selector.clone(),
                     },
                     keys: vec![to_key(selector, key, now)],
+                    active: 0,
+                    staged: None,
                 })
             }
         }
+    }
+
+    /// Publishes a new key of `length` under a free token of an Easy DKIM set-up and marks it
+    /// staged. A token is free when its key is not signing, not staged, and either never signed
+    /// or retired longer ago than the retention (mail signed with it may still be in transit).
+    fn stage(&self, dkim: &mut Dkim, length: KeyLength, now: Timestamp) -> Result<usize, Error> {
+        let DkimOrigin::Easy { tokens, .. } = &dkim.origin else {
+            return Err(Error::bad_request(
+                "SigningAttributesOrigin",
+                "only Easy DKIM keys are rotated by Sesame; replace a BYODKIM key with PutEmailIdentityDkimSigningAttributes",
+            ));
+        };
+        let retention = self.config.rotation.retention_ms;
+        if let Some(s) = dkim.staged {
+            // A second change while one is staged replaces the staged key (it never signed).
+            let (_, key) = self
+                .generate_keys(std::iter::once(Selector::from_token(&tokens[s])), length)?
+                .remove(0);
+            dkim.keys[s] = to_key(Selector::from_token(&tokens[s]), key, now);
+            return Ok(s);
+        }
+        let free = (0..dkim.keys.len()).find(|&i| {
+            i != dkim.active
+                && dkim.keys[i]
+                    .retired_at
+                    .is_none_or(|r| now.0 >= r.0 + retention)
+        });
+        let Some(slot) = free else {
+            let until = dkim
+                .keys
+                .iter()
+                .filter_map(|k| k.retired_at)
+                .min()
+                .map(|r| r.0 + retention)
+                .unwrap_or(now.0);
+            return Err(Error::bad_request(
+                "SigningAttributes",
+                format!(
+                    "every DKIM token is signing or keeps a retired key for mail in transit; try again after {} (Unix ms)",
+                    until
+                ),
+            ));
+        };
+        let (_, key) = self
+            .generate_keys(std::iter::once(Selector::from_token(&tokens[slot])), length)?
+            .remove(0);
+        dkim.keys[slot] = to_key(Selector::from_token(&tokens[slot]), key, now);
+        dkim.staged = Some(slot);
+        Ok(slot)
+    }
+
+    /// When the staged key may start signing: after the activation delay (DNS caches) and a
+    /// successful DNS check made after it was published.
+    fn activation_due(&self, dkim: &Dkim, v: &Verification, now: Timestamp) -> Option<usize> {
+        let s = dkim.staged?;
+        let created = dkim.keys[s].created_at;
+        let delay_over = now.0 >= created.0 + self.config.rotation.activation_delay_ms;
+        let seen = v.last_success.is_some_and(|t| t >= created);
+        (delay_over && seen && dkim.status == DkimStatus::Success).then_some(s)
+    }
+
+    /// Applies due rotation steps after a verification: activates a staged key, or stages a new
+    /// one when `--rotate-every` says the signing key is old. Returns whether anything changed.
+    fn rotation_step(
+        &self,
+        dkim: &mut Dkim,
+        v: &mut Verification,
+        now: Timestamp,
+    ) -> Result<bool, Error> {
+        if !matches!(dkim.origin, DkimOrigin::Easy { .. }) {
+            return Ok(false);
+        }
+        if let Some(s) = self.activation_due(dkim, v, now) {
+            let old = dkim.active;
+            dkim.keys[old].retired_at = Some(now);
+            dkim.active = s;
+            dkim.staged = None;
+            return Ok(true);
+        }
+        if let Some(s) = dkim.staged {
+            // Check again as soon as the staged key may activate, not only tomorrow.
+            let at =
+                Timestamp(dkim.keys[s].created_at.0 + self.config.rotation.activation_delay_ms);
+            v.next_check_at = Some(v.next_check_at.map_or(at, |n| n.min(at)).max(now));
+            return Ok(false);
+        }
+        let due = self.config.rotation.rotate_every_ms.is_some_and(|every| {
+            dkim.signing_key()
+                .is_some_and(|k| now.0 >= k.created_at.0 + every)
+        });
+        if due && dkim.status == DkimStatus::Success {
+            let DkimOrigin::Easy { lengths, .. } = &dkim.origin else {
+                return Ok(false);
+            };
+            let length = lengths.next_length;
+            if self.stage(dkim, length, now).is_ok() {
+                let s = dkim.staged.unwrap_or(dkim.active);
+                v.next_check_at = Some(Timestamp(
+                    dkim.keys[s].created_at.0 + self.config.rotation.activation_delay_ms,
+                ));
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// `sesame rotate`: stages a new Easy DKIM key now; it signs once seen in DNS.
+    pub fn rotate(&self, account: &AccountId, name: &IdentityName) -> Result<Dkim, Error> {
+        let current = self.load(account, name)?.ok_or_else(|| not_found(name))?;
+        let now = self.clock.now();
+        let saved = self.save_modified(current, |id| {
+            let dkim = id.dkim.as_mut().ok_or_else(|| {
+                Error::bad_request("EmailIdentity", "only domain identities have DKIM keys")
+            })?;
+            if dkim.staged.is_some() {
+                return Err(Error::bad_request(
+                    "EmailIdentity",
+                    "a rotation is already in progress",
+                ));
+            }
+            let DkimOrigin::Easy { lengths, .. } = &dkim.origin else {
+                return Err(Error::bad_request(
+                    "EmailIdentity",
+                    "only Easy DKIM keys are rotated by Sesame",
+                ));
+            };
+            let length = lengths.next_length;
+            let s = self.stage(dkim, length, now)?;
+            let at =
+                Timestamp(dkim.keys[s].created_at.0 + self.config.rotation.activation_delay_ms);
+            id.verification.next_check_at =
+                Some(id.verification.next_check_at.map_or(at, |n| n.min(at)));
+            Ok(())
+        })?;
+        saved
+            .dkim
+            .ok_or_else(|| Error::Internal("domain identity without DKIM".into()))
     }
 
     /// Generates one key per selector. RSA key generation costs a CPU-bound 50..400 ms per
@@ -716,12 +891,14 @@ fn to_key(selector: Selector, k: NewKey, now: crate::model::Timestamp) -> DkimKe
         public_der: k.public_der,
         sealed_private: k.sealed_private,
         created_at: now,
+        retired_at: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dkim::{Observation, RecordCheck};
     use crate::testing::{FakeVault, ManualClock, MemStore};
 
     fn svc() -> (Service, Arc<ManualClock>, AccountId) {
@@ -734,6 +911,7 @@ mod tests {
                 max_identities: 3,
                 dkim_zone: "dkim.sesame.test".into(),
                 verify: VerifyPolicy::default(),
+                rotation: RotationPolicy::default(),
             },
         );
         (s, clock, AccountId::parse("123456789012").unwrap())
@@ -777,12 +955,20 @@ mod tests {
         ));
         clock.advance_hours(1);
         let down = length(&s, &a, KeyLength::Rsa1024).unwrap();
-        assert_eq!(down.current_length(), Some(KeyLength::Rsa1024));
+        // The new length arrives through a staged key: the signing key is unchanged until the
+        // new one has been seen in DNS, so CurrentSigningKeyLength stays truthful.
+        assert_eq!(down.current_length(), Some(KeyLength::Rsa2048));
+        let staged = down.staged.expect("a key of the new length is staged");
+        assert_eq!(down.keys[staged].bits, 1024);
+        assert_ne!(staged, down.active);
         let DkimOrigin::Easy { tokens: same, .. } = &down.origin else {
             panic!()
         };
         assert_eq!(same, tokens, "tokens survive a key-length change");
-        assert_ne!(down.keys[0].public_der, dkim.keys[0].public_der, "new keys");
+        assert_eq!(
+            down.keys[down.active], dkim.keys[dkim.active],
+            "the signing key stays"
+        );
         assert!(down.last_key_generation() > dkim.last_key_generation());
 
         clock.advance_hours(23);
@@ -874,7 +1060,6 @@ mod tests {
 
     #[test]
     fn verification_claims_checks_and_records_results_with_an_injected_clock() {
-        use crate::dkim::{Observation, RecordCheck};
         let (s, clock, a) = svc();
         create(&s, &a, "example.com", None).unwrap();
         create(&s, &a, "me@example.com", None).unwrap();
@@ -910,7 +1095,15 @@ mod tests {
         clock.advance_hours(25);
         let due = s.claim_due_checks(10).unwrap();
         assert_eq!(due.len(), 1, "daily re-check");
-        length(&s, &a, KeyLength::Rsa1024).unwrap();
+        s.put_dkim_signing_attributes(
+            &a,
+            &n,
+            DkimSetup::External {
+                selector: Selector::parse("mine").unwrap(),
+                private_key: PrivateKeyInput(vec![1]),
+            },
+        )
+        .unwrap();
         assert_eq!(
             s.record_check(due[0].identity.clone(), &found).unwrap(),
             None
@@ -919,7 +1112,107 @@ mod tests {
         assert_eq!(
             view.identity.dkim.unwrap().status,
             DkimStatus::Pending,
-            "new keys: verify again"
+            "a new method: verify again"
+        );
+    }
+
+    /// Signatures made before, during and after a rotation and a key-length change all verify
+    /// against what the key zone serves then and for the whole retention: the key that signed
+    /// is the one published under its selector at signing time and stays so.
+    #[test]
+    fn rotation_never_breaks_a_signature() {
+        let (s, clock, a) = svc();
+        let n = IdentityName::parse("example.com").unwrap();
+        create(&s, &a, "example.com", None).unwrap();
+        let all_valid = Observation {
+            records: vec![RecordCheck::Valid; 3],
+            soa: None,
+        };
+        let check = |s: &Service| {
+            for due in s.claim_due_checks(10).unwrap() {
+                s.record_check(due.identity, &all_valid).unwrap();
+            }
+        };
+        check(&s);
+        // (selector, public key) that signed, and when.
+        let mut signatures: Vec<(String, Vec<u8>, i64)> = Vec::new();
+        let sign = |s: &Service, sigs: &mut Vec<(String, Vec<u8>, i64)>| {
+            let k = s.signing_key(&a, &n).unwrap();
+            let view = s.get_identity(&a, &n).unwrap();
+            let dkim = view.identity.dkim.unwrap();
+            let key = dkim
+                .keys
+                .iter()
+                .find(|x| x.selector.as_str() == k.selector)
+                .unwrap();
+            sigs.push((k.selector, key.public_der.clone(), s.now().0));
+        };
+        // What receivers can verify now: every published key by selector.
+        let zone = |s: &Service| -> Vec<(String, Vec<u8>)> { s.store.published_keys().unwrap() };
+        let verifiable = |s: &Service, sigs: &[(String, Vec<u8>, i64)]| {
+            let z = zone(s);
+            sigs.iter()
+                .all(|(sel, der, _)| z.contains(&(sel.clone(), der.clone())))
+        };
+
+        sign(&s, &mut signatures); // before
+        let first = signatures[0].clone();
+        let staged = s.rotate(&a, &n).unwrap();
+        assert!(staged.staged.is_some());
+        assert!(
+            matches!(s.rotate(&a, &n), Err(Error::BadRequest { .. })),
+            "one at a time"
+        );
+        sign(&s, &mut signatures); // during: still the old key
+        assert_eq!(signatures[1].0, first.0, "the staged key does not sign yet");
+        assert!(verifiable(&s, &signatures));
+        clock.advance_hours(1); // past the activation delay
+        check(&s);
+        sign(&s, &mut signatures); // after
+        assert_ne!(
+            signatures[2].0, first.0,
+            "the new key signs once seen and delayed"
+        );
+        assert!(verifiable(&s, &signatures));
+        // A key-length change goes through the same staging.
+        clock.advance_hours(1);
+        let changed = length(&s, &a, KeyLength::Rsa1024).unwrap();
+        assert_eq!(changed.current_length(), Some(KeyLength::Rsa2048));
+        sign(&s, &mut signatures);
+        clock.advance_hours(1);
+        check(&s);
+        sign(&s, &mut signatures);
+        let view = s.get_identity(&a, &n).unwrap();
+        assert_eq!(
+            view.identity.dkim.as_ref().unwrap().current_length(),
+            Some(KeyLength::Rsa1024)
+        );
+        assert!(verifiable(&s, &signatures));
+        // Every token has now signed or is retained: a third rotation must wait for the
+        // retention of the first key to end, and all signatures stay verifiable meanwhile.
+        clock.advance_hours(1);
+        check(&s);
+        assert!(
+            matches!(s.rotate(&a, &n), Err(Error::BadRequest { .. })),
+            "no free token"
+        );
+        for _ in 0..7 {
+            clock.advance_hours(24);
+            check(&s);
+            let within: Vec<_> = signatures
+                .iter()
+                .filter(|(_, _, at)| s.now().0 < at + RotationPolicy::default().retention_ms)
+                .cloned()
+                .collect();
+            assert!(
+                verifiable(&s, &within),
+                "within the retention every signature verifies"
+            );
+        }
+        clock.advance_hours(1);
+        assert!(
+            s.rotate(&a, &n).is_ok(),
+            "after the retention the first token is free again"
         );
     }
 }

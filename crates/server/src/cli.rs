@@ -152,6 +152,7 @@ pub fn dns_records(args: DnsRecordsArgs, opened: &Opened) -> anyhow::Result<()> 
             max_identities: u64::MAX,
             dkim_zone: args.dkim_zone.trim_end_matches('.').to_ascii_lowercase(),
             verify: Default::default(),
+            rotation: Default::default(),
         },
     );
     let records = service.expected_records(&account.id, &name)?;
@@ -217,6 +218,7 @@ pub fn sign(account: &str, identity: &str, opened: &Opened) -> anyhow::Result<()
             max_identities: u64::MAX,
             dkim_zone: String::new(),
             verify: Default::default(),
+            rotation: Default::default(),
         },
     );
     let choice = service.signing_key(&account.id, &IdentityName::parse(identity)?)?;
@@ -232,5 +234,42 @@ pub fn sign(account: &str, identity: &str, opened: &Opened) -> anyhow::Result<()
     let mut out = std::io::stdout().lock();
     out.write_all(&signed)?;
     out.flush()?;
+    Ok(())
+}
+
+/// `sesame rotate`: stages a new Easy DKIM key; it starts signing once the verifier has seen the
+/// domain's records after it was published and the activation delay has passed.
+#[allow(clippy::print_stdout)]
+pub fn rotate(account: &str, identity: &str, opened: &Opened) -> anyhow::Result<()> {
+    use sesame_core::model::{DkimOrigin, IdentityName};
+    use sesame_core::service::{Service, ServiceConfig};
+    use std::sync::Arc;
+    let account = find_account(opened.store.as_ref(), account)?;
+    let service = Service::new(
+        opened.store.clone(),
+        Arc::new(sesame_crypto::OpenSslVault::new(opened.sealer.clone())),
+        Arc::new(SystemClock),
+        ServiceConfig {
+            max_identities: u64::MAX,
+            dkim_zone: String::new(),
+            verify: Default::default(),
+            rotation: Default::default(),
+        },
+    );
+    let dkim = service.rotate(&account.id, &IdentityName::parse(identity)?)?;
+    let staged = dkim.staged.context("no key was staged")?;
+    let token = match &dkim.origin {
+        DkimOrigin::Easy { tokens, .. } => tokens[staged].as_str().to_owned(),
+        DkimOrigin::External { selector } => selector.as_str().to_owned(),
+    };
+    println!(
+        "{}",
+        json!({
+            "Identity": identity,
+            "StagedToken": token,
+            "KeyBits": dkim.keys[staged].bits,
+            "SigningToken": dkim.signing_key().map(|k| k.selector.as_str().to_owned()),
+        })
+    );
     Ok(())
 }

@@ -45,6 +45,17 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Rotate an identity's Easy DKIM key: a new key is published under a free token and
+    /// signs once seen in DNS; the old one stays published for the retention.
+    Rotate {
+        /// The domain identity.
+        identity: String,
+        /// The account (name or id).
+        #[arg(long, default_value = "default")]
+        account: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Manage access keys. Works while a server runs on the same data.
     Key {
         #[command(subcommand)]
@@ -149,6 +160,16 @@ pub struct ServeArgs {
     /// Most identities per account (SES's default quota is 10,000 per region).
     #[arg(long, env = "SESAME_MAX_IDENTITIES", default_value_t = 10_000)]
     pub max_identities: u64,
+    /// Rotate each Easy DKIM signing key when it is this old (e.g. `90d`); default: only on
+    /// request (`sesame rotate`).
+    #[arg(long, env = "SESAME_ROTATE_EVERY", value_parser = humantime::parse_duration)]
+    pub rotate_every: Option<Duration>,
+    /// How long a new key is published before it may sign (covers DNS caches).
+    #[arg(long, env = "SESAME_ROTATION_DELAY", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub rotation_delay: Duration,
+    /// How long a replaced key stays published for mail in transit.
+    #[arg(long, env = "SESAME_KEY_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub key_retention: Duration,
     /// Relay signed mail to this SMTP server (`host:port`) instead of writing the outbox.
     #[arg(long, env = "SESAME_SMTP_RELAY")]
     pub smtp_relay: Option<String>,

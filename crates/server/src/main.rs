@@ -16,7 +16,7 @@ use sesame_api::ApiState;
 use sesame_api::throttle::Throttle;
 use sesame_core::dkim::VerifyPolicy;
 use sesame_core::ports::{Clock, Store};
-use sesame_core::service::{Service, ServiceConfig};
+use sesame_core::service::{RotationPolicy, Service, ServiceConfig};
 use sesame_crypto::{OpenSslVault, Sealer};
 use sesame_dns::responder::SnapshotHandle;
 use sesame_dns::verifier::Verifier;
@@ -52,6 +52,14 @@ fn main() -> anyhow::Result<()> {
         } => {
             let opened = open(&store)?;
             cli::sign(&account, &identity, &opened)
+        }
+        Command::Rotate {
+            identity,
+            account,
+            store,
+        } => {
+            let opened = open(&store)?;
+            cli::rotate(&account, &identity, &opened)
         }
         Command::Key { command, store } => {
             let opened = open(&store)?;
@@ -135,6 +143,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     .unwrap_or(i64::MAX),
                 ..VerifyPolicy::default()
             },
+            rotation: RotationPolicy {
+                activation_delay_ms: millis(args.rotation_delay),
+                retention_ms: millis(args.key_retention),
+                rotate_every_ms: args.rotate_every.map(millis),
+            },
         },
     )
     .with_mail(
@@ -201,6 +214,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// One try per DNS lookup; the verifier's backoff schedule is the retry.
 const VERIFY_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
 
 /// Where signed mail goes: the SMTP relay if one is configured, else the outbox directory.
 fn delivery(

@@ -57,6 +57,8 @@ pub struct IdentityRow {
     pub v_failing_since: Option<i64>,
     pub v_next_check_at: Option<i64>,
     pub v_attempts: i64,
+    pub dkim_active: i64,
+    pub dkim_staged: Option<i64>,
 }
 
 /// One DKIM key row.
@@ -66,6 +68,7 @@ pub struct KeyRow {
     pub public_der: Vec<u8>,
     pub sealed_private: Vec<u8>,
     pub created_at: i64,
+    pub retired_at: Option<i64>,
 }
 
 /// A stored value that fails validation.
@@ -138,8 +141,12 @@ pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
         v_failing_since: v.failing_since.map(|t| t.0),
         v_next_check_at: v.next_check_at.map(|t| t.0),
         v_attempts: i64::from(v.attempts),
+        dkim_active: 0,
+        dkim_staged: None,
     };
     if let Some(d) = &identity.dkim {
+        row.dkim_active = d.active as i64;
+        row.dkim_staged = d.staged.map(|s| s as i64);
         row.dkim_signing_enabled = Some(d.signing_enabled);
         row.dkim_status = Some(status_text(d.status).to_owned());
         match &d.origin {
@@ -180,6 +187,7 @@ pub fn decode_identity(
                 public_der: k.public_der,
                 sealed_private: k.sealed_private,
                 created_at: Timestamp(k.created_at),
+                retired_at: k.retired_at.map(Timestamp),
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -207,11 +215,21 @@ pub fn decode_identity(
                 },
                 other => return Err(corrupt(format!("DKIM origin {other}"))),
             };
+            let index = |i: i64| {
+                usize::try_from(i)
+                    .ok()
+                    .filter(|i| *i < keys.len())
+                    .ok_or_else(|| corrupt(format!("key index {i}")))
+            };
+            let active = index(row.dkim_active)?;
+            let staged = row.dkim_staged.map(index).transpose()?;
             Some(Dkim {
                 signing_enabled: row.dkim_signing_enabled.unwrap_or(false),
                 status: parse_status(row.dkim_status.as_deref().unwrap_or("NOT_STARTED"))?,
                 origin,
                 keys,
+                active,
+                staged,
             })
         }
     };

@@ -45,8 +45,11 @@ fn easy_domain(account: &AccountId, name: &str) -> Identity {
                     public_der: vec![i as u8; 10],
                     sealed_private: vec![0xee, i as u8],
                     created_at: Timestamp(1_000),
+                    retired_at: (i == 2).then_some(Timestamp(900)),
                 })
                 .collect(),
+            active: 1,
+            staged: Some(0),
             origin: DkimOrigin::Easy {
                 tokens,
                 lengths: KeyLengthHistory {
@@ -284,6 +287,8 @@ fn identity_round_trip(store: &dyn Store) {
             selector: Selector::parse("sel-1").unwrap(),
         };
         dkim.keys.truncate(1);
+        dkim.active = 0;
+        dkim.staged = None;
         dkim.keys[0].selector = Selector::parse("sel-1").unwrap();
         dkim.keys[0].bits = 1536;
     }
@@ -307,6 +312,8 @@ fn updates_are_versioned(store: &dyn Store) {
     changed.tags = vec![];
     if let Some(dkim) = &mut changed.dkim {
         dkim.keys.truncate(1);
+        dkim.active = 0;
+        dkim.staged = None;
     }
     assert_eq!(store.update_identity(&changed).unwrap(), 2);
     let read = store.get_identity(&a, &d.name).unwrap().unwrap();

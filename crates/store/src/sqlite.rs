@@ -19,6 +19,7 @@ use std::sync::Mutex;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_verification.sql"),
+    include_str!("../migrations/sqlite/0003_rotation.sql"),
 ];
 
 /// Readers kept open for reuse; more are opened on demand under load.
@@ -138,7 +139,7 @@ const IDENTITY_COLUMNS: &str = "name, version, created_at, feedback_forwarding, 
      signing_override, verification_status, dkim_origin, dkim_signing_enabled, dkim_status, \
      dkim_tokens, dkim_selector, dkim_next_length, dkim_length_changed_at, dkim_downgraded_at, tags, \
      v_last_checked, v_last_success, v_error, v_soa, v_pending_since, v_failing_since, \
-     v_next_check_at, v_attempts";
+     v_next_check_at, v_attempts, dkim_active, dkim_staged";
 
 fn load_identity(
     tx: &Transaction<'_>,
@@ -173,6 +174,8 @@ fn load_identity(
                 v_failing_since: r.get(20)?,
                 v_next_check_at: r.get(21)?,
                 v_attempts: r.get(22)?,
+                dkim_active: r.get(23)?,
+                dkim_staged: r.get(24)?,
             })
         })
         .optional()
@@ -180,8 +183,8 @@ fn load_identity(
     let Some(row) = row else { return Ok(None) };
     let mut stmt = tx
         .prepare_cached(
-            "SELECT selector, bits, public_der, sealed_private, created_at FROM dkim_keys \
-             WHERE account_id = ?1 AND identity_name = ?2 ORDER BY position",
+            "SELECT selector, bits, public_der, sealed_private, created_at, retired_at \
+             FROM dkim_keys WHERE account_id = ?1 AND identity_name = ?2 ORDER BY position",
         )
         .map_err(unavailable)?;
     let keys = stmt
@@ -192,6 +195,7 @@ fn load_identity(
                 public_der: r.get(2)?,
                 sealed_private: r.get(3)?,
                 created_at: r.get(4)?,
+                retired_at: r.get(5)?,
             })
         })
         .map_err(unavailable)?
@@ -214,9 +218,10 @@ fn save_identity(
          feedback_forwarding, signing_override, verification_status, dkim_origin, \
          dkim_signing_enabled, dkim_status, dkim_tokens, dkim_selector, dkim_next_length, \
          dkim_length_changed_at, dkim_downgraded_at, tags, v_last_checked, v_last_success, \
-         v_error, v_soa, v_pending_since, v_failing_since, v_next_check_at, v_attempts) \
+         v_error, v_soa, v_pending_since, v_failing_since, v_next_check_at, v_attempts, \
+         dkim_active, dkim_staged) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-         ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) \
+         ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27) \
          ON CONFLICT (account_id, name) DO UPDATE SET identity_type = excluded.identity_type, \
          version = excluded.version, created_at = excluded.created_at, \
          feedback_forwarding = excluded.feedback_forwarding, \
@@ -233,6 +238,7 @@ fn save_identity(
          v_pending_since = excluded.v_pending_since, \
          v_failing_since = excluded.v_failing_since, \
          v_next_check_at = excluded.v_next_check_at, v_attempts = excluded.v_attempts, \
+         dkim_active = excluded.dkim_active, dkim_staged = excluded.dkim_staged, \
          v_lease_until = NULL",
         params![
             identity.account.as_str(),
@@ -260,6 +266,8 @@ fn save_identity(
             row.v_failing_since,
             row.v_next_check_at,
             row.v_attempts,
+            row.dkim_active,
+            row.dkim_staged,
         ],
     )
     .map_err(unavailable)?;
@@ -275,7 +283,8 @@ fn save_identity(
         let mut stmt = tx
             .prepare_cached(
                 "INSERT INTO dkim_keys (account_id, identity_name, position, selector, bits, \
-                 public_der, sealed_private, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 public_der, sealed_private, created_at, retired_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(unavailable)?;
         for (i, k) in keys.iter().enumerate() {
@@ -288,6 +297,7 @@ fn save_identity(
                 k.public_der,
                 k.sealed_private,
                 k.created_at.0,
+                k.retired_at.map(|t| t.0),
             ])
             .map_err(unavailable)?;
         }
@@ -338,10 +348,13 @@ fn to_key(
     })
 }
 
+/// What identifies a stored key row: selector, public key, sealed private key, retirement.
+type KeyFingerprint<'a> = (&'a str, &'a [u8], &'a [u8], Option<i64>);
+
 /// Whether the stored keys already equal the identity's, so a write that changes only flags,
 /// tags or verification state leaves the key rows (and the key-zone generation) alone.
 fn keys_unchanged(tx: &Transaction<'_>, identity: &Identity) -> Result<bool, StoreError> {
-    let wanted: Vec<(&str, &[u8], &[u8])> = identity
+    let wanted: Vec<KeyFingerprint<'_>> = identity
         .dkim
         .as_ref()
         .map(|d| {
@@ -352,6 +365,7 @@ fn keys_unchanged(tx: &Transaction<'_>, identity: &Identity) -> Result<bool, Sto
                         k.selector.as_str(),
                         k.public_der.as_slice(),
                         k.sealed_private.as_slice(),
+                        k.retired_at.map(|t| t.0),
                     )
                 })
                 .collect()
@@ -359,7 +373,7 @@ fn keys_unchanged(tx: &Transaction<'_>, identity: &Identity) -> Result<bool, Sto
         .unwrap_or_default();
     let mut stmt = tx
         .prepare_cached(
-            "SELECT selector, public_der, sealed_private FROM dkim_keys \
+            "SELECT selector, public_der, sealed_private, retired_at FROM dkim_keys \
              WHERE account_id = ?1 AND identity_name = ?2 ORDER BY position",
         )
         .map_err(unavailable)?;
@@ -371,6 +385,7 @@ fn keys_unchanged(tx: &Transaction<'_>, identity: &Identity) -> Result<bool, Sto
                     r.get::<_, String>(0)?,
                     r.get::<_, Vec<u8>>(1)?,
                     r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
                 ))
             },
         )
@@ -381,7 +396,7 @@ fn keys_unchanged(tx: &Transaction<'_>, identity: &Identity) -> Result<bool, Sto
         && stored
             .iter()
             .zip(&wanted)
-            .all(|(s, w)| s.0 == w.0 && s.1 == w.1 && s.2 == w.2))
+            .all(|(s, w)| s.0 == w.0 && s.1 == w.1 && s.2 == w.2 && s.3 == w.3))
 }
 
 impl Store for SqliteStore {

@@ -44,6 +44,7 @@ impl Fixture {
                 max_identities: 100,
                 dkim_zone: "dkim.test".into(),
                 verify: Default::default(),
+                rotation: Default::default(),
             },
         );
         Fixture {
