@@ -16,8 +16,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the API (and, later, the DNS responder and verifier) until SIGTERM or SIGINT.
-    Serve(ServeArgs),
+    /// Run the API, the key-zone DNS responder and the verifier until SIGTERM or SIGINT.
+    Serve(Box<ServeArgs>),
     /// Manage accounts (tenants). Works while a server runs on the same data.
     Account {
         #[command(subcommand)]

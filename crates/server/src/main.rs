@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Account { command, store } => {
             let opened = open(&store)?;
             cli::account(command, &opened, &SystemClock)
