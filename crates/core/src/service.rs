@@ -466,13 +466,9 @@ impl Service {
             });
             if staged_only {
                 // A staged key under the same tokens: the CNAMEs are unchanged, so the status
-                // stands; check again when the new key may activate.
-                if let Some(s) = next.staged {
-                    let at = Timestamp(
-                        next.keys[s].created_at.0 + self.config.rotation.activation_delay_ms,
-                    );
-                    id.verification.next_check_at =
-                        Some(id.verification.next_check_at.map_or(at, |n| n.min(at)));
+                // stands; check now, and the check reschedules itself for the activation.
+                if next.staged.is_some() {
+                    id.verification.next_check_at = Some(now);
                 }
             } else if previous.as_ref() != Some(&next) {
                 // New tokens or a new method: verification starts over (SES developer guide),
@@ -844,11 +840,10 @@ impl Service {
                 ));
             };
             let length = lengths.next_length;
-            let s = self.stage(dkim, length, now)?;
-            let at =
-                Timestamp(dkim.keys[s].created_at.0 + self.config.rotation.activation_delay_ms);
-            id.verification.next_check_at =
-                Some(id.verification.next_check_at.map_or(at, |n| n.min(at)));
+            self.stage(dkim, length, now)?;
+            // Check now: the check reschedules itself for when the staged key may activate
+            // (under the verifying node's policy, which a CLI process does not know).
+            id.verification.next_check_at = Some(now);
             Ok(())
         })?;
         saved

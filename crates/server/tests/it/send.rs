@@ -158,6 +158,7 @@ async fn verified_domains_send_mail_that_dkimpy_verifies_through_dns() {
         &[
             ("SESAME_RESOLVER", &resolver),
             ("SESAME_VERIFY_INTERVAL", "500ms"),
+            ("SESAME_ROTATION_DELAY", "1s"),
         ],
     );
     let c = server.client();
@@ -302,6 +303,78 @@ async fn verified_domains_send_mail_that_dkimpy_verifies_through_dns() {
         );
     }
     assert_eq!(outbox(&server.data_dir).len(), sent.len());
+
+    // Rotation with real DNS: the staged key signs only after a check past the delay, and mail
+    // signed before keeps verifying because the replaced key stays published.
+    let rotated = crate::auth::cli(&server.data_dir, &["rotate", "example.test"]);
+    let staged = rotated["StagedToken"].as_str().unwrap().to_owned();
+    let before = rotated["SigningToken"].as_str().unwrap().to_owned();
+    assert_ne!(staged, before);
+    let verify = |path: &Path| {
+        Command::new(&python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/dkim/verify.py"
+            ))
+            .arg(path)
+            .arg(nsd.addr().to_string())
+            .arg(server.dns.to_string())
+            .arg("dkim.sesame.internal")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut signed_by = Vec::new();
+    loop {
+        let id = c
+            .send_email()
+            .from_email_address("news@example.test")
+            .destination(
+                Destination::builder()
+                    .to_addresses("rcpt@example.net")
+                    .build(),
+            )
+            .content(simple("During the rotation"))
+            .send()
+            .await
+            .unwrap()
+            .message_id()
+            .unwrap()
+            .to_owned();
+        let path = server.data_dir.join("outbox").join(format!("{id}.eml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let now_signing = if text.contains(&format!("s={staged};")) {
+            &staged
+        } else {
+            &before
+        };
+        assert!(text.contains(&format!("s={now_signing};")), "{text}");
+        assert!(verify(&path), "a message signed while rotating verifies");
+        signed_by.push(now_signing.clone());
+        if now_signing == &staged {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the staged key never started signing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        signed_by.first(),
+        Some(&before),
+        "the old key signs until the new one is ready"
+    );
+    let first = server
+        .data_dir
+        .join("outbox")
+        .join(format!("{}.eml", sent[0].0));
+    assert!(
+        verify(&first),
+        "mail signed before the rotation still verifies"
+    );
 
     // `sesame sign`: another MTA's message, signed with the identity's active key.
     let unsigned = b"From: mta@example.test\r\nTo: rcpt@example.net\r\nSubject: via sign\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <mta-1@example.test>\r\n\r\nSigned by the CLI.\r\n";
