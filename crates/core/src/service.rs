@@ -1210,4 +1210,62 @@ mod tests {
             "after the retention the first token is free again"
         );
     }
+
+    #[test]
+    fn rotate_every_stages_and_activates_on_the_daily_checks() {
+        let clock = Arc::new(ManualClock::new(crate::model::Timestamp(1_700_000_000_000)));
+        let s = Service::new(
+            Arc::new(MemStore::default()),
+            Arc::new(FakeVault::default()),
+            clock.clone(),
+            ServiceConfig {
+                max_identities: 10,
+                dkim_zone: "dkim.sesame.test".into(),
+                verify: VerifyPolicy::default(),
+                rotation: RotationPolicy {
+                    rotate_every_ms: Some(90 * 24 * Timestamp::HOUR),
+                    ..RotationPolicy::default()
+                },
+            },
+        );
+        let a = AccountId::parse("123456789012").unwrap();
+        let n = IdentityName::parse("example.com").unwrap();
+        create(&s, &a, "example.com", None).unwrap();
+        let valid = Observation {
+            records: vec![RecordCheck::Valid; 3],
+            soa: None,
+        };
+        let check = || {
+            for due in s.claim_due_checks(10).unwrap() {
+                s.record_check(due.identity, &valid).unwrap();
+            }
+        };
+        check();
+        let first = s.signing_key(&a, &n).unwrap().selector;
+        let mut days = 0;
+        loop {
+            clock.advance_hours(24);
+            days += 1;
+            check();
+            let view = s.get_identity(&a, &n).unwrap();
+            if view.identity.dkim.unwrap().staged.is_some() {
+                break;
+            }
+            assert_eq!(s.signing_key(&a, &n).unwrap().selector, first);
+            assert!(days < 92, "never staged");
+        }
+        assert_eq!(days, 90, "staged on the first daily check at 90 days");
+        assert_eq!(
+            s.signing_key(&a, &n).unwrap().selector,
+            first,
+            "staged, not yet signing"
+        );
+        clock.advance_hours(1);
+        check();
+        assert_ne!(
+            s.signing_key(&a, &n).unwrap().selector,
+            first,
+            "and signs after the delay"
+        );
+    }
 }
