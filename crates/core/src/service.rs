@@ -325,7 +325,7 @@ impl Service {
             IdentityName::Email(_) => (None, DkimStatus::Pending, Verification::default()),
             IdentityName::Domain(_) => {
                 let setup = req.dkim.unwrap_or(DkimSetup::Easy { length: None });
-                let dkim = self.configure_dkim(setup, None)?;
+                let dkim = self.configure_dkim(&setup, None)?;
                 let status = dkim.status;
                 // Checked right after configuration, then on the backoff schedule.
                 (
@@ -458,7 +458,7 @@ impl Service {
         let now = self.clock.now();
         let saved = self.save_modified(current, |id| {
             let previous = id.dkim.take();
-            let next = self.configure_dkim(setup, previous.as_ref())?;
+            let next = self.configure_dkim(&setup, previous.as_ref())?;
             let staged_only = previous.as_ref().is_some_and(|p| {
                 matches!(p.origin, DkimOrigin::Easy { .. })
                     && matches!(next.origin, DkimOrigin::Easy { .. })
@@ -622,23 +622,36 @@ impl Service {
     fn save_modified(
         &self,
         mut current: Identity,
-        change: impl FnOnce(&mut Identity) -> Result<(), Error>,
+        mut change: impl FnMut(&mut Identity) -> Result<(), Error>,
     ) -> Result<Identity, Error> {
-        let before = current.clone();
-        change(&mut current)?;
-        if current == before {
-            return Ok(current);
+        // Optimistic concurrency: if another writer (often the background verifier recording a
+        // check) got in between, apply the change again to the fresh record, as a database
+        // retries a serialisation failure; only a writer that keeps losing sees the conflict.
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            let mut next = current.clone();
+            change(&mut next)?;
+            if next == current {
+                return Ok(next);
+            }
+            match self.store.update_identity(&next) {
+                Ok(version) => {
+                    next.version = version;
+                    return Ok(next);
+                }
+                Err(StoreError::Conflict) if attempt < ATTEMPTS => {
+                    current = self
+                        .load(&current.account, &current.name)?
+                        .ok_or_else(|| not_found(&current.name))?;
+                }
+                Err(e) => return Err(store_err(e, &next.name)),
+            }
         }
-        let version = self
-            .store
-            .update_identity(&current)
-            .map_err(|e| store_err(e, &current.name))?;
-        current.version = version;
-        Ok(current)
+        Err(store_err(StoreError::Conflict, &current.name))
     }
 
     /// Computes the DKIM set-up that `setup` asks for, given the one in place (if any).
-    fn configure_dkim(&self, setup: DkimSetup, previous: Option<&Dkim>) -> Result<Dkim, Error> {
+    fn configure_dkim(&self, setup: &DkimSetup, previous: Option<&Dkim>) -> Result<Dkim, Error> {
         let now = self.clock.now();
         // Signing stays as the customer left it; a new DKIM set-up starts enabled, as in SES.
         let signing_enabled = previous.is_none_or(|p| p.signing_enabled);
@@ -653,7 +666,7 @@ impl Service {
                     },
                 ),
             ) => {
-                let Some(requested) = length else {
+                let Some(requested) = *length else {
                     return Ok(prev.clone());
                 };
                 dkim::check_key_length_change(*lengths, requested, now)?;
@@ -700,14 +713,14 @@ impl Service {
                 },
                 _,
             ) => {
-                let key = self.vault.import(&private_key)?;
+                let key = self.vault.import(private_key)?;
                 Ok(Dkim {
                     signing_enabled,
                     status: DkimStatus::Pending,
                     origin: DkimOrigin::External {
                         selector: selector.clone(),
                     },
-                    keys: vec![to_key(selector, key, now)],
+                    keys: vec![to_key(selector.clone(), key, now)],
                     active: 0,
                     staged: None,
                 })
@@ -894,6 +907,7 @@ fn to_key(selector: Selector, k: NewKey, now: crate::model::Timestamp) -> DkimKe
 mod tests {
     use super::*;
     use crate::dkim::{Observation, RecordCheck};
+    use crate::model::{IdentityFilter, IdentitySummary};
     use crate::testing::{FakeVault, ManualClock, MemStore};
 
     fn svc() -> (Service, Arc<ManualClock>, AccountId) {
@@ -1267,5 +1281,113 @@ mod tests {
             first,
             "and signs after the delay"
         );
+    }
+
+    /// A store whose first update loses a race: another writer commits just before it.
+    struct RacingStore {
+        inner: MemStore,
+        raced: std::sync::atomic::AtomicBool,
+    }
+
+    impl Store for RacingStore {
+        fn insert_identity(&self, i: &Identity, m: u64) -> Result<(), StoreError> {
+            self.inner.insert_identity(i, m)
+        }
+        fn get_identity(
+            &self,
+            a: &AccountId,
+            n: &IdentityName,
+        ) -> Result<Option<Identity>, StoreError> {
+            self.inner.get_identity(a, n)
+        }
+        fn update_identity(&self, i: &Identity) -> Result<u64, StoreError> {
+            if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                // The verifier, say, records a check first.
+                let mut other = self.inner.get_identity(&i.account, &i.name)?.unwrap();
+                other.verification.attempts += 1;
+                self.inner.update_identity(&other)?;
+            }
+            self.inner.update_identity(i)
+        }
+        fn delete_identity(&self, a: &AccountId, n: &IdentityName) -> Result<(), StoreError> {
+            self.inner.delete_identity(a, n)
+        }
+        fn list_identities(
+            &self,
+            a: &AccountId,
+            f: &IdentityFilter,
+            after: Option<&str>,
+            l: usize,
+        ) -> Result<Vec<IdentitySummary>, StoreError> {
+            self.inner.list_identities(a, f, after, l)
+        }
+        fn claim_due(
+            &self,
+            n: Timestamp,
+            l: Timestamp,
+            c: usize,
+        ) -> Result<Vec<Identity>, StoreError> {
+            self.inner.claim_due(n, l, c)
+        }
+        fn published_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+            self.inner.published_keys()
+        }
+        fn key_generation(&self) -> Result<u64, StoreError> {
+            self.inner.key_generation()
+        }
+        fn insert_account(&self, a: &crate::ports::Account) -> Result<(), StoreError> {
+            self.inner.insert_account(a)
+        }
+        fn account_by_name(&self, n: &str) -> Result<Option<crate::ports::Account>, StoreError> {
+            self.inner.account_by_name(n)
+        }
+        fn list_accounts(&self) -> Result<Vec<crate::ports::Account>, StoreError> {
+            self.inner.list_accounts()
+        }
+        fn put_access_key(&self, k: &crate::ports::AccessKey) -> Result<(), StoreError> {
+            self.inner.put_access_key(k)
+        }
+        fn access_key(&self, id: &str) -> Result<Option<crate::ports::AccessKey>, StoreError> {
+            self.inner.access_key(id)
+        }
+        fn access_keys_of(
+            &self,
+            a: &AccountId,
+        ) -> Result<Vec<crate::ports::AccessKey>, StoreError> {
+            self.inner.access_keys_of(a)
+        }
+    }
+
+    #[test]
+    fn a_write_that_loses_a_race_is_applied_again_to_the_fresh_record() {
+        let store = Arc::new(RacingStore {
+            inner: MemStore::default(),
+            raced: std::sync::atomic::AtomicBool::new(true),
+        });
+        let s = Service::new(
+            store.clone(),
+            Arc::new(FakeVault::default()),
+            Arc::new(ManualClock::new(Timestamp(1_700_000_000_000))),
+            ServiceConfig {
+                max_identities: 10,
+                dkim_zone: "dkim.sesame.test".into(),
+                verify: VerifyPolicy::default(),
+                rotation: RotationPolicy::default(),
+            },
+        );
+        let a = AccountId::parse("123456789012").unwrap();
+        let n = IdentityName::parse("example.com").unwrap();
+        create(&s, &a, "example.com", None).unwrap();
+        store
+            .raced
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        s.put_feedback_attributes(&a, &n, false).unwrap();
+        let got = s.get_identity(&a, &n).unwrap().identity;
+        assert!(!got.feedback_forwarding, "the change landed");
+        assert_eq!(
+            got.verification.attempts, 1,
+            "and so did the other writer's"
+        );
+        assert_eq!(got.version, 3);
     }
 }
