@@ -69,18 +69,19 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The SQLite file named by `--database-url`, or the default one in the data dir.
-fn sqlite_path(args: &StoreArgs) -> anyhow::Result<PathBuf> {
+fn sqlite_path(args: &StoreArgs) -> PathBuf {
     match args.database_url.as_deref() {
-        None => Ok(args.data_dir.join("sesame.db")),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            bail!("the PostgreSQL backend is not available in this build yet; use SQLite")
-        }
-        Some(url) => Ok(PathBuf::from(
+        None => args.data_dir.join("sesame.db"),
+        Some(url) => PathBuf::from(
             url.strip_prefix("sqlite://")
                 .or_else(|| url.strip_prefix("sqlite:"))
                 .unwrap_or(url),
-        )),
+        ),
     }
+}
+
+fn is_postgres(url: Option<&str>) -> bool {
+    url.is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
 }
 
 /// The data dir, the master key's sealer and the store, as `serve` and the CLI share them.
@@ -96,7 +97,20 @@ pub struct Opened {
 fn open(args: &StoreArgs) -> anyhow::Result<Opened> {
     bootstrap::data_dir(&args.data_dir)?;
     let sealer = Sealer::new(bootstrap::master_key(&args.data_dir)?);
-    let db = sqlite_path(args)?;
+    if is_postgres(args.database_url.as_deref()) {
+        let url = args.database_url.clone().unwrap_or_default();
+        let store: Arc<dyn Store> = Arc::new(
+            sesame_store::PostgresStore::open(&url, None)
+                .context("opening the PostgreSQL database")?,
+        );
+        // Never print the URL: it may carry a password.
+        return Ok(Opened {
+            store,
+            sealer,
+            db: PathBuf::from("postgresql"),
+        });
+    }
+    let db = sqlite_path(args);
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
     Ok(Opened { store, sealer, db })
