@@ -17,7 +17,14 @@ use std::sync::Mutex;
 /// Versioned migrations, applied in order under an advisory lock (nodes may start together).
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
 const MIGRATION_LOCK: i64 = 0x5e5a_3e00;
-const MAX_IDLE: usize = 8;
+/// Connections per node; requests beyond this wait for a free one rather than exhausting the
+/// server's `max_connections` (100 by default) when several nodes share it.
+const MAX_CONNECTIONS: usize = 16;
+
+struct Pool {
+    idle: Vec<Client>,
+    open: usize,
+}
 
 const IDENTITY_COLUMNS: &str = "name, version, created_at, feedback_forwarding, signing_override, verification_status, dkim_origin, dkim_signing_enabled, dkim_status, dkim_tokens, dkim_selector, dkim_next_length, dkim_length_changed_at, dkim_downgraded_at, tags, v_last_checked, v_last_success, v_error, v_soa, v_pending_since, v_failing_since, v_next_check_at, v_attempts, dkim_active, dkim_staged";
 const UPSERT: &str = "INSERT INTO identities (account_id, identity_type, name, version, created_at, feedback_forwarding, signing_override, verification_status, dkim_origin, dkim_signing_enabled, dkim_status, dkim_tokens, dkim_selector, dkim_next_length, dkim_length_changed_at, dkim_downgraded_at, tags, v_last_checked, v_last_success, v_error, v_soa, v_pending_since, v_failing_since, v_next_check_at, v_attempts, dkim_active, dkim_staged) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT (account_id, name) DO UPDATE SET identity_type = EXCLUDED.identity_type, version = EXCLUDED.version, created_at = EXCLUDED.created_at, feedback_forwarding = EXCLUDED.feedback_forwarding, signing_override = EXCLUDED.signing_override, verification_status = EXCLUDED.verification_status, dkim_origin = EXCLUDED.dkim_origin, dkim_signing_enabled = EXCLUDED.dkim_signing_enabled, dkim_status = EXCLUDED.dkim_status, dkim_tokens = EXCLUDED.dkim_tokens, dkim_selector = EXCLUDED.dkim_selector, dkim_next_length = EXCLUDED.dkim_next_length, dkim_length_changed_at = EXCLUDED.dkim_length_changed_at, dkim_downgraded_at = EXCLUDED.dkim_downgraded_at, tags = EXCLUDED.tags, v_last_checked = EXCLUDED.v_last_checked, v_last_success = EXCLUDED.v_last_success, v_error = EXCLUDED.v_error, v_soa = EXCLUDED.v_soa, v_pending_since = EXCLUDED.v_pending_since, v_failing_since = EXCLUDED.v_failing_since, v_next_check_at = EXCLUDED.v_next_check_at, v_attempts = EXCLUDED.v_attempts, dkim_active = EXCLUDED.dkim_active, dkim_staged = EXCLUDED.dkim_staged, v_lease_until = NULL";
@@ -26,7 +33,8 @@ const UPSERT: &str = "INSERT INTO identities (account_id, identity_type, name, v
 pub struct PostgresStore {
     url: String,
     schema: Option<String>,
-    pool: Mutex<Vec<Client>>,
+    pool: Mutex<Pool>,
+    freed: std::sync::Condvar,
 }
 
 fn unavailable(e: postgres::Error) -> StoreError {
@@ -51,7 +59,11 @@ impl PostgresStore {
         let store = PostgresStore {
             url: url.to_owned(),
             schema: schema.map(str::to_owned),
-            pool: Mutex::new(Vec::new()),
+            pool: Mutex::new(Pool {
+                idle: Vec::new(),
+                open: 1,
+            }),
+            freed: std::sync::Condvar::new(),
         };
         let mut client = store.connect()?;
         let mut tx = client.transaction().map_err(unavailable)?;
@@ -74,7 +86,7 @@ impl PostgresStore {
             .map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)?;
-        store.pool.lock().map_err(poisoned)?.push(client);
+        store.pool.lock().map_err(poisoned)?.idle.push(client);
         Ok(store)
     }
 
@@ -96,24 +108,45 @@ impl PostgresStore {
         &self,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = self.pool.lock().map_err(poisoned)?.pop();
-        let mut client = match pooled {
-            Some(c) if !c.is_closed() => c,
-            _ => self.connect()?,
-        };
+        let mut client = self.checkout()?;
         let result = (|| {
             let mut tx = client.transaction().map_err(unavailable)?;
             let out = f(&mut tx)?;
             tx.commit().map_err(unavailable)?;
             Ok(out)
         })();
-        if !client.is_closed() {
-            let mut pool = self.pool.lock().map_err(poisoned)?;
-            if pool.len() < MAX_IDLE {
-                pool.push(client);
-            }
+        let mut pool = self.pool.lock().map_err(poisoned)?;
+        if client.is_closed() {
+            pool.open -= 1;
+        } else {
+            pool.idle.push(client);
         }
+        self.freed.notify_one();
         result
+    }
+
+    /// An idle connection, a new one while under the limit, or the next one freed.
+    fn checkout(&self) -> Result<Client, StoreError> {
+        let mut pool = self.pool.lock().map_err(poisoned)?;
+        loop {
+            while let Some(c) = pool.idle.pop() {
+                if !c.is_closed() {
+                    return Ok(c);
+                }
+                pool.open -= 1;
+            }
+            if pool.open < MAX_CONNECTIONS {
+                pool.open += 1;
+                drop(pool);
+                return self.connect().inspect_err(|_| {
+                    if let Ok(mut p) = self.pool.lock() {
+                        p.open -= 1;
+                    }
+                    self.freed.notify_one();
+                });
+            }
+            pool = self.freed.wait(pool).map_err(poisoned)?;
+        }
     }
 }
 

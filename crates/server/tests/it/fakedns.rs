@@ -7,9 +7,16 @@ use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Header, HeaderCounts, Metadata, ResponseCode};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
-struct Nothing;
+/// Questions asked, by lower-cased name.
+pub type QueryCounts = Arc<Mutex<HashMap<String, usize>>>;
+
+struct Nothing {
+    counts: QueryCounts,
+}
 
 #[async_trait::async_trait]
 impl RequestHandler for Nothing {
@@ -18,6 +25,10 @@ impl RequestHandler for Nothing {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        if let Ok(info) = request.request_info() {
+            let name = info.query.name().to_string().to_ascii_lowercase();
+            *self.counts.lock().unwrap().entry(name).or_default() += 1;
+        }
         let mut meta = Metadata::response_from_request(&request.metadata);
         meta.response_code = ResponseCode::NXDomain;
         meta.authoritative = true;
@@ -36,6 +47,8 @@ impl RequestHandler for Nothing {
 /// The running server; stops when dropped.
 pub struct FakeDns {
     pub addr: SocketAddr,
+    /// How often each name was asked about.
+    pub counts: QueryCounts,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -43,6 +56,8 @@ impl FakeDns {
     pub fn start() -> FakeDns {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let counts: QueryCounts = Default::default();
+        let handler_counts = counts.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -52,7 +67,9 @@ impl FakeDns {
                 let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
                 let addr = udp.local_addr().unwrap();
                 let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
-                let mut server = hickory_server::Server::new(Nothing);
+                let mut server = hickory_server::Server::new(Nothing {
+                    counts: handler_counts,
+                });
                 server.register_socket(udp);
                 server.register_listener(tcp, std::time::Duration::from_secs(5), 8);
                 addr_tx.send(addr).unwrap();
@@ -62,6 +79,7 @@ impl FakeDns {
         });
         FakeDns {
             addr: addr_rx.recv().unwrap(),
+            counts,
             _stop: stop,
         }
     }

@@ -10,6 +10,7 @@ mod fakedns;
 mod forwarddns;
 mod harness;
 mod identities;
+mod multinode;
 mod secrets;
 mod send;
 mod tidy;
