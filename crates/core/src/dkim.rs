@@ -93,6 +93,9 @@ pub struct VerifyPolicy {
     pub window_hours: i64,
     /// Re-check period after SUCCESS (daily).
     pub recheck_hours: i64,
+    /// How long a claimed check may take before another node may claim the identity again
+    /// (a node that died mid-check loses its claims after this).
+    pub lease_ms: i64,
 }
 
 impl Default for VerifyPolicy {
@@ -102,6 +105,7 @@ impl Default for VerifyPolicy {
             max_interval_ms: Timestamp::HOUR,
             window_hours: 72,
             recheck_hours: 24,
+            lease_ms: 60_000,
         }
     }
 }
@@ -357,6 +361,7 @@ mod tests {
         max_interval_ms: Timestamp::HOUR,
         window_hours: 72,
         recheck_hours: 24,
+        lease_ms: 60_000,
     };
 
     /// Drives the machine through a script of (hours after T0, observation) and returns the

@@ -47,9 +47,6 @@ impl Default for RotationPolicy {
     }
 }
 
-/// How long a claimed verification may take before another node may claim it again.
-pub const CHECK_LEASE_MS: i64 = 60_000;
-
 /// An identity whose DNS records are due for a check, with the records to look for.
 #[derive(Debug, Clone)]
 pub struct DueCheck {
@@ -566,7 +563,7 @@ impl Service {
         let now = self.clock.now();
         let claimed = self
             .store
-            .claim_due(now, Timestamp(now.0 + CHECK_LEASE_MS), limit)
+            .claim_due(now, Timestamp(now.0 + self.config.verify.lease_ms), limit)
             .map_err(|e| match e {
                 StoreError::Unavailable(m) => Error::Unavailable(m),
                 other => Error::Internal(other.to_string()),

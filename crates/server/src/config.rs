@@ -56,6 +56,11 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Apply pending database migrations and exit (`serve` applies them too).
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Manage access keys. Works while a server runs on the same data.
     Key {
         #[command(subcommand)]
@@ -151,6 +156,10 @@ pub struct ServeArgs {
     /// First step of the verifier's re-check backoff (e.g. `60s`, `5m`).
     #[arg(long, env = "SESAME_VERIFY_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub verify_interval: Duration,
+    /// How long a node's claim on a verification lasts; a node that dies mid-check has its
+    /// claims taken over by another after this.
+    #[arg(long, env = "SESAME_VERIFY_LEASE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub verify_lease: Duration,
     /// Directory that receives signed messages (default `<data-dir>/outbox`).
     #[arg(long, env = "SESAME_OUTBOX")]
     pub outbox: Option<PathBuf>,

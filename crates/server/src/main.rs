@@ -61,6 +61,13 @@ fn main() -> anyhow::Result<()> {
             let opened = open(&store)?;
             cli::rotate(&account, &identity, &opened)
         }
+        Command::Migrate { store } => {
+            // Opening a store applies its pending migrations (under an advisory lock on
+            // PostgreSQL, so nodes starting together do not collide).
+            open(&store)?;
+            announce("migrations applied");
+            Ok(())
+        }
         Command::Key { command, store } => {
             let opened = open(&store)?;
             cli::key(command, &opened, &SystemClock)
@@ -153,8 +160,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_identities: args.max_identities,
             dkim_zone: zone.clone(),
             verify: VerifyPolicy {
-                first_interval_ms: i64::try_from(args.verify_interval.as_millis())
-                    .unwrap_or(i64::MAX),
+                first_interval_ms: millis(args.verify_interval),
+                lease_ms: millis(args.verify_lease),
                 ..VerifyPolicy::default()
             },
             rotation: RotationPolicy {
