@@ -25,9 +25,9 @@ pub fn have(tool: &str) -> bool {
             !required,
             "{tool} is required (apt-get install nsd knot-dnsutils)"
         );
-        eprintln!(
+        crate::harness::say(&format!(
             "SKIPPED: {tool} is not installed (apt-get install nsd knot-dnsutils); .ci/run installs it"
-        );
+        ));
     }
     found
 }

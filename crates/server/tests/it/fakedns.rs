@@ -64,9 +64,8 @@ impl FakeDns {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let (udp, tcp) = crate::harness::bind_udp_and_tcp().await;
                 let addr = udp.local_addr().unwrap();
-                let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
                 let mut server = hickory_server::Server::new(Nothing {
                     counts: handler_counts,
                 });

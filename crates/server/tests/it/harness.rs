@@ -326,3 +326,21 @@ pub fn rsa_key_b64(bits: u32, pkcs8: bool) -> String {
     };
     data_encoding::BASE64.encode(&der)
 }
+
+/// Prints past the test harness's output capture, so a skipped part is visible in every run.
+pub fn say(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// A UDP socket and a TCP listener on the same free loopback port (the UDP port may be taken
+/// for TCP by another process, so try a few).
+pub async fn bind_udp_and_tcp() -> (tokio::net::UdpSocket, tokio::net::TcpListener) {
+    for _ in 0..50 {
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        if let Ok(tcp) = tokio::net::TcpListener::bind(udp.local_addr().unwrap()).await {
+            return (udp, tcp);
+        }
+    }
+    panic!("no loopback port free for both UDP and TCP");
+}

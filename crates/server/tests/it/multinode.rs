@@ -30,7 +30,9 @@ struct TestDb {
 impl TestDb {
     fn create() -> Option<TestDb> {
         let Ok(admin) = std::env::var("DATABASE_URL") else {
-            eprintln!("NOT RUN: the multi-node PostgreSQL tests need DATABASE_URL (CI sets it)");
+            crate::harness::say(
+                "NOT RUN: the multi-node PostgreSQL tests need DATABASE_URL (CI sets it)",
+            );
             return None;
         };
         let nanos = std::time::SystemTime::now()
