@@ -10,6 +10,7 @@ use aws_sdk_sesv2::types::{
     Body, Content, Destination, DkimSigningAttributes, DkimStatus, EmailContent, Message,
     RawMessage,
 };
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -45,6 +46,31 @@ fn outbox(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     files.sort();
     files
+}
+
+/// Runs dkimpy (`tests/dkim/verify.py`) on a message, resolving the selector at the customer's
+/// server and following a CNAME into Sesame's key zone; returns whether it verified, and what
+/// it said.
+fn dkimpy(
+    python: &str,
+    message: &Path,
+    customer: SocketAddr,
+    keyzone: SocketAddr,
+) -> (bool, String) {
+    let out = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/dkim/verify.py"
+        ))
+        .arg(message)
+        .arg(customer.to_string())
+        .arg(keyzone.to_string())
+        .arg("dkim.sesame.internal")
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), said)
 }
 
 #[tokio::test]
@@ -285,21 +311,9 @@ async fn verified_domains_send_mail_that_dkimpy_verifies_through_dns() {
             !text.contains("hidden@example.net"),
             "Bcc never appears in the message"
         );
-        let out = Command::new(&python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../tests/dkim/verify.py"
-            ))
-            .arg(&path)
-            .arg(nsd.addr().to_string())
-            .arg(server.dns.to_string())
-            .arg("dkim.sesame.internal")
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
+        let (ok, said) = dkimpy(&python, &path, nsd.addr(), server.dns);
         assert!(
-            out.status.success(),
+            ok,
             "dkimpy did not verify {}:\n{said}\n{text}",
             path.display()
         );
@@ -312,21 +326,7 @@ async fn verified_domains_send_mail_that_dkimpy_verifies_through_dns() {
     let staged = rotated["StagedToken"].as_str().unwrap().to_owned();
     let before = rotated["SigningToken"].as_str().unwrap().to_owned();
     assert_ne!(staged, before);
-    let verify = |path: &Path| {
-        Command::new(&python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../tests/dkim/verify.py"
-            ))
-            .arg(path)
-            .arg(nsd.addr().to_string())
-            .arg(server.dns.to_string())
-            .arg("dkim.sesame.internal")
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    };
+    let verify = |path: &Path| dkimpy(&python, path, nsd.addr(), server.dns).0;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut signed_by = Vec::new();
     loop {
@@ -401,39 +401,15 @@ async fn verified_domains_send_mail_that_dkimpy_verifies_through_dns() {
     );
     let signed = dir.path().join("signed-by-cli.eml");
     std::fs::write(&signed, &out.stdout).unwrap();
-    let verified = Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/dkim/verify.py"
-        ))
-        .arg(&signed)
-        .arg(nsd.addr().to_string())
-        .arg(server.dns.to_string())
-        .arg("dkim.sesame.internal")
-        .status()
-        .unwrap();
-    assert!(
-        verified.success(),
-        "dkimpy verifies what `sesame sign` signed"
-    );
+    let (ok, said) = dkimpy(&python, &signed, nsd.addr(), server.dns);
+    assert!(ok, "dkimpy verifies what `sesame sign` signed: {said}");
     // And the check can fail: one changed body byte breaks the signature.
     let tampered = String::from_utf8(out.stdout.clone())
         .unwrap()
         .replace("Signed by the CLI.", "Signed by the CLl.");
     std::fs::write(&signed, tampered).unwrap();
-    let verified = Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/dkim/verify.py"
-        ))
-        .arg(&signed)
-        .arg(nsd.addr().to_string())
-        .arg(server.dns.to_string())
-        .arg("dkim.sesame.internal")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(!verified.success(), "a tampered message must not verify");
+    let (ok, _) = dkimpy(&python, &signed, nsd.addr(), server.dns);
+    assert!(!ok, "a tampered message must not verify");
     // A domain that is not verified does not sign.
     c.create_email_identity()
         .email_identity("unverified.example.org")
@@ -547,18 +523,8 @@ async fn relay_delivers_intact_signed_mail(
         text.starts_with("DKIM-Signature: v=1;") && !text.contains("hidden@example.net"),
         "{text}"
     );
-    let verified = Command::new(python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/dkim/verify.py"
-        ))
-        .arg(&received)
-        .arg(nsd.addr().to_string())
-        .arg(server.dns.to_string())
-        .arg("dkim.sesame.internal")
-        .status()
-        .unwrap();
-    assert!(verified.success(), "dkimpy verifies the relayed message");
+    let (ok, said) = dkimpy(python, &received, nsd.addr(), server.dns);
+    assert!(ok, "dkimpy verifies the relayed message: {said}");
     assert!(
         std::fs::read_dir(data_dir.join("outbox"))
             .unwrap()
