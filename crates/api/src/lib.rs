@@ -102,11 +102,12 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     let mut op = "-";
     let mut account_id = String::new();
     let result: Result<Vec<u8>, ApiError> = async {
-        // SendEmail carries whole messages (40 MB, base64 in JSON); everything else is small.
-        let limit = match routes::resolve(&method, &path) {
-            Ok(r) if r.operation == routes::Operation::SendEmail => MAX_SEND_BODY_BYTES,
-            _ => MAX_BODY_BYTES,
-        };
+        // Resolved once, up front (no I/O); an unknown route is still reported only after
+        // authentication, as AWS does.
+        let route = routes::resolve(&method, &path);
+        let limit = route
+            .as_ref()
+            .map_or(MAX_BODY_BYTES, |r| r.operation.max_body_bytes());
         let body = axum::body::to_bytes(body, limit)
             .await
             .map_err(|_| EdgeError::TooLarge(limit))?;
@@ -134,7 +135,7 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
         let now = st.clock.now().0.div_euclid(1000);
         sigv4::check_scope_and_time(&sig, &st.region, SIGNING_NAME, now)
             .map_err(EdgeError::Auth)?;
-        let route = routes::resolve(&method, &path)?;
+        let route = route?;
         op = route.operation.name();
         let query = routes::parse_query(raw_query.as_deref())?;
         let st = st.clone();

@@ -55,6 +55,15 @@ impl Operation {
         }
     }
 
+    /// The largest request body the operation accepts: SendEmail carries whole messages
+    /// (40 MB, base64 in JSON); everything else is small.
+    pub fn max_body_bytes(&self) -> usize {
+        match self {
+            Operation::SendEmail => crate::MAX_SEND_BODY_BYTES,
+            _ => crate::MAX_BODY_BYTES,
+        }
+    }
+
     /// The model's name of the operation.
     pub fn name(&self) -> &'static str {
         match self {

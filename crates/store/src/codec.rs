@@ -71,6 +71,27 @@ pub struct KeyRow {
     pub retired_at: Option<i64>,
 }
 
+/// A stored key row as both backends read it back: selector, public key, sealed private key,
+/// retirement time.
+pub type StoredKey = (String, Vec<u8>, Vec<u8>, Option<i64>);
+
+/// Whether the stored key rows already equal the identity's keys, so a write that changes only
+/// flags, tags or verification state leaves the key rows (and the key-zone generation) alone.
+pub fn keys_unchanged(stored: &[StoredKey], identity: &Identity) -> bool {
+    let keys = identity
+        .dkim
+        .as_ref()
+        .map(|d| d.keys.as_slice())
+        .unwrap_or_default();
+    stored.len() == keys.len()
+        && stored.iter().zip(keys).all(|(s, k)| {
+            s.0 == k.selector.as_str()
+                && s.1 == k.public_der
+                && s.2 == k.sealed_private
+                && s.3 == k.retired_at.map(|t| t.0)
+        })
+}
+
 /// A stored value that fails validation.
 pub fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("corrupt row in the store: {e}"))

@@ -213,9 +213,6 @@ fn load_identity(
     codec::decode_identity(account, identity_row(&row), keys).map(Some)
 }
 
-/// A stored key row: selector, public key, sealed private key, retirement.
-type StoredKey = (String, Vec<u8>, Vec<u8>, Option<i64>);
-
 fn save_identity(
     tx: &mut Transaction<'_>,
     identity: &Identity,
@@ -257,7 +254,7 @@ fn save_identity(
     )
     .map_err(unavailable)?;
     // Rewrite the key rows only when they changed, so the key-zone generation moves only then.
-    let stored: Vec<StoredKey> = tx
+    let stored: Vec<codec::StoredKey> = tx
         .query(
             "SELECT selector, public_der, sealed_private, retired_at FROM dkim_keys \
              WHERE account_id = $1 AND identity_name = $2 ORDER BY position",
@@ -267,18 +264,12 @@ fn save_identity(
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
+    let unchanged = codec::keys_unchanged(&stored, identity);
     let keys = identity
         .dkim
         .as_ref()
         .map(|d: &Dkim| d.keys.as_slice())
         .unwrap_or_default();
-    let unchanged = stored.len() == keys.len()
-        && stored.iter().zip(keys).all(|(s, k)| {
-            s.0 == k.selector.as_str()
-                && s.1 == k.public_der
-                && s.2 == k.sealed_private
-                && s.3 == k.retired_at.map(|t| t.0)
-        });
     if unchanged {
         return Ok(());
     }

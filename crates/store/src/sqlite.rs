@@ -348,55 +348,24 @@ fn to_key(
     })
 }
 
-/// What identifies a stored key row: selector, public key, sealed private key, retirement.
-type KeyFingerprint<'a> = (&'a str, &'a [u8], &'a [u8], Option<i64>);
-
 /// Whether the stored keys already equal the identity's, so a write that changes only flags,
 /// tags or verification state leaves the key rows (and the key-zone generation) alone.
 fn keys_unchanged(tx: &Transaction<'_>, identity: &Identity) -> Result<bool, StoreError> {
-    let wanted: Vec<KeyFingerprint<'_>> = identity
-        .dkim
-        .as_ref()
-        .map(|d| {
-            d.keys
-                .iter()
-                .map(|k| {
-                    (
-                        k.selector.as_str(),
-                        k.public_der.as_slice(),
-                        k.sealed_private.as_slice(),
-                        k.retired_at.map(|t| t.0),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     let mut stmt = tx
         .prepare_cached(
             "SELECT selector, public_der, sealed_private, retired_at FROM dkim_keys \
              WHERE account_id = ?1 AND identity_name = ?2 ORDER BY position",
         )
         .map_err(unavailable)?;
-    let stored = stmt
+    let stored: Vec<codec::StoredKey> = stmt
         .query_map(
             params![identity.account.as_str(), identity.name.as_str()],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                ))
-            },
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .map_err(unavailable)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(unavailable)?;
-    Ok(stored.len() == wanted.len()
-        && stored
-            .iter()
-            .zip(&wanted)
-            .all(|(s, w)| s.0 == w.0 && s.1 == w.1 && s.2 == w.2 && s.3 == w.3))
+    Ok(codec::keys_unchanged(&stored, identity))
 }
 
 impl Store for SqliteStore {
