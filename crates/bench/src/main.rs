@@ -1,73 +1,33 @@
-//! `sesame-bench`: benchmarks reported as ratios to a ceiling measured in the same run, so they
-//! hold on any machine. Scenarios: `sign` (DKIM signing throughput vs `openssl speed`).
-//! Not a test: nothing here asserts timings.
-#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+//! `sesame-bench`: Sesame's benchmarks, each reported as a ratio to a ceiling measured on the
+//! same machine in the same run, so the figures hold on any machine. `scripts/bench` builds
+//! the release binaries and runs every scenario; `sesame-bench <scenario>` runs one.
+//! Not a test: nothing here asserts a timing.
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
-use openssl::pkey::{PKey, Private};
-use std::process::Command;
-use std::time::{Duration, Instant};
+mod api;
+mod dns;
+mod load;
+mod procs;
+mod report;
+mod scale;
+mod seed;
+mod sign;
 
-/// How long each measurement runs.
-const SECONDS: u64 = 3;
+use report::say;
+use std::path::PathBuf;
+use std::time::Instant;
 
-/// A message of about `size` bytes: the usual headers and a text body.
-fn message(size: usize) -> Vec<u8> {
-    let mut m = b"From: News <news@example.com>\r\nTo: rcpt@example.net\r\nSubject: Benchmark\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <bench@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n".to_vec();
-    let line = b"The quick brown fox jumps over the lazy dog, again and again and again.\r\n";
-    while m.len() < size {
-        m.extend_from_slice(line);
-    }
-    m
-}
-
-/// Messages signed per second on `threads` threads.
-fn sign_rate(key: &PKey<Private>, msg: &[u8], threads: usize) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(SECONDS);
-    let started = Instant::now();
-    let total: u64 = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut n = 0u64;
-                    while Instant::now() < deadline {
-                        let signed =
-                            sesame_mail::dkim::sign(msg, key, "example.com", "bench").unwrap();
-                        std::hint::black_box(signed);
-                        n += 1;
-                    }
-                    n
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).sum()
-    });
-    total as f64 / started.elapsed().as_secs_f64()
-}
-
-/// `openssl speed` RSA sign/s for `bits`, on one core or on `multi` processes.
-fn openssl_sign_rate(bits: u32, multi: usize) -> f64 {
-    let mut cmd = Command::new("openssl");
-    cmd.args(["speed", "-seconds", &SECONDS.to_string()]);
-    if multi > 1 {
-        cmd.args(["-multi", &multi.to_string()]);
-    }
-    cmd.arg(format!("rsa{bits}"));
-    let out = cmd.output().expect("openssl speed");
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "rsa 2048 bits 0.000241s 0.000016s   4150.5  61288.0" (the -multi summary is alike).
-    text.lines()
-        .rev()
-        .filter(|l| l.trim_start().starts_with("rsa") && l.contains(&format!("{bits} bits")))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.iter().rev().nth(1).and_then(|s| s.parse::<f64>().ok())
-        })
-        .next()
-        .unwrap_or(f64::NAN)
-}
+const SCENARIOS: &[&str] = &[
+    "get", "put", "create", "sign", "send", "dns", "sweep", "scale",
+];
 
 fn cpu() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
+    std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
             c.lines()
@@ -75,49 +35,91 @@ fn cpu() -> String {
                 .and_then(|l| l.split(':').nth(1))
                 .map(|s| s.trim().to_owned())
         })
-        .unwrap_or_else(|| "unknown".into());
-    let n = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    format!("{n} cores, {model}")
+        .unwrap_or_else(|| "unknown".into())
 }
 
-fn sign_scenario() {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    println!(
-        "scenario: DKIM signing (sesame-mail: mail-auth relaxed/relaxed, RSA-SHA256 via OpenSSL)"
-    );
-    println!("machine: {}", cpu());
-    println!();
-    println!("| key | message | threads | Sesame msg/s | openssl speed sign/s | ratio |");
-    println!("| --- | --- | --- | --- | --- | --- |");
-    for bits in [2048u32, 1024] {
-        let key = PKey::from_rsa(openssl::rsa::Rsa::generate(bits).unwrap()).unwrap();
-        let one = openssl_sign_rate(bits, 1);
-        let all = openssl_sign_rate(bits, cores);
-        for size in [2 * 1024, 100 * 1024] {
-            let msg = message(size);
-            for (threads, ceiling) in [(1, one), (cores, all)] {
-                let rate = sign_rate(&key, &msg, threads);
-                println!(
-                    "| RSA-{bits} | {} KB | {threads} | {rate:.0} | {ceiling:.0} | {:.1} % |",
-                    size / 1024,
-                    100.0 * rate / ceiling
-                );
-            }
-        }
+/// The bare axum server of scenario 1's ceiling: every request gets the JSON document in
+/// `body_file`, serialised per request, as a JSON API would.
+fn bare_axum(body_file: &str) {
+    use axum::extract::State;
+    use axum::response::IntoResponse;
+    use std::sync::Arc;
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(body_file).expect("body file")).expect("json");
+    async fn answer(State(doc): State<Arc<serde_json::Value>>) -> axum::response::Response {
+        let body = serde_json::to_vec(&*doc).expect("json");
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
+    // The same runtime as `sesame serve`: multi-threaded, one worker per core.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(Arc::new(doc));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        println!("listening {}", listener.local_addr().expect("addr"));
+        axum::serve(listener, app).await.expect("serve");
+    });
 }
 
 fn main() {
-    let scenario = std::env::args().nth(1).unwrap_or_else(|| "sign".into());
-    match scenario.as_str() {
-        "sign" => sign_scenario(),
-        other => {
-            eprintln!("unknown scenario {other:?}; available: sign");
-            std::process::exit(2);
-        }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("bare-axum") {
+        bare_axum(args.get(1).expect("bare-axum BODY_FILE"));
+        return;
     }
+    let chosen: Vec<&str> = if args.is_empty() || args.iter().any(|a| a == "all") {
+        SCENARIOS.to_vec()
+    } else {
+        args.iter().map(String::as_str).collect()
+    };
+    if let Some(bad) = chosen.iter().find(|c| !SCENARIOS.contains(c)) {
+        eprintln!(
+            "unknown scenario {bad:?}; available: all {}",
+            SCENARIOS.join(" ")
+        );
+        std::process::exit(2);
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let root =
+        PathBuf::from(std::env::var("SESAME_BENCH_DIR").unwrap_or_else(|_| "target/bench".into()));
+    std::fs::create_dir_all(&root).expect("bench dir");
+    let work = tempfile::tempdir_in(&root).expect("work dir");
+    let started = Instant::now();
+    say(&format!(
+        "# sesame-bench {}\n\nMachine: `nproc` = {cores}, {}; servers and load generator share the cores.\n",
+        chosen.join(" "),
+        cpu()
+    ));
+    for c in &chosen {
+        let t = Instant::now();
+        match *c {
+            "get" => api::get_identity(work.path()),
+            "put" => api::put_signing_attributes(work.path()),
+            "create" => api::create_easy_dkim(work.path(), cores),
+            "sign" => sign::scenario(work.path(), cores),
+            "send" => api::send_email(work.path(), cores),
+            "dns" => dns::key_zone(work.path(), cores),
+            "sweep" => dns::sweep(work.path(), cores),
+            "scale" => scale::scenario(work.path()),
+            _ => unreachable!(),
+        }
+        say(&format!("_{c}: {:.0} s_\n", t.elapsed().as_secs_f64()));
+    }
+    say(&format!(
+        "All chosen scenarios took {:.0} s.\n",
+        started.elapsed().as_secs_f64()
+    ));
+    report::finish(&root.join("latest.md"));
 }
