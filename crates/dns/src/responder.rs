@@ -25,6 +25,8 @@ pub const NEGATIVE_TTL: u32 = 60;
 pub struct Snapshot {
     apex: LowerName,
     soa: Record,
+    // The SOA as negative answers carry it (TTL = the negative-caching TTL), made once.
+    negative_soa: Record,
     ns: Record,
     txt: HashMap<LowerName, Record>,
 }
@@ -69,6 +71,8 @@ impl Snapshot {
             )),
         );
         let ns = Record::from_rdata(apex.clone(), ZONE_TTL, RData::NS(NS(ns_name)));
+        let mut negative_soa = soa.clone();
+        negative_soa.ttl = NEGATIVE_TTL;
         let mut txt = HashMap::with_capacity(keys.len());
         for (token, der) in keys {
             let owner = name(&format!("{token}.{zone}"))?;
@@ -79,6 +83,7 @@ impl Snapshot {
         Ok(Snapshot {
             apex: LowerName::from(&apex),
             soa,
+            negative_soa,
             ns,
             txt,
         })
@@ -94,31 +99,31 @@ impl Snapshot {
         self.txt.is_empty()
     }
 
-    /// The answer to one question: (response code, answers, authority records, authoritative).
+    /// The answer to one question: (response code, answer, authority record, authoritative).
+    /// Borrowed from the snapshot: a query copies no record.
     fn answer(
         &self,
         qname: &LowerName,
         qtype: RecordType,
-    ) -> (ResponseCode, Vec<Record>, Vec<Record>, bool) {
+    ) -> (ResponseCode, Option<&Record>, Option<&Record>, bool) {
         if !self.apex.zone_of(qname) {
             // Not our zone: we are no resolver.
-            return (ResponseCode::Refused, vec![], vec![], false);
+            return (ResponseCode::Refused, None, None, false);
         }
-        let mut negative_soa = self.soa.clone();
-        negative_soa.ttl = NEGATIVE_TTL;
+        let negative = Some(&self.negative_soa);
         if *qname == self.apex {
             return match qtype {
-                RecordType::SOA => (ResponseCode::NoError, vec![self.soa.clone()], vec![], true),
-                RecordType::NS => (ResponseCode::NoError, vec![self.ns.clone()], vec![], true),
-                _ => (ResponseCode::NoError, vec![], vec![negative_soa], true),
+                RecordType::SOA => (ResponseCode::NoError, Some(&self.soa), None, true),
+                RecordType::NS => (ResponseCode::NoError, Some(&self.ns), None, true),
+                _ => (ResponseCode::NoError, None, negative, true),
             };
         }
         match self.txt.get(qname) {
             Some(record) if qtype == RecordType::TXT || qtype == RecordType::ANY => {
-                (ResponseCode::NoError, vec![record.clone()], vec![], true)
+                (ResponseCode::NoError, Some(record), None, true)
             }
-            Some(_) => (ResponseCode::NoError, vec![], vec![negative_soa], true),
-            None => (ResponseCode::NXDomain, vec![], vec![negative_soa], true),
+            Some(_) => (ResponseCode::NoError, None, negative, true),
+            None => (ResponseCode::NXDomain, None, negative, true),
         }
     }
 }
@@ -152,7 +157,7 @@ pub struct KeyZoneHandler {
 }
 
 /// An upper bound of the records' wire size (no name compression assumed).
-fn wire_size(records: &[Record]) -> usize {
+fn wire_size(records: Option<&Record>) -> usize {
     records
         .iter()
         .map(|r| {
@@ -186,13 +191,13 @@ impl RequestHandler for KeyZoneHandler {
             e
         });
         let mut meta = Metadata::response_from_request(&request.metadata);
+        let snapshot = self.zone.current();
         let (answers, authority) = match request.request_info() {
             _ if request.metadata.op_code != OpCode::Query => {
                 meta.response_code = ResponseCode::NotImp;
-                (vec![], vec![])
+                (None, None)
             }
             Ok(info) => {
-                let snapshot = self.zone.current();
                 let (code, answers, authority, aa) =
                     snapshot.answer(info.query.name(), info.query.query_type());
                 meta.response_code = code;
@@ -201,27 +206,27 @@ impl RequestHandler for KeyZoneHandler {
                 let size = 12
                     + info.query.name().len()
                     + 6
-                    + wire_size(&answers)
-                    + wire_size(&authority)
+                    + wire_size(answers)
+                    + wire_size(authority)
                     + 11;
                 if info.protocol == Protocol::Udp && size > limit {
                     // hickory-server would truncate too, but it leaves the dropped records'
                     // bytes behind the header ("trailing data"); an empty TC answer is clean.
                     meta.truncation = true;
-                    (vec![], vec![])
+                    (None, None)
                 } else {
                     (answers, authority)
                 }
             }
             Err(_) => {
                 meta.response_code = ResponseCode::FormErr;
-                (vec![], vec![])
+                (None, None)
             }
         };
         let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
             meta,
-            answers.iter(),
-            authority.iter(),
+            answers.into_iter(),
+            authority.into_iter(),
             [],
             [],
         );
@@ -254,10 +259,10 @@ mod tests {
         let z = Snapshot::build("dkim.example.test", &keys, 7).unwrap();
         let (code, ans, auth, aa) = z.answer(&lower("ABC.dkim.example.test."), RecordType::TXT);
         assert_eq!(
-            (code, ans.len(), auth.len(), aa),
-            (ResponseCode::NoError, 1, 0, true)
+            (code, ans.is_some(), auth.is_some(), aa),
+            (ResponseCode::NoError, true, false, true)
         );
-        let RData::TXT(txt) = &ans[0].data else {
+        let RData::TXT(txt) = &ans.unwrap().data else {
             panic!()
         };
         assert_eq!(
@@ -267,11 +272,14 @@ mod tests {
         );
         assert!(txt.txt_data.iter().all(|s| s.len() <= 255));
         let (code, _, auth, _) = z.answer(&lower("nope.dkim.example.test."), RecordType::TXT);
-        assert_eq!((code, auth.len()), (ResponseCode::NXDomain, 1));
+        assert_eq!((code, auth.is_some()), (ResponseCode::NXDomain, true));
         let (code, ans, auth, _) = z.answer(&lower("abc.dkim.example.test."), RecordType::A);
-        assert_eq!((code, ans.len(), auth.len()), (ResponseCode::NoError, 0, 1));
+        assert_eq!(
+            (code, ans.is_some(), auth.map(|a| a.ttl)),
+            (ResponseCode::NoError, false, Some(NEGATIVE_TTL))
+        );
         let (code, ans, _, _) = z.answer(&lower("dkim.example.test."), RecordType::SOA);
-        assert_eq!((code, ans.len()), (ResponseCode::NoError, 1));
+        assert_eq!((code, ans.is_some()), (ResponseCode::NoError, true));
         let (code, _, _, aa) = z.answer(&lower("example.com."), RecordType::TXT);
         assert_eq!((code, aa), (ResponseCode::Refused, false));
     }

@@ -3,7 +3,7 @@
 //! hands the observations to the core.
 
 use sesame_core::ports::Store;
-use sesame_core::service::Service;
+use sesame_core::service::{DueCheck, Service};
 use sesame_dns::responder::{KeyZoneHandler, Snapshot, SnapshotHandle};
 use sesame_dns::verifier::Verifier;
 use std::net::SocketAddr;
@@ -15,8 +15,8 @@ use tokio::sync::watch;
 const SNAPSHOT_POLL: Duration = Duration::from_millis(200);
 /// How often the verifier looks for due identities when the last pass found none.
 const VERIFY_TICK: Duration = Duration::from_millis(250);
-/// Identities claimed per pass; they are checked concurrently.
-const VERIFY_BATCH: usize = 64;
+/// Checks in flight at once (each is up to three DNS lookups and then one store write).
+const VERIFY_IN_FLIGHT: usize = 256;
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
@@ -109,50 +109,67 @@ pub async fn serve_dns(
 }
 
 /// Claims due identities, observes their records and records the results, until shutdown.
+///
+/// A pipeline rather than batch-and-wait: up to `VERIFY_IN_FLIGHT` checks run at once, and
+/// more are claimed as soon as half of them finished, so one slow lookup never idles the rest
+/// (a sweep of many pending identities is bound by the resolver and the store, not by the
+/// slowest answer of each batch). Results are written one identity at a time; concurrent
+/// writes share commits in the store.
 pub async fn verify_loop(
     service: Arc<Service>,
     verifier: Arc<Verifier>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut tasks = tokio::task::JoinSet::new();
+    // When the store last had fewer due identities than asked for: no new claim before a tick.
+    let mut idle_until = tokio::time::Instant::now();
     loop {
-        let svc = service.clone();
-        let due = match blocking(move || svc.claim_due_checks(VERIFY_BATCH)).await {
-            Ok(Ok(due)) => due,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "verifier: cannot claim work");
-                vec![]
-            }
-            Err(_) => vec![],
-        };
-        let full = due.len() == VERIFY_BATCH;
-        let mut tasks = tokio::task::JoinSet::new();
-        for check in due {
-            let service = service.clone();
-            let verifier = verifier.clone();
-            tasks.spawn(async move {
-                let observation = verifier.observe(&check.records).await;
-                let name = check.identity.name.to_string();
-                let account = check.identity.account.as_str().to_owned();
-                let result =
-                    blocking(move || service.record_check(check.identity, &observation)).await;
-                match result {
-                    Ok(Ok(Some((from, to)))) if from != to => {
-                        tracing::info!(account, identity = name, ?from, ?to, "DKIM status changed")
-                    }
-                    Ok(Ok(_)) => tracing::debug!(account, identity = name, "checked"),
-                    Ok(Err(e)) => tracing::warn!(account, identity = name, error = %e, "verifier: cannot record a check"),
-                    Err(e) => tracing::warn!(error = %e, "verifier task failed"),
+        let room = VERIFY_IN_FLIGHT - tasks.len();
+        if room >= VERIFY_IN_FLIGHT / 2 && tokio::time::Instant::now() >= idle_until {
+            let svc = service.clone();
+            let due = match blocking(move || svc.claim_due_checks(room)).await {
+                Ok(Ok(due)) => due,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "verifier: cannot claim work");
+                    vec![]
                 }
-            });
+                Err(_) => vec![],
+            };
+            if due.len() < room {
+                idle_until = tokio::time::Instant::now() + VERIFY_TICK;
+            }
+            for check in due {
+                tasks.spawn(check_one(service.clone(), verifier.clone(), check));
+            }
         }
-        while tasks.join_next().await.is_some() {}
-        if full {
-            continue;
-        }
+        let wake = if tasks.is_empty() {
+            idle_until
+        } else {
+            // Re-evaluate at the latest when the idle period ends.
+            idle_until.max(tokio::time::Instant::now() + VERIFY_TICK)
+        };
         tokio::select! {
             _ = shutdown.changed() => return,
-            _ = tokio::time::sleep(VERIFY_TICK) => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = tokio::time::sleep_until(wake) => {}
         }
+    }
+}
+
+async fn check_one(service: Arc<Service>, verifier: Arc<Verifier>, check: DueCheck) {
+    let observation = verifier.observe(&check.records).await;
+    let name = check.identity.name.to_string();
+    let account = check.identity.account.as_str().to_owned();
+    let result = blocking(move || service.record_check(check.identity, &observation)).await;
+    match result {
+        Ok(Ok(Some((from, to)))) if from != to => {
+            tracing::info!(account, identity = name, ?from, ?to, "DKIM status changed")
+        }
+        Ok(Ok(_)) => tracing::debug!(account, identity = name, "checked"),
+        Ok(Err(e)) => {
+            tracing::warn!(account, identity = name, error = %e, "verifier: cannot record a check")
+        }
+        Err(e) => tracing::warn!(error = %e, "verifier task failed"),
     }
 }
 
