@@ -11,7 +11,7 @@ use sesame_core::model::{
 };
 use sesame_core::ports::{AccessKey, Account, Store};
 
-fn account(store: &dyn Store, id: &str, name: &str) -> AccountId {
+pub(crate) fn account(store: &dyn Store, id: &str, name: &str) -> AccountId {
     let a = Account {
         id: AccountId::parse(id).unwrap(),
         name: name.into(),
@@ -25,7 +25,7 @@ fn token(c: char) -> DkimToken {
     DkimToken::parse(&c.to_string().repeat(32)).unwrap()
 }
 
-fn easy_domain(account: &AccountId, name: &str) -> Identity {
+pub(crate) fn easy_domain(account: &AccountId, name: &str) -> Identity {
     let tokens = vec![token('a'), token('b'), token('c')];
     Identity {
         account: account.clone(),

@@ -1,7 +1,17 @@
 //! The embedded store: SQLite in WAL mode with `synchronous=FULL`, so a committed transaction
-//! is on disk before the call returns and survives `kill -9` and power loss. One connection
-//! writes (SQLite allows one writer at a time anyway); readers take pooled connections so reads
-//! never wait behind a write.
+//! is on disk before the call returns and survives `kill -9` and power loss. Readers take pooled
+//! connections so reads never wait behind a write.
+//!
+//! Writes use group commit. One thread owns the only writing connection (SQLite allows one
+//! writer at a time anyway) and takes writes from a queue: it blocks for the first, takes every
+//! other one already queued (up to `MAX_BATCH`), runs them one after another in a single
+//! transaction, each under its own `SAVEPOINT`, and commits once. A write whose closure fails is
+//! rolled back to its savepoint alone and gets its own error; the others of the batch still
+//! commit, and each sees the writes that ran before it, so version checks and quota counts stay
+//! exact. Every caller is answered only after the COMMIT returned, so `Ok` still means "on
+//! disk"; if BEGIN, a savepoint or the COMMIT fails, the whole batch is rolled back and every
+//! caller gets `Unavailable`. Batches form only while the previous one is committing, so a lone
+//! write commits at once and no timer adds latency; under load one fsync serves many writes.
 
 use crate::codec;
 use rusqlite::{
@@ -12,8 +22,10 @@ use sesame_core::model::{
     AccountId, Dkim, Identity, IdentityFilter, IdentityName, IdentitySummary, Timestamp,
 };
 use sesame_core::ports::{AccessKey, Account, Store};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, mpsc};
+use std::thread::JoinHandle;
 
 /// The migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -25,15 +37,25 @@ const MIGRATIONS: &[&str] = &[
 /// Readers kept open for reuse; more are opened on demand under load.
 const MAX_IDLE_READERS: usize = 8;
 
+/// Writes committed together at most: bounds how long the first caller of a batch waits for the
+/// others' statements (the fsync costs the same for 1 or 256).
+const MAX_BATCH: usize = 256;
+
 /// A SQLite database file.
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    /// `None` only while dropping: closing the queue is what stops the writer thread.
+    queue: Option<mpsc::Sender<Vec<Box<dyn Job>>>>,
+    writer: Option<JoinHandle<()>>,
     readers: Mutex<Vec<Connection>>,
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the SQLite writer thread is gone".into())
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -58,9 +80,15 @@ impl SqliteStore {
         }
         configure(&writer).map_err(unavailable)?;
         migrate(&writer)?;
+        let (queue, jobs) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(writer, jobs))
+            .map_err(|e| StoreError::Unavailable(format!("starting the SQLite writer: {e}")))?;
         Ok(SqliteStore {
             path: path.to_owned(),
-            writer: Mutex::new(writer),
+            queue: Some(queue),
+            writer: Some(thread),
             readers: Mutex::new(Vec::new()),
         })
     }
@@ -96,18 +124,146 @@ impl SqliteStore {
         out
     }
 
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self.writer.lock().map_err(poisoned)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(unavailable)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(unavailable)?;
-        Ok(out)
+    /// Runs `f` in the next group commit and returns its result once that batch is durable.
+    /// `f` runs on the writer thread, hence `Send + 'static`: callers move owned copies in,
+    /// which costs far less than the fsync they share.
+    fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (job, answer) = Call::queue(f);
+        self.submit(vec![job])?;
+        answer.recv().unwrap_or_else(|_| Err(writer_gone()))
     }
+
+    /// Runs all of `fs` in one batch, in order: lets tests see what a batch does without
+    /// depending on thread timing.
+    #[cfg(test)]
+    fn write_batch<T: Send + 'static>(&self, fs: Vec<WriteFn<T>>) -> Vec<Result<T, StoreError>> {
+        let (jobs, answers): (Vec<_>, Vec<_>) = fs.into_iter().map(Call::queue).unzip();
+        if self.submit(jobs).is_err() {
+            return answers.iter().map(|_| Err(writer_gone())).collect();
+        }
+        answers
+            .into_iter()
+            .map(|a| a.recv().unwrap_or_else(|_| Err(writer_gone())))
+            .collect()
+    }
+
+    /// Queues jobs that the writer thread puts into one batch together.
+    fn submit(&self, jobs: Vec<Box<dyn Job>>) -> Result<(), StoreError> {
+        let queue = self.queue.as_ref().ok_or_else(writer_gone)?;
+        queue.send(jobs).map_err(|_| writer_gone())
+    }
+}
+
+#[cfg(test)]
+type WriteFn<T> = Box<dyn FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send>;
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer loop; joining closes the writing connection before
+        // `drop` returns, so the file can be reopened (or removed) right after.
+        self.queue = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// One write waiting in the queue. Its result is held back until the batch's fate is known.
+trait Job: Send {
+    /// Runs the write inside the batch's transaction; `false` if it failed and its savepoint
+    /// must be rolled back.
+    fn run(&mut self, tx: &Transaction<'_>) -> bool;
+    /// Answers the caller: its own result if the batch committed, `Unavailable` if not.
+    fn answer(self: Box<Self>, batch: Result<(), &str>);
+}
+
+struct Call<F, T> {
+    f: Option<F>,
+    out: Option<Result<T, StoreError>>,
+    reply: mpsc::SyncSender<Result<T, StoreError>>,
+}
+
+impl<F, T> Call<F, T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+{
+    /// The job to queue, and where its answer will arrive.
+    fn queue(f: F) -> (Box<dyn Job>, mpsc::Receiver<Result<T, StoreError>>) {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let call = Call {
+            f: Some(f),
+            out: None,
+            reply,
+        };
+        (Box::new(call), answer)
+    }
+}
+
+impl<F, T> Job for Call<F, T>
+where
+    T: Send,
+    F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, tx: &Transaction<'_>) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        // A panic is this caller's failure alone: its savepoint is rolled back like any error,
+        // and the writer thread lives on for everyone else. Nothing the closure touched is
+        // observed after the unwind except the connection, which the rollback restores.
+        let out = catch_unwind(AssertUnwindSafe(|| f(tx)))
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("a store write panicked".into())));
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn answer(self: Box<Self>, batch: Result<(), &str>) {
+        let out = match batch {
+            // Even a caller whose own closure failed gets `Unavailable` here: its error may
+            // rest on writes of the batch that are now gone.
+            Err(e) => Err(StoreError::Unavailable(e.to_owned())),
+            Ok(()) => self.out.unwrap_or_else(|| Err(writer_gone())),
+        };
+        // The caller may be gone only if its thread died; nobody is left to tell.
+        let _ = self.reply.send(out);
+    }
+}
+
+/// The writer thread. A thread rather than leader/follower over a mutex: a leader would run
+/// other threads' closures just the same (so they would need `Send + 'static` anyway), and
+/// handing leadership over races in subtle ways that a queue with one consumer cannot.
+fn write_loop(mut conn: Connection, jobs: mpsc::Receiver<Vec<Box<dyn Job>>>) {
+    while let Ok(mut batch) = jobs.recv() {
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(more) => batch.extend(more),
+                Err(_) => break,
+            }
+        }
+        let outcome = run_batch(&mut conn, &mut batch).map_err(|e| e.to_string());
+        tracing::trace!(writes = batch.len(), ok = outcome.is_ok(), "group commit");
+        for job in batch {
+            job.answer(outcome.as_ref().copied().map_err(String::as_str));
+        }
+    }
+}
+
+/// One transaction for the whole batch, one savepoint per job. Any error here (as opposed to a
+/// job's own) leaves the transaction unusable, so it is dropped, which rolls it all back.
+fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for job in batch.iter_mut() {
+        tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+        if !job.run(&tx) {
+            tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
+        }
+        tx.prepare_cached("RELEASE job")?.execute([])?;
+    }
+    tx.commit()
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -368,6 +524,38 @@ fn keys_unchanged(tx: &Transaction<'_>, identity: &Identity) -> Result<bool, Sto
     Ok(codec::keys_unchanged(&stored, identity))
 }
 
+fn insert_identity(
+    tx: &Transaction<'_>,
+    identity: &Identity,
+    max_identities: u64,
+) -> Result<(), StoreError> {
+    if stored_version(tx, &identity.account, identity.name.as_str())?.is_some() {
+        return Err(StoreError::AlreadyExists);
+    }
+    let count: i64 = tx
+        .query_row(
+            "SELECT COUNT(*) FROM identities WHERE account_id = ?1",
+            params![identity.account.as_str()],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    if count as u64 >= max_identities {
+        return Err(StoreError::LimitExceeded);
+    }
+    save_identity(tx, identity, identity.version)
+}
+
+fn update_identity(tx: &Transaction<'_>, identity: &Identity) -> Result<u64, StoreError> {
+    match stored_version(tx, &identity.account, identity.name.as_str())? {
+        None => return Err(StoreError::NotFound),
+        Some(v) if v != identity.version => return Err(StoreError::Conflict),
+        Some(_) => {}
+    }
+    let next = identity.version + 1;
+    save_identity(tx, identity, next)?;
+    Ok(next)
+}
+
 impl Store for SqliteStore {
     fn claim_due(
         &self,
@@ -389,7 +577,7 @@ impl Store for SqliteStore {
         if !any_due {
             return Ok(vec![]);
         }
-        self.write(|tx| {
+        self.write(move |tx| {
             let mut stmt = tx
                 .prepare_cached(
                     "SELECT account_id, name FROM identities \
@@ -447,22 +635,8 @@ impl Store for SqliteStore {
     }
 
     fn insert_identity(&self, identity: &Identity, max_identities: u64) -> Result<(), StoreError> {
-        self.write(|tx| {
-            if stored_version(tx, &identity.account, identity.name.as_str())?.is_some() {
-                return Err(StoreError::AlreadyExists);
-            }
-            let count: i64 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM identities WHERE account_id = ?1",
-                    params![identity.account.as_str()],
-                    |r| r.get(0),
-                )
-                .map_err(unavailable)?;
-            if count as u64 >= max_identities {
-                return Err(StoreError::LimitExceeded);
-            }
-            save_identity(tx, identity, identity.version)
-        })
+        let identity = identity.clone();
+        self.write(move |tx| insert_identity(tx, &identity, max_identities))
     }
 
     fn get_identity(
@@ -474,20 +648,13 @@ impl Store for SqliteStore {
     }
 
     fn update_identity(&self, identity: &Identity) -> Result<u64, StoreError> {
-        self.write(|tx| {
-            match stored_version(tx, &identity.account, identity.name.as_str())? {
-                None => return Err(StoreError::NotFound),
-                Some(v) if v != identity.version => return Err(StoreError::Conflict),
-                Some(_) => {}
-            }
-            let next = identity.version + 1;
-            save_identity(tx, identity, next)?;
-            Ok(next)
-        })
+        let identity = identity.clone();
+        self.write(move |tx| update_identity(tx, &identity))
     }
 
     fn delete_identity(&self, account: &AccountId, name: &IdentityName) -> Result<(), StoreError> {
-        self.write(|tx| {
+        let (account, name) = (account.clone(), name.clone());
+        self.write(move |tx| {
             // Keys go through ON DELETE CASCADE, in the same transaction.
             let n = tx
                 .execute(
@@ -547,7 +714,8 @@ impl Store for SqliteStore {
     }
 
     fn insert_account(&self, account: &Account) -> Result<(), StoreError> {
-        self.write(|tx| {
+        let account = account.clone();
+        self.write(move |tx| {
             let taken: i64 = tx
                 .query_row(
                     "SELECT COUNT(*) FROM accounts WHERE id = ?1 OR name = ?2",
@@ -596,7 +764,8 @@ impl Store for SqliteStore {
     }
 
     fn put_access_key(&self, key: &AccessKey) -> Result<(), StoreError> {
-        self.write(|tx| {
+        let key = key.clone();
+        self.write(move |tx| {
             tx.execute(
                 "INSERT OR REPLACE INTO access_keys (id, account_id, sealed_secret, enabled, \
                  created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -643,5 +812,164 @@ impl Store for SqliteStore {
                 .map_err(unavailable)?;
             rows.into_iter().map(to_key).collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::{SqliteStore, WriteFn, insert_identity, update_identity};
+    use crate::conformance::{account, easy_domain};
+    use sesame_core::StoreError;
+    use sesame_core::model::IdentityName;
+    use sesame_core::ports::Store;
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("sesame.db")).unwrap();
+        (dir, store)
+    }
+
+    fn name(s: &str) -> IdentityName {
+        IdentityName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn concurrent_writes_all_commit() {
+        let (dir, store) = open();
+        let a = account(&store, "900000000001", "many");
+        let (threads, each) = (16, 50);
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let (store, a) = (&store, &a);
+                s.spawn(move || {
+                    for i in 0..each {
+                        let d = easy_domain(a, &format!("t{t}-{i}.example.com"));
+                        store.insert_identity(&d, 10_000).unwrap();
+                    }
+                });
+            }
+        });
+        let listed = |store: &SqliteStore| {
+            store
+                .list_identities(&a, &Default::default(), None, 10_000)
+                .unwrap()
+                .len()
+        };
+        assert_eq!(listed(&store), threads * each);
+        // Dropping stops the writer (else this would hang) and leaves every row on disk.
+        drop(store);
+        let store = SqliteStore::open(&dir.path().join("sesame.db")).unwrap();
+        assert_eq!(listed(&store), threads * each);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_rest_of_its_batch_alone() {
+        let (_dir, store) = open();
+        let acc = account(&store, "900000000002", "batch");
+        let a = easy_domain(&acc, "a.example.com");
+        let b = easy_domain(&acc, "b.example.com");
+        let c = easy_domain(&acc, "c.example.com");
+        let jobs: Vec<WriteFn<u64>> = vec![
+            Box::new({
+                let a = a.clone();
+                move |tx| insert_identity(tx, &a, 10).map(|()| 0)
+            }),
+            Box::new({
+                let a = a.clone();
+                move |tx| insert_identity(tx, &a, 10).map(|()| 0)
+            }),
+            // Fails after writing: the write must vanish with it.
+            Box::new({
+                let b = b.clone();
+                move |tx| {
+                    insert_identity(tx, &b, 10)?;
+                    Err(StoreError::Conflict)
+                }
+            }),
+            // Later writes see earlier ones: the update finds the row inserted above...
+            Box::new({
+                let a = a.clone();
+                move |tx| update_identity(tx, &a)
+            }),
+            // ...and the same stale version then conflicts.
+            Box::new({
+                let a = a.clone();
+                move |tx| update_identity(tx, &a)
+            }),
+            Box::new(|_| panic!("a job that panics")),
+            Box::new({
+                let c = c.clone();
+                move |tx| insert_identity(tx, &c, 10).map(|()| 0)
+            }),
+        ];
+        let got = store.write_batch(jobs);
+        assert!(matches!(got[0], Ok(0)), "{:?}", got[0]);
+        assert!(
+            matches!(got[1], Err(StoreError::AlreadyExists)),
+            "{:?}",
+            got[1]
+        );
+        assert!(matches!(got[2], Err(StoreError::Conflict)), "{:?}", got[2]);
+        assert!(matches!(got[3], Ok(2)), "{:?}", got[3]);
+        assert!(matches!(got[4], Err(StoreError::Conflict)), "{:?}", got[4]);
+        assert!(
+            matches!(got[5], Err(StoreError::Unavailable(_))),
+            "{:?}",
+            got[5]
+        );
+        assert!(matches!(got[6], Ok(0)), "{:?}", got[6]);
+
+        let stored = store.get_identity(&acc, &a.name).unwrap().unwrap();
+        assert_eq!(stored.version, 2);
+        assert!(store.get_identity(&acc, &b.name).unwrap().is_none());
+        assert!(store.get_identity(&acc, &c.name).unwrap().is_some());
+        // The panic did not take the writer down.
+        store.insert_identity(&b, 10).unwrap();
+    }
+
+    #[test]
+    fn a_failed_commit_fails_and_drops_the_whole_batch() {
+        let (_dir, store) = open();
+        let acc = account(&store, "900000000003", "doomed");
+        let a = easy_domain(&acc, "a.example.com");
+        let generation = store.key_generation().unwrap();
+        let jobs: Vec<WriteFn<()>> = vec![
+            Box::new({
+                let a = a.clone();
+                move |tx| insert_identity(tx, &a, 10)
+            }),
+            // A key of no identity, with the foreign key checked only at COMMIT: the job
+            // succeeds, the COMMIT fails.
+            Box::new({
+                let acc = acc.clone();
+                move |tx| {
+                    tx.execute_batch(&format!(
+                        "PRAGMA defer_foreign_keys = ON; \
+                         INSERT INTO dkim_keys (account_id, identity_name, position, selector, \
+                         bits, public_der, sealed_private, created_at) \
+                         VALUES ('{}', 'ghost.example.com', 0, 's', 2048, x'00', x'00', 0)",
+                        acc.as_str()
+                    ))
+                    .map_err(super::unavailable)
+                }
+            }),
+        ];
+        let got = store.write_batch(jobs);
+        for r in &got {
+            assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+        }
+        assert!(store.get_identity(&acc, &a.name).unwrap().is_none());
+        assert!(
+            store
+                .get_identity(&acc, &name("ghost.example.com"))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(store.key_generation().unwrap(), generation);
+        // The writer recovers: the next batch commits.
+        store.insert_identity(&a, 10).unwrap();
+        assert!(store.get_identity(&acc, &a.name).unwrap().is_some());
     }
 }
