@@ -35,7 +35,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Readers kept open for reuse; more are opened on demand under load.
-const MAX_IDLE_READERS: usize = 8;
+const MAX_IDLE_READERS: usize = 64;
 
 /// Writes committed together at most: bounds how long the first caller of a batch waits for the
 /// others' statements (the fsync costs the same for 1 or 256).
@@ -58,7 +58,36 @@ fn writer_gone() -> StoreError {
     StoreError::Unavailable("the SQLite writer thread is gone".into())
 }
 
+/// `execute` and `query_row` through the connection's statement cache: the same few
+/// statements run on every request, and preparing one (parsing SQL, planning) costs more than
+/// running it against a warm page cache.
+trait Cached {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_prepared_statement_cache_capacity(64);
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -305,7 +334,7 @@ fn load_identity(
     let sql =
         format!("SELECT {IDENTITY_COLUMNS} FROM identities WHERE account_id = ?1 AND name = ?2");
     let row = tx
-        .query_row(&sql, params![account.as_str(), name], |r| {
+        .row(&sql, params![account.as_str(), name], |r| {
             Ok(codec::IdentityRow {
                 name: r.get(0)?,
                 version: r.get(1)?,
@@ -369,7 +398,7 @@ fn save_identity(
     let unchanged = keys_unchanged(tx, identity)?;
     // An upsert, not INSERT OR REPLACE: a replace would delete the row and cascade to its keys.
     // Any write ends a verification lease.
-    tx.execute(
+    tx.exec(
         "INSERT INTO identities (account_id, identity_type, name, version, created_at, \
          feedback_forwarding, signing_override, verification_status, dkim_origin, \
          dkim_signing_enabled, dkim_status, dkim_tokens, dkim_selector, dkim_next_length, \
@@ -430,7 +459,7 @@ fn save_identity(
     if unchanged {
         return Ok(());
     }
-    tx.execute(
+    tx.exec(
         "DELETE FROM dkim_keys WHERE account_id = ?1 AND identity_name = ?2",
         params![identity.account.as_str(), identity.name.as_str()],
     )
@@ -466,7 +495,7 @@ fn stored_version(
     account: &AccountId,
     name: &str,
 ) -> Result<Option<u64>, StoreError> {
-    tx.query_row(
+    tx.row(
         "SELECT version FROM identities WHERE account_id = ?1 AND name = ?2",
         params![account.as_str(), name],
         |r| r.get::<_, i64>(0),
@@ -533,7 +562,7 @@ fn insert_identity(
         return Err(StoreError::AlreadyExists);
     }
     let count: i64 = tx
-        .query_row(
+        .row(
             "SELECT COUNT(*) FROM identities WHERE account_id = ?1",
             params![identity.account.as_str()],
             |r| r.get(0),
@@ -566,7 +595,7 @@ impl Store for SqliteStore {
         // The verifier polls several times a second: look first with a reader, so an idle
         // poll never takes the write lock that API writes need.
         let any_due = self.read(|tx| {
-            tx.query_row(
+            tx.row(
                 "SELECT EXISTS (SELECT 1 FROM identities WHERE v_next_check_at <= ?1 \
                  AND (v_lease_until IS NULL OR v_lease_until <= ?1))",
                 params![now.0],
@@ -594,7 +623,7 @@ impl Store for SqliteStore {
                 .map_err(unavailable)?;
             let mut out = Vec::with_capacity(due.len());
             for (account, name) in due {
-                tx.execute(
+                tx.exec(
                     "UPDATE identities SET v_lease_until = ?3 WHERE account_id = ?1 AND name = ?2",
                     params![account, name, lease_until.0],
                 )
@@ -626,7 +655,7 @@ impl Store for SqliteStore {
 
     fn key_generation(&self) -> Result<u64, StoreError> {
         self.read(|tx| {
-            tx.query_row("SELECT value FROM key_generation WHERE id = 0", [], |r| {
+            tx.row("SELECT value FROM key_generation WHERE id = 0", [], |r| {
                 r.get::<_, i64>(0)
             })
             .map(|v| v as u64)
@@ -657,7 +686,7 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             // Keys go through ON DELETE CASCADE, in the same transaction.
             let n = tx
-                .execute(
+                .exec(
                     "DELETE FROM identities WHERE account_id = ?1 AND name = ?2",
                     params![account.as_str(), name.as_str()],
                 )
@@ -717,7 +746,7 @@ impl Store for SqliteStore {
         let account = account.clone();
         self.write(move |tx| {
             let taken: i64 = tx
-                .query_row(
+                .row(
                     "SELECT COUNT(*) FROM accounts WHERE id = ?1 OR name = ?2",
                     params![account.id.as_str(), account.name],
                     |r| r.get(0),
@@ -726,7 +755,7 @@ impl Store for SqliteStore {
             if taken > 0 {
                 return Err(StoreError::AlreadyExists);
             }
-            tx.execute(
+            tx.exec(
                 "INSERT INTO accounts (id, name, created_at) VALUES (?1, ?2, ?3)",
                 params![account.id.as_str(), account.name, account.created_at.0],
             )
@@ -737,7 +766,7 @@ impl Store for SqliteStore {
 
     fn account_by_name(&self, name: &str) -> Result<Option<Account>, StoreError> {
         self.read(|tx| {
-            tx.query_row(
+            tx.row(
                 "SELECT id, name, created_at FROM accounts WHERE name = ?1",
                 params![name],
                 account_row,
@@ -766,7 +795,7 @@ impl Store for SqliteStore {
     fn put_access_key(&self, key: &AccessKey) -> Result<(), StoreError> {
         let key = key.clone();
         self.write(move |tx| {
-            tx.execute(
+            tx.exec(
                 "INSERT OR REPLACE INTO access_keys (id, account_id, sealed_secret, enabled, \
                  created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
@@ -784,7 +813,7 @@ impl Store for SqliteStore {
 
     fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
         self.read(|tx| {
-            tx.query_row(
+            tx.row(
                 "SELECT id, account_id, sealed_secret, enabled, created_at FROM access_keys \
                  WHERE id = ?1",
                 params![id],
