@@ -73,16 +73,42 @@ pub async fn follow_store(
     }
 }
 
-/// Binds UDP and TCP on the same address (for port 0: the port UDP got).
+/// A UDP socket on `addr` with SO_REUSEPORT, so several can share the port.
+fn reuseport_udp(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(s.into())
+}
+
+/// Binds `sockets` UDP sockets and one TCP listener on the same address (for port 0: the port
+/// the first UDP socket got).
+///
+/// hickory-server reads each UDP socket in one task, which caps a single socket at about one
+/// core; several sockets on one port with SO_REUSEPORT let the kernel spread queries over all
+/// cores, as NSD's `server-count` does. (SO_REUSEPORT lets only processes of the same user
+/// join the port.)
 pub async fn bind_dns(
     addr: SocketAddr,
-) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    sockets: usize,
+) -> anyhow::Result<(Vec<tokio::net::UdpSocket>, tokio::net::TcpListener)> {
     let mut last = None;
     for _ in 0..20 {
-        let udp = tokio::net::UdpSocket::bind(addr).await?;
-        let bound = udp.local_addr()?;
+        let first = reuseport_udp(addr)?;
+        let bound = first.local_addr()?;
         match tokio::net::TcpListener::bind(bound).await {
-            Ok(tcp) => return Ok((udp, tcp)),
+            Ok(tcp) => {
+                let mut udp = vec![first];
+                for _ in 1..sockets.max(1) {
+                    udp.push(reuseport_udp(bound)?);
+                }
+                return Ok((udp, tcp));
+            }
             // With port 0 the UDP port may be taken for TCP by someone else: try another.
             Err(e) if addr.port() == 0 => last = Some(e),
             Err(e) => return Err(e.into()),
@@ -95,13 +121,15 @@ pub async fn bind_dns(
 
 /// Serves the key zone on the bound sockets until shutdown.
 pub async fn serve_dns(
-    udp: tokio::net::UdpSocket,
+    udp: Vec<tokio::net::UdpSocket>,
     tcp: tokio::net::TcpListener,
     zone: SnapshotHandle,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut server = hickory_server::Server::new(KeyZoneHandler { zone });
-    server.register_socket(udp);
+    for socket in udp {
+        server.register_socket(socket);
+    }
     server.register_listener(tcp, Duration::from_secs(10), 32);
     let _ = shutdown.changed().await;
     server.shutdown_gracefully().await?;

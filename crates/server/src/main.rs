@@ -200,10 +200,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the API to {}", args.api_addr))?;
         let api = listener.local_addr()?;
-        let (udp, tcp) = background::bind_dns(args.dns_addr)
+        // One UDP socket per core (see bind_dns).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (udp, tcp) = background::bind_dns(args.dns_addr, cores)
             .await
             .with_context(|| format!("binding DNS to {}", args.dns_addr))?;
-        let dns = udp.local_addr()?;
+        let dns = tcp.local_addr()?;
         let (generation, snapshot) = background::load_snapshot(store.clone(), zone.clone()).await?;
         let snapshot = SnapshotHandle::new(snapshot);
         let verifier = Arc::new(
