@@ -205,6 +205,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pages: Arc::new(SealedPageTokens(sealer)),
         clock: clock.clone(),
         throttle: Throttle::new(args.rate_limit, args.rate_burst),
+        signing_keys: Default::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
