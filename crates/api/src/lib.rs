@@ -82,6 +82,8 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     /// Per-account request throttling.
     pub throttle: Throttle,
+    /// SigV4 signing keys derived for recent requests.
+    pub signing_keys: sigv4::SigningKeyCache,
 }
 
 /// The SigV4 signing name of SESv2 (`signingName` in the model).
@@ -152,10 +154,10 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
                 .lookup(&sig.access_key_id)?
                 .filter(|c| c.enabled)
                 .ok_or(EdgeError::Auth(sigv4::SigError::UnrecognizedClient))?;
-            sigv4::verify(
+            sigv4::verify_with_key(
                 &signed,
                 &sig,
-                &credential.secret.0,
+                &st.signing_keys.signing_key(&credential.secret.0, &sig),
                 sigv4::PathRules::AWS_SERVICE,
             )
             .map_err(EdgeError::Auth)?;

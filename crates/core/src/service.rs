@@ -861,31 +861,23 @@ impl Service {
             .ok_or_else(|| Error::Internal("domain identity without DKIM".into()))
     }
 
-    /// Generates one key per selector. RSA key generation costs a CPU-bound 50..400 ms per
-    /// 2048-bit key, so the keys are made on parallel threads.
+    /// Generates one key per selector through `KeyVault::generate_many` (parallel threads, or
+    /// keys the vault made in advance).
     fn generate_keys(
         &self,
         selectors: impl Iterator<Item = Selector>,
         length: KeyLength,
     ) -> Result<Vec<(Selector, NewKey)>, Error> {
         let selectors: Vec<Selector> = selectors.collect();
-        let vault = &self.vault;
-        std::thread::scope(|s| {
-            let handles: Vec<_> = selectors
-                .iter()
-                .map(|_| s.spawn(move || vault.generate(length)))
-                .collect();
-            selectors
-                .iter()
-                .zip(handles)
-                .map(|(sel, h)| {
-                    let key = h
-                        .join()
-                        .map_err(|_| Error::Internal("key generation thread panicked".into()))??;
-                    Ok((sel.clone(), key))
-                })
-                .collect()
-        })
+        let keys = self.vault.generate_many(length, selectors.len())?;
+        if keys.len() != selectors.len() {
+            return Err(Error::Internal(format!(
+                "the key vault made {} keys, not {}",
+                keys.len(),
+                selectors.len()
+            )));
+        }
+        Ok(selectors.into_iter().zip(keys).collect())
     }
 }
 

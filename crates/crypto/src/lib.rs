@@ -6,11 +6,14 @@
 //!
 //! - `seal`: `MasterKey` and `Sealer` (versioned AES-256-GCM envelopes with a purpose label).
 //! - `keys`: `OpenSslVault`, the `KeyVault` implementation.
+//! - `pool`: `PooledVault`, a `KeyVault` wrapper handing out keys generated in the background.
 //! - `random`: tokens, access keys, account ids.
 
 pub mod keys;
+pub mod pool;
 pub mod random;
 pub mod seal;
 
 pub use keys::OpenSslVault;
+pub use pool::{PoolConfig, PooledVault};
 pub use seal::{MasterKey, SealError, Sealer};

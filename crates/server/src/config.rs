@@ -199,6 +199,13 @@ pub struct ServeArgs {
     /// Requests an account may burst above the sustained rate.
     #[arg(long, env = "SESAME_RATE_BURST", default_value_t = 200)]
     pub rate_burst: u32,
+    /// RSA-2048 Easy DKIM keys kept ready, generated in the background so creating an
+    /// identity does not wait for key generation (0: generate on request).
+    #[arg(long, env = "SESAME_KEY_POOL_2048", default_value_t = 24)]
+    pub key_pool_2048: usize,
+    /// RSA-1024 Easy DKIM keys kept ready (0: generate on request).
+    #[arg(long, env = "SESAME_KEY_POOL_1024", default_value_t = 6)]
+    pub key_pool_1024: usize,
 }
 
 impl ServeArgs {

@@ -17,7 +17,7 @@ use sesame_api::throttle::Throttle;
 use sesame_core::dkim::VerifyPolicy;
 use sesame_core::ports::{Clock, Store};
 use sesame_core::service::{RotationPolicy, Service, ServiceConfig};
-use sesame_crypto::{OpenSslVault, Sealer};
+use sesame_crypto::{OpenSslVault, PoolConfig, PooledVault, Sealer};
 use sesame_dns::responder::SnapshotHandle;
 use sesame_dns::verifier::Verifier;
 use sesame_store::SqliteStore;
@@ -150,11 +150,30 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let zone = args.dkim_zone.trim_end_matches('.').to_ascii_lowercase();
     let vault = Arc::new(OpenSslVault::new(sealer.clone()));
+    // Easy DKIM keys for requests come from a pool refilled in the background; the CLI
+    // commands use the plain vault.
+    let pool = Arc::new(
+        PooledVault::start(
+            vault.clone(),
+            PoolConfig {
+                rsa2048: args.key_pool_2048,
+                rsa1024: args.key_pool_1024,
+                workers: PoolConfig::default_workers(),
+            },
+        )
+        .context("starting the key pool's threads")?,
+    );
+    tracing::info!(
+        rsa2048 = args.key_pool_2048,
+        rsa1024 = args.key_pool_1024,
+        workers = pool.workers(),
+        "key pool: Easy DKIM keys kept ready"
+    );
     let outbox_dir = sesame_mail::outbox::Outbox::new(&outbox)
         .with_context(|| format!("opening the outbox {}", outbox.display()))?;
     let service = Service::new(
         store.clone(),
-        vault.clone(),
+        pool.clone(),
         clock.clone(),
         ServiceConfig {
             max_identities: args.max_identities,
@@ -186,6 +205,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pages: Arc::new(SealedPageTokens(sealer)),
         clock: clock.clone(),
         throttle: Throttle::new(args.rate_limit, args.rate_burst),
+        signing_keys: Default::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -228,6 +248,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         let _ = stop.send(true);
+        pool.stop();
         while background.join_next().await.is_some() {}
         dns_task.await??;
         tracing::info!("sesame stopped");

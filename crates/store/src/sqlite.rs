@@ -858,13 +858,13 @@ impl Store for SqliteStore {
     }
 
     fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
+        // Every API request reads its access key: a cached statement skips the SQL compile.
         self.read(|tx| {
-            tx.row(
+            tx.prepare_cached(
                 "SELECT id, account_id, sealed_secret, enabled, created_at FROM access_keys \
                  WHERE id = ?1",
-                params![id],
-                key_row,
             )
+            .and_then(|mut stmt| stmt.query_row(params![id], key_row))
             .optional()
             .map_err(unavailable)?
             .map(to_key)

@@ -63,7 +63,15 @@ fn read(dir: &Path, file: &str) -> String {
 }
 
 /// Checks one signed form (`header` or `query`) of one vector.
-fn check_form(dir: &Path, form: &str, secret: &str, now: i64, token: bool, rules: PathRules) {
+fn check_form(
+    cache: &SigningKeyCache,
+    dir: &Path,
+    form: &str,
+    secret: &str,
+    now: i64,
+    token: bool,
+    rules: PathRules,
+) {
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
     let raw = read_request(&dir.join(format!("{form}-signed-request.txt")));
     let req = Request {
@@ -102,6 +110,16 @@ fn check_form(dir: &Path, form: &str, secret: &str, now: i64, token: bool, rules
         matches!(&wrong, Err(SigError::Invalid(m)) if m.contains(&canonical) && m.contains(&sts)),
         "{name}/{form}"
     );
+    // Through the cache: derived, then reused, and never reused for another secret.
+    for _ in 0..2 {
+        let key = cache.signing_key(secret, &parsed);
+        assert_eq!(key, signing_key(secret, &parsed), "{name}/{form}");
+        assert_eq!(verify_with_key(&req, &parsed, &key, rules), Ok(()));
+    }
+    let key = cache.signing_key("not-the-secret", &parsed);
+    assert!(verify_with_key(&req, &parsed, &key, rules).is_err());
+    let key = cache.signing_key(secret, &parsed);
+    assert_eq!(verify_with_key(&req, &parsed, &key, rules), Ok(()));
     let time = check_scope_and_time(&parsed, "us-east-1", "service", now);
     if token {
         assert_eq!(
@@ -116,6 +134,7 @@ fn check_form(dir: &Path, form: &str, secret: &str, now: i64, token: bool, rules
 
 #[test]
 fn the_aws_sigv4_test_suite_stage_by_stage() {
+    let cache = SigningKeyCache::new();
     let mut checked = 0;
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(suite_dir())
         .unwrap()
@@ -158,12 +177,54 @@ fn the_aws_sigv4_test_suite_stage_by_stage() {
         }
         for form in ["header", "query"] {
             if dir.join(format!("{form}-signed-request.txt")).exists() {
-                check_form(&dir, form, secret, now, token, rules);
+                check_form(&cache, &dir, form, secret, now, token, rules);
                 checked += 1;
             }
         }
     }
     assert!(checked >= 70, "only {checked} signed requests checked");
+}
+
+/// A cached signing key serves only its own secret and scope, and the cache stays bounded.
+#[test]
+fn cached_signing_keys_follow_the_secret_and_the_scope() {
+    let cache = SigningKeyCache::new();
+    let parsed = |key: &str, date: &str, region: &str| Parsed {
+        access_key_id: key.to_owned(),
+        scope_date: date.to_owned(),
+        region: region.to_owned(),
+        service: "ses".to_owned(),
+        signed_headers: vec!["host".to_owned()],
+        signature: String::new(),
+        amz_date: format!("{date}T000000Z"),
+        timestamp: 0,
+        expires: None,
+        session_token: false,
+    };
+    let a = parsed("AKIAA", "20250101", "us-east-1");
+    assert_eq!(cache.signing_key("s1", &a), signing_key("s1", &a));
+    assert_eq!(cache.signing_key("s1", &a), signing_key("s1", &a));
+    assert_eq!(cache.len(), 1);
+    // A rotated secret, a new day, another region: derived again, never the stale key.
+    assert_eq!(cache.signing_key("s2", &a), signing_key("s2", &a));
+    assert_ne!(signing_key("s1", &a), signing_key("s2", &a));
+    let next_day = parsed("AKIAA", "20250102", "us-east-1");
+    assert_eq!(
+        cache.signing_key("s2", &next_day),
+        signing_key("s2", &next_day)
+    );
+    let other_region = parsed("AKIAA", "20250102", "eu-west-1");
+    assert_eq!(
+        cache.signing_key("s2", &other_region),
+        signing_key("s2", &other_region)
+    );
+    assert_eq!(cache.len(), 1);
+    for i in 0..MAX_CACHED_KEYS + 5 {
+        let p = parsed(&format!("AKIA{i}"), "20250101", "us-east-1");
+        assert_eq!(cache.signing_key("s", &p), signing_key("s", &p));
+        assert!(cache.len() <= MAX_CACHED_KEYS);
+    }
+    assert!(!cache.is_empty());
 }
 
 #[test]

@@ -51,6 +51,11 @@ impl Server {
             .env("SESAME_ACCESS_KEY_ID", KEY_ID)
             .env("SESAME_SECRET_ACCESS_KEY", SECRET)
             .env("SESAME_LOG", "debug")
+            // Small key pools: creates still take pooled keys (and generate inline once a
+            // pool runs dry), without every test server spending seconds of CPU filling
+            // the default ones.
+            .env("SESAME_KEY_POOL_2048", "3")
+            .env("SESAME_KEY_POOL_1024", "3")
             .env_remove("SESAME_MASTER_KEY")
             .env_remove("SESAME_RESOLVER")
             .stdin(Stdio::null())
