@@ -36,6 +36,16 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Whether the operation only reads (no write, no key generation, no mail).
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            Operation::GetEmailIdentity
+                | Operation::ListEmailIdentities
+                | Operation::ListTagsForResource
+        )
+    }
+
     fn from_name(name: &'static str) -> Operation {
         match name {
             "CreateEmailIdentity" => Operation::CreateEmailIdentity,

@@ -50,6 +50,8 @@ impl Sesame {
     /// benchmark's credentials and `extra` arguments; its log goes to `data_dir/../<dir>.log`.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Sesame {
         let log = data_dir.with_extension("log");
+        // Where this start's lines begin (a data dir's log is appended to by every start).
+        let offset = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -100,6 +102,17 @@ impl Sesame {
         let startup = spawned.elapsed();
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
+        // A server in service has its key pool full; measuring while the pool fills would
+        // measure RSA key generation on the same cores.
+        let log = data_dir.with_extension("log");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline
+            && !std::fs::read(&log)
+                .map(|l| String::from_utf8_lossy(&l[offset.min(l.len())..]).contains("key pool ready"))
+                .unwrap_or(false)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Sesame {
             proc: Proc(child),
             api,

@@ -74,6 +74,8 @@ struct Shared<V> {
 struct State {
     pools: [Pool; 2],
     stop: bool,
+    // Whether the pools were ever all full (announced once, at info level).
+    ready: bool,
 }
 
 struct Pool {
@@ -138,6 +140,14 @@ impl<V: KeyVault + 'static> Shared<V> {
                 Ok(key) => {
                     state.pools[slot].keys.push(key);
                     self.added.notify_all();
+                    if !state.ready && state.full() {
+                        state.ready = true;
+                        tracing::info!(
+                            rsa2048 = state.pools[0].keys.len(),
+                            rsa1024 = state.pools[1].keys.len(),
+                            "key pool ready"
+                        );
+                    }
                 }
                 Err(e) => {
                     // Inline generation still works (or fails the request, as without a
@@ -165,6 +175,7 @@ impl<V: KeyVault + 'static> PooledVault<V> {
             state: Mutex::new(State {
                 pools: [pool(config.rsa2048), pool(config.rsa1024)],
                 stop: false,
+                ready: false,
             }),
             room: Condvar::new(),
             added: Condvar::new(),
@@ -490,6 +501,7 @@ mod tests {
         let state = |a: (usize, usize), b: (usize, usize)| State {
             pools: [pool(a.0, a.1), pool(b.0, b.1)],
             stop: false,
+            ready: false,
         };
         assert_eq!(state((0, 24), (0, 6)).neediest(), Some(0));
         assert_eq!(state((1, 24), (0, 6)).neediest(), Some(1));

@@ -206,6 +206,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         clock: clock.clone(),
         throttle: Throttle::new(args.rate_limit, args.rate_burst),
         signing_keys: Default::default(),
+        // SQLite reads come from the page cache in microseconds; PostgreSQL's cross the network.
+        inline_reads: !is_postgres(args.store.database_url.as_deref()),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
