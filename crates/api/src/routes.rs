@@ -122,8 +122,9 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, EdgeError> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     let mut best: Option<(usize, &'static str, &'static str)> = None;
     let mut path_known = false;
-    for &(name, m, template) in MODEL_ROUTES {
-        let Some(literals) = match_template(template, &segments) else {
+    for (name, m, template, parts) in SPLIT_ROUTES.iter() {
+        let (name, m, template) = (*name, *m, *template);
+        let Some(literals) = match_template(parts, &segments) else {
             continue;
         };
         path_known = true;
@@ -165,11 +166,22 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, EdgeError> {
     })
 }
 
-/// The number of literal segments if `template` matches `segments`.
-fn match_template(template: &str, segments: &[&str]) -> Option<usize> {
-    // Templates are compared without a trailing slash, like paths: the model spells one
-    // operation as `/v2/email/email-address-insights/`.
-    let parts: Vec<&str> = template.trim_end_matches('/').split('/').collect();
+/// The model's routes with each template split into segments once, not on every request.
+/// Templates are compared without a trailing slash, like paths: the model spells one
+/// operation as `/v2/email/email-address-insights/`.
+type SplitRoute = (&'static str, &'static str, &'static str, Vec<&'static str>);
+static SPLIT_ROUTES: std::sync::LazyLock<Vec<SplitRoute>> = std::sync::LazyLock::new(|| {
+    MODEL_ROUTES
+        .iter()
+        .map(|&(name, method, template)| {
+            let parts = template.trim_end_matches('/').split('/').collect();
+            (name, method, template, parts)
+        })
+        .collect()
+});
+
+/// The number of literal segments if the template's `parts` match `segments`.
+fn match_template(parts: &[&str], segments: &[&str]) -> Option<usize> {
     if parts.len() != segments.len() {
         return None;
     }

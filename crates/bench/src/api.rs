@@ -71,7 +71,10 @@ fn ok_json(addr: SocketAddr, req: &[u8], what: &str) -> serde_json::Value {
 pub fn get_identity(work: &Path) {
     say("## 1. GetEmailIdentity, SigV4-signed, 32 connections\n");
     let (_silent, resolver) = silent_resolver();
-    let sesame = Sesame::start(&work.join("s1"), &["--resolver", &resolver]);
+    let sesame = Sesame::start(
+        &work.join("s1"),
+        &[&["--resolver", &resolver][..], &procs::NO_POOL].concat(),
+    );
     let signer = sesame.signer();
     let create = signer.request(
         sesame.api,
@@ -184,7 +187,10 @@ pub fn put_signing_attributes(work: &Path) {
     std::fs::create_dir_all(work).expect("work dir");
     let ceiling = raw_commit_rate(work);
     let (_silent, resolver) = silent_resolver();
-    let sesame = Sesame::start(&dir, &["--resolver", &resolver]);
+    let sesame = Sesame::start(
+        &dir,
+        &[&["--resolver", &resolver][..], &procs::NO_POOL].concat(),
+    );
     let signer = sesame.signer();
     let key = openssl::rsa::Rsa::generate(2048).expect("rsa");
     let der = BASE64.encode(&key.private_key_to_der().expect("der"));
@@ -370,7 +376,11 @@ pub fn send_email(work: &Path, cores: usize) {
     let resolver = format!("127.0.0.1:{port}");
     let sesame = Sesame::start(
         &work.join("s5"),
-        &["--resolver", &resolver, "--verify-interval", "200ms"],
+        &[
+            &["--resolver", &resolver, "--verify-interval", "200ms"][..],
+            &procs::NO_POOL,
+        ]
+        .concat(),
     );
     let signer = sesame.signer();
     let create = signer.request(

@@ -60,7 +60,7 @@ fn dnsperf(server: SocketAddr, queries: &Path, limit: Option<u64>, outstanding: 
 
 /// Starts and stops a server on `dir` so the data dir, master key and default account exist.
 fn bootstrap(dir: &Path) {
-    Sesame::start(dir, &[]).stop();
+    Sesame::start(dir, &procs::NO_POOL).stop();
 }
 
 /// Scenario 6.
@@ -83,7 +83,10 @@ pub fn key_zone(work: &Path, cores: usize) {
     let lines: String = tokens.iter().map(|t| format!("{t}.{ZONE} TXT\n")).collect();
     std::fs::write(&queries, lines).expect("query file");
     let (_silent, resolver) = crate::api::silent_resolver();
-    let sesame = Sesame::start(&dir, &["--resolver", &resolver]);
+    let sesame = Sesame::start(
+        &dir,
+        &[&["--resolver", &resolver][..], &procs::NO_POOL].concat(),
+    );
     let ours = dnsperf(sesame.dns, &queries, Some(5), 100);
     drop(sesame);
     let txt = sesame_dns::records::split_strings(&sesame_dns::records::dkim_txt_value(&public_der))
@@ -161,7 +164,11 @@ pub fn sweep(work: &Path, cores: usize) {
         )
         .unwrap_or(-1)
     };
-    let sesame = Sesame::start(&dir, &["--resolver", &nsd.addr.to_string()]);
+    let resolver = nsd.addr.to_string();
+    let sesame = Sesame::start(
+        &dir,
+        &[&["--resolver", &resolver][..], &procs::NO_POOL].concat(),
+    );
     let started = Instant::now();
     let deadline = started + Duration::from_secs(300);
     let mut done = verified();

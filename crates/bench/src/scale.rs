@@ -100,6 +100,7 @@ pub fn scenario(work: &Path) {
         "--max-identities",
         "2000000",
     ];
+    let args = [&args[..], &crate::procs::NO_POOL].concat();
     let templates: Vec<String> = (0..TEMPLATES).map(address).collect();
     let create = |s: &Sesame| {
         let signer = s.signer();
