@@ -117,9 +117,24 @@ impl Drop for Nsd {
     }
 }
 
+/// A port free on UDP and TCP, below the kernel's ephemeral range (32768 and up on Linux).
+/// A port from that range could be handed meanwhile to another test's port-0 listener or to
+/// an outgoing connection while NSD is between a stop and a restart, and NSD would then fail
+/// to bind while our readiness probe connected to the stranger.
 fn free_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Test processes running at once start at different offsets.
+    let offset = (std::process::id() % 500) as u16 * 24;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
+        let port = 20_000 + (offset + n) % 12_000;
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
 }
 
 /// Runs `sesame dns-records` and returns its lines.
