@@ -225,8 +225,8 @@ impl RequestHandler for KeyZoneHandler {
         };
         let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
             meta,
-            answers.into_iter(),
-            authority.into_iter(),
+            answers,
+            authority,
             [],
             [],
         );
