@@ -34,6 +34,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_rotation.sql"),
 ];
 
+/// Page cache sizes, in SQLite's negative-KiB form: 64 MiB for the writer, 16 MiB per reader.
+const WRITER_CACHE_KIB: i64 = -65_536;
+const READER_CACHE_KIB: i64 = -16_384;
+
 /// The most read connections in use at once: twice the cores. More concurrent readers only
 /// contend on SQLite's global mutexes and the allocator (measured: with 32 concurrent
 /// requests and no bound, futex waits took most of the CPU); a reader waits for a free
@@ -122,6 +126,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // SQLite's default page cache is 2 MiB per connection; past that every page is a pread
+    // copying 4 KiB from the kernel. Measured on a 100 000-identity sweep: the writer spent
+    // most of its time in those copies. Negative = KiB; memory is used only as pages are read.
+    conn.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
     Ok(())
 }
 
@@ -139,6 +147,11 @@ impl SqliteStore {
             )));
         }
         configure(&writer).map_err(unavailable)?;
+        // The writer re-reads every row it updates (version check, key comparison): it gets
+        // the larger cache.
+        writer
+            .pragma_update(None, "cache_size", WRITER_CACHE_KIB)
+            .map_err(unavailable)?;
         migrate(&writer)?;
         let (queue, jobs) = mpsc::channel();
         let thread = std::thread::Builder::new()
