@@ -9,7 +9,8 @@ use sesame_core::Error;
 use sesame_core::model::Timestamp;
 use sesame_core::ports::{Clock, Store};
 use sesame_crypto::Sealer;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Wall-clock time.
 pub struct SystemClock;
@@ -26,10 +27,47 @@ impl Clock for SystemClock {
 
 /// Access keys from the store, secrets unsealed with the master key.
 pub struct StoreCredentials {
-    /// The store holding the keys.
-    pub store: Arc<dyn Store>,
-    /// Opens sealed secrets.
-    pub sealer: Sealer,
+    store: Arc<dyn Store>,
+    sealer: Sealer,
+    /// Secrets already unsealed, by their sealed bytes: the row is still read on every request
+    /// (a key disabled or deleted by the CLI is refused at once), but OpenSSL's per-call cipher
+    /// set-up cost a twentieth of a GetEmailIdentity. The same sealed bytes always open to the
+    /// same secret (AES-GCM under one master key), so an entry cannot go stale.
+    opened: Mutex<HashMap<Vec<u8>, String>>,
+}
+
+/// Beyond this many cached secrets the cache starts over: access keys are few, so this only
+/// bounds memory if many are made and dropped.
+const MAX_OPENED: usize = 4096;
+
+impl StoreCredentials {
+    /// Looks keys up in `store`, opening their secrets with `sealer`.
+    pub fn new(store: Arc<dyn Store>, sealer: Sealer) -> StoreCredentials {
+        StoreCredentials {
+            store,
+            sealer,
+            opened: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn open(&self, id: &str, sealed: &[u8]) -> Result<String, Error> {
+        if let Some(s) = self.opened.lock().ok().and_then(|m| m.get(sealed).cloned()) {
+            return Ok(s);
+        }
+        let secret = self
+            .sealer
+            .open(ACCESS_KEY_PURPOSE, sealed)
+            .map_err(|e| Error::Internal(format!("access key {id}: {e}")))?;
+        let secret = String::from_utf8(secret)
+            .map_err(|_| Error::Internal(format!("access key {id}: secret is not UTF-8")))?;
+        if let Ok(mut m) = self.opened.lock() {
+            if m.len() >= MAX_OPENED {
+                m.clear();
+            }
+            m.insert(sealed.to_vec(), secret.clone());
+        }
+        Ok(secret)
+    }
 }
 
 impl CredentialLookup for StoreCredentials {
@@ -41,12 +79,7 @@ impl CredentialLookup for StoreCredentials {
         else {
             return Ok(None);
         };
-        let secret = self
-            .sealer
-            .open(ACCESS_KEY_PURPOSE, &key.sealed_secret)
-            .map_err(|e| Error::Internal(format!("access key {}: {e}", key.id)))?;
-        let secret = String::from_utf8(secret)
-            .map_err(|_| Error::Internal(format!("access key {}: secret is not UTF-8", key.id)))?;
+        let secret = self.open(&key.id, &key.sealed_secret)?;
         Ok(Some(Credential {
             account: key.account,
             secret: Secret(secret),

@@ -204,10 +204,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = Arc::new(ApiState {
         service: service.clone(),
         region: args.region.clone(),
-        credentials: Arc::new(StoreCredentials {
-            store: store.clone(),
-            sealer: sealer.clone(),
-        }),
+        credentials: Arc::new(StoreCredentials::new(store.clone(), sealer.clone())),
         pages: Arc::new(SealedPageTokens(sealer)),
         clock: clock.clone(),
         throttle: Throttle::new(args.rate_limit, args.rate_burst),

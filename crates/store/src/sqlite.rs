@@ -63,8 +63,10 @@ impl Drop for Lease<'_> {
     fn drop(&mut self) {
         let mut pool = self.store.readers.lock().unwrap_or_else(|p| p.into_inner());
         match self.conn.take() {
-            Some(c) => pool.idle.push(c),
-            None => pool.open -= 1,
+            // Outside a transaction only: a read that failed or panicked between BEGIN and
+            // COMMIT would otherwise hand its stale snapshot to the next one.
+            Some(c) if c.is_autocommit() => pool.idle.push(c),
+            _ => pool.open -= 1,
         }
         self.store.reader_free.notify_one();
     }
@@ -173,7 +175,27 @@ impl SqliteStore {
 
     fn read<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.read_one(|conn| {
+            // A deferred transaction gives the whole read one consistent snapshot. BEGIN and
+            // COMMIT go through the statement cache: rusqlite's `transaction()` compiles both
+            // from text every time, which was an eighth of a GetEmailIdentity's CPU (two
+            // reads). For a read-only transaction COMMIT only ends the snapshot, so it ends
+            // every read, failed or not; a connection left inside a transaction is not pooled
+            // (`Lease`).
+            conn.exec("BEGIN", []).map_err(unavailable)?;
+            let out = f(conn);
+            conn.exec("COMMIT", []).map_err(unavailable)?;
+            out
+        })
+    }
+
+    /// A read of one statement: SQLite runs it in its own snapshot, so it needs no
+    /// BEGIN/COMMIT (whose read-lock round trip costs as much as a small query).
+    fn read_one<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let pooled = {
             let mut pool = self.readers.lock().map_err(poisoned)?;
@@ -202,14 +224,10 @@ impl SqliteStore {
             configure(&c).map_err(unavailable)?;
             lease.conn = Some(c);
         }
-        let Some(conn) = lease.conn.as_mut() else {
+        let Some(conn) = lease.conn.as_ref() else {
             return Err(StoreError::Unavailable("no reader connection".into()));
         };
-        // A deferred transaction gives the whole read one consistent snapshot.
-        let tx = conn.transaction().map_err(unavailable)?;
-        let out = f(&tx);
-        tx.finish().map_err(unavailable)?;
-        out
+        f(conn)
     }
 
     /// Runs `f` in the next group commit and returns its result once that batch is durable.
@@ -386,7 +404,7 @@ const IDENTITY_COLUMNS: &str = "name, version, created_at, feedback_forwarding, 
      v_next_check_at, v_attempts, dkim_active, dkim_staged";
 
 fn load_identity(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     account: &AccountId,
     name: &str,
 ) -> Result<Option<Identity>, StoreError> {
@@ -872,7 +890,7 @@ impl Store for SqliteStore {
 
     fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
         // Every API request reads its access key: a cached statement skips the SQL compile.
-        self.read(|tx| {
+        self.read_one(|tx| {
             tx.prepare_cached(
                 "SELECT id, account_id, sealed_secret, enabled, created_at FROM access_keys \
                  WHERE id = ?1",
@@ -921,6 +939,33 @@ mod tests {
 
     fn name(s: &str) -> IdentityName {
         IdentityName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_read_that_panics_does_not_pool_its_stale_snapshot() {
+        let (_dir, store) = open();
+        let acc = account(&store, "900000000004", "snapshot");
+        let a = easy_domain(&acc, "a.example.com");
+        store.insert_identity(&a, 10).unwrap();
+        // Panics between BEGIN and COMMIT, after the snapshot was taken (it read a row).
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.read::<()>(|conn| {
+                super::load_identity(conn, &acc, "a.example.com")?;
+                panic!("in the middle of a read");
+            })
+        }));
+        assert!(panicked.is_err());
+        store.delete_identity(&acc, &name("a.example.com")).unwrap();
+        // With one reader slot per core, every pooled connection is tried in turn.
+        for _ in 0..8 {
+            assert!(
+                store
+                    .get_identity(&acc, &name("a.example.com"))
+                    .unwrap()
+                    .is_none()
+            );
+            assert_eq!(store.access_key("AKIDNONE").unwrap().map(|k| k.id), None);
+        }
     }
 
     #[test]
