@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_verification.sql"),
     include_str!("../migrations/sqlite/0003_rotation.sql"),
+    include_str!("../migrations/sqlite/0004_keys_rowid.sql"),
 ];
 
 /// Page cache sizes, in SQLite's negative-KiB form: 64 MiB for the writer, 16 MiB per reader.
@@ -939,6 +940,63 @@ mod tests {
 
     fn name(s: &str) -> IdentityName {
         IdentityName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn keys_written_before_the_rowid_migration_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sesame.db");
+        let acc = sesame_core::model::AccountId::parse("900000000005").unwrap();
+        let old = easy_domain(&acc, "old.example.com");
+        // A database as schema 3 left it, written by the same row code (0004 changes only how
+        // `dkim_keys` is stored, not its columns).
+        let generation_before: i64 = {
+            let mut conn = rusqlite::Connection::open(&path).unwrap();
+            conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+            for (i, sql) in super::MIGRATIONS[..3].iter().enumerate() {
+                conn.execute_batch(&format!(
+                    "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+                    i + 1
+                ))
+                .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO accounts (id, name, created_at) VALUES (?1, 'old', 1)",
+                [acc.as_str()],
+            )
+            .unwrap();
+            let tx = conn.transaction().unwrap();
+            insert_identity(&tx, &old, 10).unwrap();
+            tx.commit().unwrap();
+            conn.query_row("SELECT value FROM key_generation", [], |r| r.get(0))
+                .unwrap()
+        };
+        let store = SqliteStore::open(&path).unwrap();
+        let got = store
+            .get_identity(&acc, &name("old.example.com"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.dkim, old.dkim);
+        assert_eq!(store.published_keys().unwrap().len(), 3);
+        let schema: String = store
+            .read_one(|c| {
+                c.query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = 'dkim_keys'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(super::unavailable)
+            })
+            .unwrap();
+        assert!(!schema.contains("WITHOUT ROWID"), "{schema}");
+        // The key zone sees the move, and the new table's triggers keep it informed.
+        let moved = store.key_generation().unwrap();
+        assert!(moved > u64::try_from(generation_before).unwrap());
+        store
+            .delete_identity(&acc, &name("old.example.com"))
+            .unwrap();
+        assert!(store.key_generation().unwrap() > moved);
+        assert!(store.published_keys().unwrap().is_empty());
     }
 
     #[test]
