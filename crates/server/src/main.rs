@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SESAME_LOG")
                 // hickory-server logs two info lines per DNS query: a query log anyone on
-                // the network can flood, and (measured) a sixth of the responder's CPU. Like
+                // the network can flood, and (measured) a quarter of the key zone's throughput. Like
                 // NSD and Knot, the key zone does not log queries unless asked.
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
