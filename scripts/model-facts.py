@@ -31,6 +31,7 @@ IMPLEMENTED = [
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
+    "SendEmail",
 ]
 
 CONSTRAINTS = ("min", "max", "pattern")
