@@ -32,6 +32,10 @@ pub enum EdgeError {
     Auth(SigError),
     /// The account's request rate is over its limit.
     Throttled,
+    /// Too many requests from this source address failed authentication.
+    SourceThrottled,
+    /// The client sent the body slower than the body-read timeout allows.
+    BodyTimeout(u64),
     /// A NextToken that was altered, or issued for another account or filter.
     InvalidNextToken,
 }
@@ -145,6 +149,19 @@ impl From<EdgeError> for ApiError {
                 "The security token included in the request is invalid.",
             ),
             EdgeError::Throttled => api(429, "TooManyRequestsException", "Too many requests."),
+            EdgeError::SourceThrottled => api(
+                429,
+                "TooManyRequestsException",
+                "Too many unauthenticated requests from this address.",
+            ),
+            // S3's code for the same condition; SESv2's model has none.
+            EdgeError::BodyTimeout(secs) => api(
+                408,
+                "RequestTimeout",
+                format!(
+                    "Your socket connection to the server was not read from within {secs} seconds; the request body did not arrive in time."
+                ),
+            ),
             // ListEmailIdentities lists BadRequestException, not InvalidNextTokenException.
             EdgeError::InvalidNextToken => {
                 api(400, "BadRequestException", "The NextToken is invalid.")

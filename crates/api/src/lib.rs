@@ -68,6 +68,11 @@ pub trait CredentialLookup: Send + Sync {
     fn lookup(&self, access_key_id: &str) -> Result<Option<Credential>, Error>;
 }
 
+/// The peer of the connection a request came on; the listener puts it in the request's
+/// extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Everything the edge needs, shared by all requests.
 pub struct ApiState {
     /// The use cases.
@@ -82,6 +87,10 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     /// Per-account request throttling.
     pub throttle: Throttle,
+    /// Per-source budget of failed authentications.
+    pub auth_failures: throttle::SourceThrottle,
+    /// How long a request body may take to arrive once the headers are in.
+    pub body_timeout: std::time::Duration,
     /// SigV4 signing keys derived for recent requests.
     pub signing_keys: sigv4::SigningKeyCache,
     /// Run read-only operations on the async worker instead of the blocking pool: right when
@@ -102,6 +111,7 @@ pub fn app(state: Arc<ApiState>) -> axum::Router {
 async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
+    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
     let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
@@ -114,8 +124,18 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
         let limit = route
             .as_ref()
             .map_or(MAX_BODY_BYTES, |r| r.operation.max_body_bytes());
-        let body = axum::body::to_bytes(body, limit)
+        // A declared length over the limit is refused before a byte of the body is read.
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(EdgeError::TooLarge(limit).into());
+        }
+        let body = tokio::time::timeout(st.body_timeout, axum::body::to_bytes(body, limit))
             .await
+            .map_err(|_| EdgeError::BodyTimeout(st.body_timeout.as_secs()))?
             .map_err(|_| EdgeError::TooLarge(limit))?;
         let headers: Vec<(String, String)> = parts
             .headers
@@ -206,6 +226,21 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     }
     .await;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Only authentication failures are 403. Past its budget a source gets 429s and no log
+    // line each, so nobody without credentials can flood the log.
+    let mut quiet = false;
+    let result = match result {
+        Err(e) if e.status == axum::http::StatusCode::FORBIDDEN => {
+            match peer.map(|ip| st.auth_failures.admit_failure(ip)) {
+                Some(false) => {
+                    quiet = true;
+                    Err(EdgeError::SourceThrottled.into())
+                }
+                _ => Err(e),
+            }
+        }
+        other => other,
+    };
     let (status, body, error_code) = match result {
         Ok(body) => (axum::http::StatusCode::OK, body, None),
         Err(e) => {
@@ -217,15 +252,19 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
         }
     };
     // Never the body, headers or signature: they can carry keys and secrets.
-    tracing::info!(
-        request_id,
-        account = account_id,
-        op,
-        status = status.as_u16(),
-        error = error_code.unwrap_or(""),
-        ms,
-        "request"
-    );
+    if quiet {
+        tracing::debug!(request_id, op, status = status.as_u16(), ms, "request");
+    } else {
+        tracing::info!(
+            request_id,
+            account = account_id,
+            op,
+            status = status.as_u16(),
+            error = error_code.unwrap_or(""),
+            ms,
+            "request"
+        );
+    }
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -238,6 +277,10 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     }
     if let Some(code) = error_code {
         h.insert("x-amzn-errortype", HeaderValue::from_static(code));
+    }
+    // The unread body of a refused or stalled request stays on the connection: close it.
+    if matches!(status.as_u16(), 408 | 413) {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
 }

@@ -127,7 +127,27 @@ impl Parsed {
 
 /// Reads the signature from the `Authorization` header or, failing that, the query string.
 pub fn parse(req: &Request<'_>) -> Result<Parsed, SigError> {
+    // Two credentials in one request: front ends and back ends may each pick a different one,
+    // so a request must carry exactly one.
+    let auths = req
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "authorization")
+        .count();
+    if auths > 1 {
+        return Err(SigError::Incomplete(format!(
+            "The request has {auths} Authorization headers; exactly one is allowed."
+        )));
+    }
     if let Some(auth) = req.header("authorization") {
+        if req.query_param("X-Amz-Signature").is_some()
+            || req.query_param("X-Amz-Credential").is_some()
+        {
+            return Err(SigError::Incomplete(
+                "Only one authentication mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified."
+                    .into(),
+            ));
+        }
         return parse_header(req, auth);
     }
     if req.query_param("X-Amz-Signature").is_some() || req.query_param("X-Amz-Credential").is_some()

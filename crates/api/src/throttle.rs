@@ -1,9 +1,48 @@
-//! Per-account request throttling: a token bucket per account (GCRA, via governor), checked
-//! after authentication and before any work, so a throttled request has done nothing.
+//! Request throttling with token buckets (GCRA, via governor): one per account, checked after
+//! authentication and before any work, so a throttled request has done nothing; and one per
+//! source address for requests that fail authentication, so a client without credentials can
+//! neither flood the log nor keep the signature checks busy.
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sesame_core::model::AccountId;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
+
+/// Failed authentications allowed per source address, sustained per second and as a burst.
+pub const AUTH_FAILURES_PER_SECOND: u32 = 20;
+/// See [`AUTH_FAILURES_PER_SECOND`].
+pub const AUTH_FAILURES_BURST: u32 = 100;
+
+/// Per source address: how many of its requests may fail authentication.
+pub struct SourceThrottle {
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl SourceThrottle {
+    /// `rate` failures per second sustained, bursts of `burst`; a zero rate disables it.
+    pub fn new(rate: u32, burst: u32) -> SourceThrottle {
+        let limiter = NonZeroU32::new(rate).map(|rate| {
+            let burst = NonZeroU32::new(burst).unwrap_or(rate);
+            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        SourceThrottle { limiter }
+    }
+
+    /// Counts one failed authentication from `ip`; false once its budget is spent.
+    pub fn admit_failure(&self, ip: IpAddr) -> bool {
+        match &self.limiter {
+            None => true,
+            Some(l) => {
+                // Idle addresses' buckets are dropped now and then, so spoofed-looking source
+                // variety cannot grow the map without bound.
+                if l.len() > 65_536 {
+                    l.retain_recent();
+                }
+                l.check_key(&ip).is_ok()
+            }
+        }
+    }
+}
 
 /// The throttle; `None` inside means unlimited.
 pub struct Throttle {
@@ -43,5 +82,15 @@ mod tests {
         assert!(t.admit(&b), "another account has its own bucket");
         let off = Throttle::new(0, 0);
         assert!((0..1000).all(|_| off.admit(&a)));
+    }
+
+    #[test]
+    fn failed_authentications_are_budgeted_per_source() {
+        let t = SourceThrottle::new(1, 5);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!((0..5).all(|_| t.admit_failure(a)));
+        assert!(!t.admit_failure(a));
+        assert!(t.admit_failure(b));
     }
 }

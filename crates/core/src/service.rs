@@ -104,6 +104,14 @@ pub struct Page {
     pub continue_after: Option<String>,
 }
 
+/// SES's refusal of a sender that is not a verified identity of the caller's.
+fn not_verified(addresses: &[&str]) -> Error {
+    Error::MessageRejected(format!(
+        "Email address is not verified. The following identities failed the check: {}",
+        addresses.join(", ")
+    ))
+}
+
 /// The use cases.
 pub struct Service {
     store: Arc<dyn Store>,
@@ -115,8 +123,12 @@ pub struct Service {
 
 /// A message ready to go, as SendEmail built it.
 pub struct Outgoing {
-    /// The sender address (the From header's, or FromEmailAddress).
+    /// The envelope sender (FromEmailAddress, or the message's own sender).
     pub from: EmailAddress,
+    /// Every address the message itself claims as its author: each mailbox of its `From:`
+    /// header, then its `Sender:`. The first one's domain signs (receivers align DKIM with the
+    /// `From:` domain). Each, like `from`, must be an identity the caller may send as.
+    pub authors: Vec<EmailAddress>,
     /// Every recipient, Bcc included (the SMTP envelope).
     pub recipients: Vec<EmailAddress>,
     /// The id the caller gets back and the outbox files it under.
@@ -217,10 +229,7 @@ impl Service {
         let verified = address.as_ref().is_some_and(Identity::verified_for_sending)
             || domain.as_ref().is_some_and(Identity::verified_for_sending);
         if !verified {
-            return Err(Error::MessageRejected(format!(
-                "Email address is not verified. The following identities failed the check: {}",
-                from.as_str()
-            )));
+            return Err(not_verified(&[from.as_str()]));
         }
         if address.as_ref().and_then(|a| a.signing_override) == Some(false) {
             return Ok(None);
@@ -280,7 +289,29 @@ impl Service {
         let Some((signer, outbox)) = &self.mail else {
             return Err(Error::Internal("sending is not configured".into()));
         };
-        let message = match self.sender(account, &out.from)? {
+        // Every claimed sender is checked, not just the first: a message must not carry a
+        // signature of ours next to a From: mailbox that is someone else's.
+        let author = out.authors.first().unwrap_or(&out.from);
+        let mut claimed = vec![author];
+        for a in out.authors.iter().chain(std::iter::once(&out.from)) {
+            if !claimed.contains(&a) {
+                claimed.push(a);
+            }
+        }
+        let mut refused: Vec<&str> = Vec::new();
+        let mut key = None;
+        for (i, addr) in claimed.into_iter().enumerate() {
+            match self.sender(account, addr) {
+                Ok(choice) if i == 0 => key = choice,
+                Ok(_) => {}
+                Err(Error::MessageRejected(_)) => refused.push(addr.as_str()),
+                Err(e) => return Err(e),
+            }
+        }
+        if !refused.is_empty() {
+            return Err(not_verified(&refused));
+        }
+        let message = match key {
             Some(k) => signer.sign(&out.message, &k.domain, &k.selector, &k.sealed_private)?,
             None => out.message,
         };

@@ -206,6 +206,20 @@ pub struct ServeArgs {
     /// RSA-1024 Easy DKIM keys kept ready (0: generate on request).
     #[arg(long, env = "SESAME_KEY_POOL_1024", default_value_t = 6)]
     pub key_pool_1024: usize,
+    /// How long an API client has to send a request's headers, from its first byte (or from
+    /// connecting).
+    #[arg(long, env = "SESAME_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// How long a request body may take to arrive once the headers are in (408 after it).
+    #[arg(long, env = "SESAME_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+    /// How long a keep-alive API connection may sit idle between requests.
+    #[arg(long, env = "SESAME_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Most open API connections; at the cap a new one displaces the stalest connection that
+    /// has no request in progress. Lowered to fit the process's descriptor limit.
+    #[arg(long, env = "SESAME_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
 }
 
 impl ServeArgs {

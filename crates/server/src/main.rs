@@ -7,6 +7,7 @@ mod background;
 mod bootstrap;
 mod cli;
 mod config;
+mod http;
 
 use adapters::{SealedPageTokens, StoreCredentials, SystemClock};
 use anyhow::{Context, bail};
@@ -208,6 +209,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pages: Arc::new(SealedPageTokens(sealer)),
         clock: clock.clone(),
         throttle: Throttle::new(args.rate_limit, args.rate_burst),
+        auth_failures: sesame_api::throttle::SourceThrottle::new(
+            sesame_api::throttle::AUTH_FAILURES_PER_SECOND,
+            sesame_api::throttle::AUTH_FAILURES_BURST,
+        ),
+        body_timeout: args.body_timeout,
         signing_keys: Default::default(),
         // SQLite reads come from the page cache in microseconds; PostgreSQL's cross the network.
         inline_reads: !is_postgres(args.store.database_url.as_deref()),
@@ -249,9 +255,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let dns_task = tokio::spawn(background::serve_dns(udp, tcp, snapshot, stopped.clone()));
         announce(&format!("listening api={api} dns={dns}"));
         tracing::info!(%api, %dns, region = %args.region, zone = %zone, db = %db.display(), outbox = %outbox.display(), resolver = ?resolver, "sesame started");
-        axum::serve(listener, sesame_api::app(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let limits = http::Limits {
+            header_timeout: args.header_timeout,
+            idle_timeout: args.idle_timeout,
+            max_connections: connection_cap(args.max_connections),
+        };
+        tracing::info!(?limits, "API connection limits");
+        http::serve(listener, sesame_api::app(state), limits, shutdown_signal()).await?;
         let _ = stop.send(true);
         pool.stop();
         while background.join_next().await.is_some() {}
@@ -259,6 +269,38 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("sesame stopped");
         Ok(())
     })
+}
+
+/// Descriptors kept for everything but API connections: the database, DNS sockets, the
+/// outbox, the relay.
+const RESERVED_DESCRIPTORS: u64 = 128;
+
+/// The API connection cap that fits the descriptor limit: the soft limit is raised to the hard
+/// one first (as Go's runtime does), and the cap lowered if even that is too small.
+fn connection_cap(wanted: usize) -> usize {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+            tracing::warn!(error = %e, "could not raise the descriptor limit");
+        }
+        limit = getrlimit(Resource::Nofile);
+    }
+    let Some(current) = limit.current else {
+        return wanted;
+    };
+    let fits =
+        usize::try_from(current.saturating_sub(RESERVED_DESCRIPTORS).max(16)).unwrap_or(usize::MAX);
+    if fits < wanted {
+        tracing::warn!(
+            wanted,
+            cap = fits,
+            descriptors = current,
+            "--max-connections lowered to fit the descriptor limit"
+        );
+    }
+    wanted.min(fits)
 }
 
 /// One try per DNS lookup; the verifier's backoff schedule is the retry.

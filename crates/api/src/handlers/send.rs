@@ -45,6 +45,14 @@ fn address_part(s: &str) -> &str {
 }
 
 fn parse_address(member: &'static str, s: &str) -> Result<EmailAddress, Error> {
+    // A control character in a display name would end up inside a header we write (CR or LF
+    // start a new field: header injection).
+    if s.chars().any(char::is_control) {
+        return Err(Error::bad_request(
+            member,
+            format!("{s:?} is not a valid email address: it contains a control character"),
+        ));
+    }
     EmailAddress::parse(address_part(s))
         .map_err(|_| Error::bad_request(member, format!("'{s}' is not a valid email address")))
 }
@@ -97,6 +105,18 @@ fn header_ok(name: &str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A raw message whose headers we will not sign: a structural fault is a bad request, a sender
+/// we cannot check is a refused message.
+fn raw_refusal(e: sesame_mail::raw::RawError) -> Error {
+    use sesame_mail::raw::RawError as R;
+    match e {
+        R::Unparsable | R::LineEnds => Error::bad_request("Content.Raw.Data", e),
+        R::FromCount { .. } | R::SenderCount { .. } | R::Mailbox { .. } => {
+            Error::MessageRejected(e.to_string())
+        }
+    }
+}
+
 pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
     let req: win::SendEmailRequest = body(input)?;
     if let Some(set) = req.configuration_set_name {
@@ -137,7 +157,7 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
         parse_address("ReplyToAddresses", r)?;
     }
     let message_id = uuid::Uuid::new_v4().to_string();
-    let (from, message) = match (content.simple, content.raw, content.template) {
+    let (from, authors, message) = match (content.simple, content.raw, content.template) {
         (Some(simple), None, None) => {
             let from_text = required(req.from_email_address, "FromEmailAddress")?;
             let from = parse_address("FromEmailAddress", &from_text)?;
@@ -190,7 +210,7 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
                 date: ctx.service.now().0 / 1000,
             })
             .map_err(|e| Error::Internal(e.to_string()))?;
-            (from, message)
+            (from.clone(), vec![from], message)
         }
         (None, Some(raw), None) => {
             let data = required(raw.data, "Content.Raw.Data")?;
@@ -204,21 +224,31 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
                 )
                 .into());
             }
-            let envelope = sesame_mail::raw::envelope(&message)
-                .map_err(|e| Error::bad_request("Content.Raw.Data", e.to_string()))?;
-            let from = match req
-                .from_email_address
-                .as_deref()
-                .or(envelope.from.as_deref())
-            {
+            let envelope = sesame_mail::raw::envelope(&message).map_err(raw_refusal)?;
+            let mut authors = Vec::new();
+            for a in envelope.from.iter().chain(&envelope.sender) {
+                authors.push(
+                    EmailAddress::parse(a).map_err(|_| {
+                        Error::MessageRejected(format!(
+                            "the raw message names '{a}' as its sender, which is not a valid email address"
+                        ))
+                    })?,
+                );
+            }
+            // RFC 5322: with several From: mailboxes the Sender: is the one who sent it.
+            let own = match (envelope.from.len(), &envelope.sender) {
+                (1, _) => authors.first(),
+                (_, Some(_)) => authors.last(),
+                _ => None,
+            };
+            let from = match req.from_email_address.as_deref() {
                 Some(f) => parse_address("FromEmailAddress", f)?,
-                None => {
-                    return Err(Error::bad_request(
-                        "FromEmailAddress",
-                        "neither FromEmailAddress nor the message's From header names a sender",
-                    )
-                    .into());
-                }
+                None => own.cloned().ok_or_else(|| {
+                    Error::MessageRejected(format!(
+                        "the raw message has {} From mailboxes and no Sender header",
+                        envelope.from.len()
+                    ))
+                })?,
             };
             if recipients.is_empty() {
                 for r in &envelope.recipients {
@@ -232,7 +262,7 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
                 )
                 .into());
             }
-            (from, message)
+            (from, authors, message)
         }
         (None, None, Some(_)) => {
             return Err(unsupported(
@@ -263,6 +293,7 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
         ctx.account,
         Outgoing {
             from,
+            authors,
             recipients,
             message_id,
             message,

@@ -398,3 +398,36 @@ fn malformed_signatures_are_incomplete_or_missing() {
     };
     assert!(matches!(parse(&req), Err(SigError::Incomplete(m)) if m.contains("X-Amz-Expires")));
 }
+
+/// A second credential is refused even when the first one is valid: a proxy in front may read
+/// the other one.
+#[test]
+fn one_request_carries_exactly_one_credential() {
+    let mut two = header_request(
+        "20261126T120000Z",
+        "AKID/20261126/us-east-1/ses/aws4_request",
+        "host;x-amz-date",
+    );
+    assert!(
+        parse(&Request {
+            method: "GET",
+            raw_path: "/",
+            raw_query: None,
+            headers: &two,
+            body: b"",
+        })
+        .is_ok()
+    );
+    let again = two[2].clone();
+    two.push(again);
+    assert!(matches!(
+        parse(&Request { method: "GET", raw_path: "/", raw_query: None, headers: &two, body: b"" }),
+        Err(SigError::Incomplete(m)) if m.contains("2 Authorization headers")
+    ));
+    two.pop();
+    let both = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20261126%2Fus-east-1%2Fses%2Faws4_request&X-Amz-Signature=00";
+    assert!(matches!(
+        parse(&Request { method: "GET", raw_path: "/", raw_query: Some(both), headers: &two, body: b"" }),
+        Err(SigError::Incomplete(m)) if m.contains("Only one authentication mechanism")
+    ));
+}
