@@ -43,7 +43,18 @@ impl Server {
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let fake_dns = (!env.iter().any(|(k, _)| *k == "SESAME_RESOLVER"))
             .then(crate::fakedns::FakeDns::start);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+        // `SESAME_TEST_NOFILE=N` runs the server under a descriptor limit of N (soft and hard),
+        // through util-linux's prlimit.
+        let mut cmd = match env.iter().find(|(k, _)| *k == "SESAME_TEST_NOFILE") {
+            Some((_, n)) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_sesame"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_sesame")),
+        };
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(data_dir)

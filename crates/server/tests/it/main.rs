@@ -9,6 +9,7 @@ mod errors;
 mod fakedns;
 mod forwarddns;
 mod harness;
+mod hostile;
 mod identities;
 mod multinode;
 mod secrets;

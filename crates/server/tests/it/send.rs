@@ -553,3 +553,111 @@ async fn relay_delivers_intact_signed_mail(
     let status = e.raw_response().map(|r| r.status().as_u16());
     assert!(status.is_some_and(|s| s >= 500), "{e:?}");
 }
+
+/// Regression (issue 12, defect 1): a Raw message's own From:/Sender: mailboxes are checked,
+/// not only FromEmailAddress or the first mailbox, so a verified domain cannot lend its
+/// signature to someone else's From.
+#[tokio::test]
+async fn raw_messages_that_claim_someone_elses_from_are_refused_unsigned() {
+    if !have("nsd") {
+        return;
+    }
+    let mut nsd = Nsd::start("example.test");
+    let dir = tempfile::tempdir().unwrap();
+    let resolver = nsd.addr().to_string();
+    let server = Server::start_in(
+        dir.path(),
+        &[
+            ("SESAME_RESOLVER", &resolver),
+            ("SESAME_VERIFY_INTERVAL", "500ms"),
+        ],
+    );
+    let c = server.client();
+    c.create_email_identity()
+        .email_identity("example.test")
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<String> = dns_records(&server, "example.test", None)
+        .into_iter()
+        .filter(|l| !l.starts_with(';'))
+        .collect();
+    nsd.publish(&records);
+    wait_for(&c, "example.test", "SUCCESS", |g| {
+        status(g) == Some(&DkimStatus::Success)
+    })
+    .await;
+    let raw = |from_address: Option<&str>, headers: &str| {
+        let message = format!(
+            "{headers}To: rcpt@example.net\r\nSubject: s\r\n\r\nbody\r\n"
+        );
+        c.send_email()
+            .set_from_email_address(from_address.map(str::to_owned))
+            .content(
+                EmailContent::builder()
+                    .raw(
+                        RawMessage::builder()
+                            .data(Blob::new(message.into_bytes()))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .send()
+    };
+    let cases: &[(Option<&str>, &str, &str)] = &[
+        // The probe's request: FromEmailAddress is ours, the message's From is not.
+        (
+            Some("news@example.test"),
+            "From: \"Bank\" <security@bigbank.example>\r\n",
+            "security@bigbank.example",
+        ),
+        // Two From headers: the last used to be the only one checked.
+        (
+            None,
+            "From: security@bigbank.example\r\nFrom: news@example.test\r\n",
+            "security@bigbank.example",
+        ),
+        // Two mailboxes in one From: the first used to be the only one checked.
+        (
+            None,
+            "From: news@example.test, security@bigbank.example\r\nSender: news@example.test\r\n",
+            "security@bigbank.example",
+        ),
+        (
+            Some("news@example.test"),
+            "From: news@example.test\r\nSender: security@bigbank.example\r\n",
+            "security@bigbank.example",
+        ),
+        (Some("news@example.test"), "", "0 From headers"),
+        (
+            Some("news@example.test"),
+            "From: news@example.test\r\nFrom: news@example.test\r\n",
+            "2 From headers",
+        ),
+    ];
+    for (from_address, headers, named) in cases {
+        let e = raw(*from_address, headers).await.unwrap_err();
+        assert_eq!(e.code(), Some("MessageRejected"), "{headers}: {e:?}");
+        assert_eq!(e.raw_response().unwrap().status().as_u16(), 400);
+        assert!(
+            e.message().unwrap_or_default().contains(named),
+            "{headers}: the message names {named}: {e:?}"
+        );
+    }
+    assert!(
+        outbox(&server.data_dir).is_empty(),
+        "nothing refused reached the outbox"
+    );
+    // The rule is not a blanket refusal: our own From with our own Sender goes out signed.
+    let out = raw(
+        Some("news@example.test"),
+        "From: \"News\" <news@example.test>, ops@example.test\r\nSender: news@example.test\r\n",
+    )
+    .await
+    .unwrap();
+    let id = out.message_id().unwrap();
+    let text =
+        std::fs::read_to_string(server.data_dir.join("outbox").join(format!("{id}.eml"))).unwrap();
+    assert!(text.starts_with("DKIM-Signature:") && text.contains("d=example.test;"), "{text}");
+}
