@@ -4,8 +4,10 @@
 //!
 //! - `records`: DKIM TXT values, string splitting, zone-file lines, tag parsing.
 //! - `verifier`: `Verifier`, hickory-resolver lookups turned into `Observation`s.
-//! - `responder`: `KeyZone` snapshots and the hickory-server `RequestHandler` serving them.
+//! - `responder`: key-zone `Snapshot`s and `respond`, one query's bytes to its answer's.
+//! - `listener`: the key zone's UDP (response-rate limited) and TCP sockets.
 
+pub mod listener;
 pub mod records;
 pub mod responder;
 pub mod verifier;

@@ -1,16 +1,14 @@
 //! The key-zone responder: authoritative answers for `<token>.<zone>` TXT records from an
 //! in-memory snapshot that the server replaces when the store's keys change, so no query ever
-//! waits on the database. A UDP answer that would not fit the client's payload size goes out
-//! empty with TC set, and the client retries over TCP (RFC 1035 section 4.2.1, RFC 7766).
+//! waits on the database. `respond` turns one query's bytes into the answer's bytes; the
+//! sockets, TCP framing and rate limiting are `listener`'s. A UDP answer that would not fit
+//! the client's payload size goes out empty with TC set, and the client retries over TCP
+//! (RFC 1035 section 4.2.1, RFC 7766).
 
 use crate::records::{dkim_txt_value, split_strings};
-use hickory_server::net::runtime::Time;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
-use hickory_server::proto::rr::rdata::{NS, SOA, TXT};
-use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType};
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponseBuilder;
+use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{NS, SOA, TXT};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -99,6 +97,20 @@ impl Snapshot {
         self.txt.is_empty()
     }
 
+    /// The public key (DER) the zone serves at `name` (`<token>.<zone>`), if any.
+    pub fn served_key(&self, name: &str) -> Option<Vec<u8>> {
+        let owner = LowerName::from(self::name(name).ok()?);
+        let RData::TXT(txt) = &self.txt.get(&owner)?.data else {
+            return None;
+        };
+        let strings: Vec<String> = txt
+            .txt_data
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        crate::records::published_key(&strings)
+    }
+
     /// The answer to one question: (response code, answer, authority record, authoritative).
     /// Borrowed from the snapshot: a query copies no record.
     fn answer(
@@ -150,12 +162,6 @@ impl SnapshotHandle {
     }
 }
 
-/// The hickory-server handler over a [`SnapshotHandle`].
-pub struct KeyZoneHandler {
-    /// The zone being served.
-    pub zone: SnapshotHandle,
-}
-
 /// An upper bound of the records' wire size (no name compression assumed).
 fn wire_size(records: Option<&Record>) -> usize {
     records
@@ -175,74 +181,69 @@ fn wire_size(records: Option<&Record>) -> usize {
 /// The largest UDP answer we offer to EDNS clients (the DNS Flag Day 2020 recommendation).
 const MAX_UDP_PAYLOAD: u16 = 1232;
 
-#[async_trait::async_trait]
-impl RequestHandler for KeyZoneHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
-        // hickory-server truncates UDP answers to the payload size of the response's EDNS
-        // (512 without one), so mirror the client's, within the Flag Day limit.
-        let edns: Option<Edns> = request.edns.as_ref().map(|q| {
-            let mut e = Edns::new();
-            e.set_max_payload(q.max_payload().clamp(512, MAX_UDP_PAYLOAD));
-            e.set_version(0);
-            e
-        });
-        let mut meta = Metadata::response_from_request(&request.metadata);
-        let snapshot = self.zone.current();
-        let (answers, authority) = match request.request_info() {
-            _ if request.metadata.op_code != OpCode::Query => {
-                meta.response_code = ResponseCode::NotImp;
-                (None, None)
-            }
-            Ok(info) => {
-                let (code, answers, authority, aa) =
-                    snapshot.answer(info.query.name(), info.query.query_type());
-                meta.response_code = code;
-                meta.authoritative = aa;
-                let limit = edns.as_ref().map_or(512, |e| usize::from(e.max_payload()));
-                let size = 12
-                    + info.query.name().len()
-                    + 6
-                    + wire_size(answers)
-                    + wire_size(authority)
-                    + 11;
-                if info.protocol == Protocol::Udp && size > limit {
-                    // hickory-server would truncate too, but it leaves the dropped records'
-                    // bytes behind the header ("trailing data"); an empty TC answer is clean.
-                    meta.truncation = true;
-                    (None, None)
-                } else {
-                    (answers, authority)
-                }
-            }
-            Err(_) => {
-                meta.response_code = ResponseCode::FormErr;
-                (None, None)
-            }
-        };
-        let response = MessageResponseBuilder::new(&request.queries, edns.as_ref()).build(
-            meta,
-            answers,
-            authority,
-            [],
-            [],
-        );
-        match response_handle.send_response(response).await {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not send a DNS response");
-                let mut m = Metadata::response_from_request(&request.metadata);
-                m.response_code = ResponseCode::ServFail;
-                ResponseInfo::from(Header {
-                    metadata: m,
-                    counts: HeaderCounts::default(),
-                })
-            }
-        }
+/// The EDNS version we speak (RFC 6891).
+const EDNS_VERSION: u8 = 0;
+
+/// An error answer that echoes only the header's id and opcode: nothing of a malformed query
+/// is parsed further or copied back.
+fn bare_error(query: &[u8], code: ResponseCode) -> Option<Vec<u8>> {
+    let id = u16::from_be_bytes([query[0], query[1]]);
+    let op_code = OpCode::from_u8((query[2] >> 3) & 0x0f);
+    Message::error_msg(id, op_code, code).to_vec().ok()
+}
+
+/// Answers one DNS message from `snapshot`: the bytes to send back, or `None` when nothing
+/// should be sent (a response, or fewer bytes than a header). Pure: no I/O, no logging, so a
+/// flood of malformed packets costs a parse and an answer, never a log line.
+///
+/// - malformed, or not exactly one question: FORMERR;
+/// - an opcode other than QUERY: NOTIMP;
+/// - EDNS of a version other than 0: BADVERS with our OPT (RFC 6891 section 6.1.3);
+/// - over UDP, an answer that would not fit the client's payload size (512 without EDNS, at most
+///   1232 with it) goes out empty with TC set, so the client retries over TCP.
+pub fn respond(snapshot: &Snapshot, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
+    if query.len() < 12 || query[2] & 0x80 != 0 {
+        return None;
     }
+    let Ok(request) = Message::from_vec(query) else {
+        return bare_error(query, ResponseCode::FormErr);
+    };
+    let mut response = Message::response(request.metadata.id, request.metadata.op_code);
+    response.metadata.recursion_desired = request.metadata.recursion_desired;
+    response.metadata.checking_disabled = request.metadata.checking_disabled;
+    let mut limit = 512;
+    if let Some(q) = &request.edns {
+        let mut e = Edns::new();
+        e.set_max_payload(MAX_UDP_PAYLOAD);
+        e.set_version(EDNS_VERSION);
+        response.set_edns(e);
+        if q.version() != EDNS_VERSION {
+            response.metadata.response_code = ResponseCode::BADVERS;
+            return response.to_vec().ok();
+        }
+        limit = usize::from(q.max_payload().clamp(512, MAX_UDP_PAYLOAD));
+    }
+    if request.metadata.op_code != OpCode::Query {
+        response.metadata.response_code = ResponseCode::NotImp;
+        return response.to_vec().ok();
+    }
+    let [question] = request.queries.as_slice() else {
+        response.metadata.response_code = ResponseCode::FormErr;
+        return response.to_vec().ok();
+    };
+    response.add_query(question.clone());
+    let qname = LowerName::from(question.name());
+    let (code, answer, authority, aa) = snapshot.answer(&qname, question.query_type());
+    response.metadata.response_code = code;
+    response.metadata.authoritative = aa;
+    let size = 12 + qname.len() + 6 + wire_size(answer) + wire_size(authority) + 11;
+    if !tcp && size > limit {
+        response.metadata.truncation = true;
+    } else {
+        response.answers.extend(answer.cloned());
+        response.authorities.extend(authority.cloned());
+    }
+    response.to_vec().ok()
 }
 
 #[cfg(test)]
@@ -282,5 +283,105 @@ mod tests {
         assert_eq!((code, ans.is_some()), (ResponseCode::NoError, true));
         let (code, _, _, aa) = z.answer(&lower("example.com."), RecordType::TXT);
         assert_eq!((code, aa), (ResponseCode::Refused, false));
+    }
+}
+
+#[cfg(test)]
+mod respond_tests {
+    use super::*;
+    use hickory_proto::op::{MessageType, Query};
+
+    fn zone() -> Snapshot {
+        // Bigger than a 2048-bit key, so the answer does not fit 512 bytes.
+        Snapshot::build("dkim.example.test", &[("abc".to_owned(), vec![7u8; 600])], 1).unwrap()
+    }
+
+    fn query(name: &str, qtype: RecordType, edns: Option<(u8, u16)>) -> Message {
+        let mut m = Message::new(4242, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        if let Some((version, payload)) = edns {
+            let mut e = Edns::new();
+            e.set_version(version);
+            e.set_max_payload(payload);
+            m.set_edns(e);
+        }
+        m
+    }
+
+    fn answer(z: &Snapshot, m: &Message, tcp: bool) -> Message {
+        Message::from_vec(&respond(z, &m.to_vec().unwrap(), tcp).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn keys_over_tcp_and_big_udp_truncated_over_plain_udp() {
+        let z = zone();
+        let q = query("abc.dkim.example.test.", RecordType::TXT, None);
+        let udp = answer(&z, &q, false);
+        assert_eq!(udp.metadata.id, 4242);
+        assert!(udp.metadata.truncation && udp.answers.is_empty());
+        let tcp = answer(&z, &q, true);
+        assert!(!tcp.metadata.truncation && tcp.answers.len() == 1);
+        let edns = answer(
+            &z,
+            &query("abc.dkim.example.test.", RecordType::TXT, Some((0, 1232))),
+            false,
+        );
+        assert_eq!(edns.answers.len(), 1);
+        assert_eq!(edns.edns.as_ref().map(Edns::version), Some(0));
+        assert_eq!(
+            z.served_key("ABC.dkim.example.test"),
+            Some(vec![7u8; 600]),
+            "the key a verifier checks is the key the zone serves"
+        );
+        assert_eq!(z.served_key("xyz.dkim.example.test"), None);
+    }
+
+    /// The probe's packets: 100 questions, EDNS version 1, another opcode, and garbage; each
+    /// gets its error, quietly (the function cannot log).
+    #[test]
+    fn malformed_queries_get_formerr_badvers_or_notimp() {
+        let z = zone();
+        let mut many = query("abc.dkim.example.test.", RecordType::TXT, None);
+        for i in 0..99 {
+            many.add_query(Query::query(
+                Name::from_ascii(format!("q{i}.dkim.example.test.")).unwrap(),
+                RecordType::TXT,
+            ));
+        }
+        let r = answer(&z, &many, false);
+        assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
+        assert!(r.answers.is_empty() && r.queries.is_empty());
+
+        let r = answer(
+            &z,
+            &query("abc.dkim.example.test.", RecordType::TXT, Some((1, 1232))),
+            false,
+        );
+        // 16 is both BADVERS and BADSIG; hickory reads it back as the latter.
+        assert_eq!(u16::from(r.metadata.response_code), 16);
+        assert_eq!(r.edns.as_ref().map(Edns::version), Some(0));
+        assert!(r.answers.is_empty());
+
+        let mut notify = query("dkim.example.test.", RecordType::SOA, None);
+        notify.metadata.op_code = OpCode::Notify;
+        assert_eq!(
+            answer(&z, &notify, false).metadata.response_code,
+            ResponseCode::NotImp
+        );
+
+        let mut garbage = vec![0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
+        garbage.extend_from_slice(&[0xff; 40]);
+        let r = Message::from_vec(&respond(&z, &garbage, false).unwrap()).unwrap();
+        assert_eq!(r.metadata.id, 0x1234);
+        assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
+
+        assert_eq!(respond(&z, &garbage[..11], false), None, "shorter than a header");
+        let mut reply = query("abc.dkim.example.test.", RecordType::TXT, None);
+        reply.metadata.message_type = MessageType::Response;
+        assert_eq!(
+            respond(&z, &reply.to_vec().unwrap(), false),
+            None,
+            "responses are never answered (no reflection loops)"
+        );
     }
 }

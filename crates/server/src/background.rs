@@ -4,7 +4,7 @@
 
 use sesame_core::ports::Store;
 use sesame_core::service::{DueCheck, Service};
-use sesame_dns::responder::{KeyZoneHandler, Snapshot, SnapshotHandle};
+use sesame_dns::responder::{Snapshot, SnapshotHandle};
 use sesame_dns::verifier::Verifier;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -124,15 +124,10 @@ pub async fn serve_dns(
     udp: Vec<tokio::net::UdpSocket>,
     tcp: tokio::net::TcpListener,
     zone: SnapshotHandle,
-    mut shutdown: watch::Receiver<bool>,
+    rrl: sesame_dns::listener::RrlConfig,
+    shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let mut server = hickory_server::Server::new(KeyZoneHandler { zone });
-    for socket in udp {
-        server.register_socket(socket);
-    }
-    server.register_listener(tcp, Duration::from_secs(10), 32);
-    let _ = shutdown.changed().await;
-    server.shutdown_gracefully().await?;
+    sesame_dns::listener::serve(udp, tcp, zone, rrl, shutdown).await;
     Ok(())
 }
 

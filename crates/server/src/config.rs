@@ -216,6 +216,17 @@ pub struct ServeArgs {
     /// How long a keep-alive API connection may sit idle between requests.
     #[arg(long, env = "SESAME_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+    /// Key-zone UDP answers per second per client prefix (IPv4 /24, IPv6 /56) before
+    /// response-rate limiting starts (0: off).
+    #[arg(long, env = "SESAME_DNS_RRL", default_value_t = 50)]
+    pub dns_rrl: u32,
+    /// Over the rate, every N-th answer goes out empty with TC set (the client retries over
+    /// TCP) and the others are dropped (0: drop all).
+    #[arg(long, env = "SESAME_DNS_RRL_SLIP", default_value_t = 2)]
+    pub dns_rrl_slip: u32,
+    /// Rate-limit loopback clients too (local tools and benchmarks are exempt by default).
+    #[arg(long, env = "SESAME_DNS_RRL_LOOPBACK", default_value_t = false, action = clap::ArgAction::Set)]
+    pub dns_rrl_loopback: bool,
     /// Most open API connections; at the cap a new one displaces the stalest connection that
     /// has no request in progress. Lowered to fit the process's descriptor limit.
     #[arg(long, env = "SESAME_MAX_CONNECTIONS", default_value_t = 4096)]

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The log filter when `SESAME_LOG` is unset.
-const DEFAULT_LOG: &str = "info,hickory_server=warn";
+const DEFAULT_LOG: &str = "info";
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -252,7 +252,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             stopped.clone(),
         ));
         background.spawn(background::verify_loop(service.clone(), verifier, stopped.clone()));
-        let dns_task = tokio::spawn(background::serve_dns(udp, tcp, snapshot, stopped.clone()));
+        let rrl = sesame_dns::listener::RrlConfig {
+            responses_per_second: args.dns_rrl,
+            slip: args.dns_rrl_slip,
+            loopback: args.dns_rrl_loopback,
+        };
+        let dns_task = tokio::spawn(background::serve_dns(
+            udp,
+            tcp,
+            snapshot,
+            rrl,
+            stopped.clone(),
+        ));
         announce(&format!("listening api={api} dns={dns}"));
         tracing::info!(%api, %dns, region = %args.region, zone = %zone, db = %db.display(), outbox = %outbox.display(), resolver = ?resolver, "sesame started");
         let limits = http::Limits {
