@@ -133,10 +133,14 @@ pub struct ExpectedRecord {
 /// The content an [`ExpectedRecord`] must have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expect {
-    /// Easy DKIM: a CNAME (chain) to `<token>.<zone>`.
+    /// Easy DKIM: a CNAME (chain) to `<token>.<zone>`, where Sesame's key zone serves
+    /// `public_der`. A receiver follows the chain to that key, so a check is right only when the
+    /// key zone serves it too.
     Cname {
         /// The target, without a trailing dot.
         target: String,
+        /// The key published under the token (empty if the token has none).
+        public_der: Vec<u8>,
     },
     /// BYODKIM: a DKIM TXT record whose `p=` is this public key (DER SubjectPublicKeyInfo).
     DkimKey {
@@ -154,6 +158,12 @@ pub fn expected_records(domain: &DomainName, dkim: &Dkim, zone: &str) -> Vec<Exp
                 name: format!("{}._domainkey.{}", t.as_str(), domain.as_str()),
                 expect: Expect::Cname {
                     target: format!("{}.{zone}", t.as_str()),
+                    public_der: dkim
+                        .keys
+                        .iter()
+                        .find(|k| k.selector.as_str() == t.as_str())
+                        .map(|k| k.public_der.clone())
+                        .unwrap_or_default(),
                 },
             })
             .collect(),

@@ -300,7 +300,10 @@ mod tests {
         q.set_edns(e);
         let query = q.to_vec().unwrap();
         let answer = respond(&zone, &query, false).unwrap();
-        assert!(answer.len() > 4 * query.len(), "the amplification RRL bounds");
+        assert!(
+            answer.len() > 4 * query.len(),
+            "the amplification RRL bounds"
+        );
         let slip = slipped(&answer);
         assert!(slip.len() <= query.len());
         let m = hickory_proto::op::Message::from_vec(&slip).unwrap();

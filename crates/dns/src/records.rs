@@ -32,7 +32,7 @@ pub const RECORD_TTL: u32 = 1800;
 /// `abc._domainkey.example.com. 1800 IN CNAME abc.dkim.sesame.internal.`.
 pub fn zone_line(record: &ExpectedRecord) -> String {
     match &record.expect {
-        Expect::Cname { target } => {
+        Expect::Cname { target, .. } => {
             format!("{}. {RECORD_TTL} IN CNAME {target}.", record.name)
         }
         Expect::DkimKey { public_der } => {
@@ -103,6 +103,7 @@ mod tests {
             name: "tok._domainkey.example.com".into(),
             expect: Expect::Cname {
                 target: "tok.dkim.example.net".into(),
+                public_der: vec![1, 2, 3],
             },
         };
         assert_eq!(

@@ -293,7 +293,12 @@ mod respond_tests {
 
     fn zone() -> Snapshot {
         // Bigger than a 2048-bit key, so the answer does not fit 512 bytes.
-        Snapshot::build("dkim.example.test", &[("abc".to_owned(), vec![7u8; 600])], 1).unwrap()
+        Snapshot::build(
+            "dkim.example.test",
+            &[("abc".to_owned(), vec![7u8; 600])],
+            1,
+        )
+        .unwrap()
     }
 
     fn query(name: &str, qtype: RecordType, edns: Option<(u8, u16)>) -> Message {
@@ -375,7 +380,11 @@ mod respond_tests {
         assert_eq!(r.metadata.id, 0x1234);
         assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
 
-        assert_eq!(respond(&z, &garbage[..11], false), None, "shorter than a header");
+        assert_eq!(
+            respond(&z, &garbage[..11], false),
+            None,
+            "shorter than a header"
+        );
         let mut reply = query("abc.dkim.example.test.", RecordType::TXT, None);
         reply.metadata.message_type = MessageType::Response;
         assert_eq!(

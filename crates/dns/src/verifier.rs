@@ -3,6 +3,7 @@
 //! core's state machine decides what that means.
 
 use crate::records::{published_key, same_name};
+use crate::responder::SnapshotHandle;
 use hickory_resolver::Resolver;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
@@ -23,7 +24,14 @@ const MAX_CHAIN: usize = 8;
 /// Looks up customers' DKIM records.
 pub struct Verifier {
     resolver: TokioResolver,
+    /// This node's own key zone, when the verifier runs beside it: an Easy DKIM record is
+    /// right only once the zone serves its key.
+    key_zone: Option<SnapshotHandle>,
 }
+
+/// How long a check waits for this node's key zone to serve a key just written: the zone
+/// follows the store every 200 ms and rebuilds in well under a second.
+const KEY_ZONE_WAIT: Duration = Duration::from_secs(3);
 
 /// What one lookup gave.
 enum Answer {
@@ -69,7 +77,85 @@ impl Verifier {
         let resolver = builder
             .build()
             .map_err(|e| format!("building the resolver: {e}"))?;
-        Ok(Verifier { resolver })
+        Ok(Verifier {
+            resolver,
+            key_zone: None,
+        })
+    }
+
+    /// Also requires, for Easy DKIM, that `zone` (this node's key zone) serves each key.
+    pub fn with_key_zone(mut self, zone: SnapshotHandle) -> Verifier {
+        self.key_zone = Some(zone);
+        self
+    }
+
+    /// Whether this node's key zone serves `public_der` at `target`, waiting briefly for a
+    /// snapshot that is being rebuilt; true when there is no zone to ask.
+    async fn key_zone_serves(&self, target: &str, public_der: &[u8]) -> bool {
+        let Some(zone) = &self.key_zone else {
+            return true;
+        };
+        let deadline = tokio::time::Instant::now() + KEY_ZONE_WAIT;
+        loop {
+            if zone.current().served_key(target).as_deref() == Some(public_der) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The TXT records a lookup at `name` returned (after any CNAMEs the resolver followed):
+    /// each one's decoded `p=` key, if it has one, and its text. Empty when the resolver gave
+    /// no TXT at all.
+    async fn txt_records(&self, name: &str) -> Result<Vec<(Option<Vec<u8>>, String)>, Answer> {
+        let lookup = match self.lookup(name, RecordType::TXT).await {
+            Answer::Found(l) => l,
+            other => return Err(other),
+        };
+        Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(txt) => {
+                    let strings: Vec<String> = txt
+                        .txt_data
+                        .iter()
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect();
+                    // Compared by the decoded key, not the text: spacing and string splits
+                    // may differ.
+                    Some((published_key(&strings), strings.concat()))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Easy DKIM: the CNAME chain is right; now what a receiver would find at its end. Through
+    /// a resolver that follows the chain (a recursive one), the TXT must carry our key; one
+    /// that cannot (an authoritative-only server: no TXT comes back) cannot say, and the
+    /// key zone's own snapshot must then serve it.
+    async fn check_chain_end(&self, name: &str, target: &str, public_der: &[u8]) -> RecordCheck {
+        if let Ok(found) = self.txt_records(name).await {
+            if !found.is_empty() {
+                if found.iter().any(|(k, _)| k.as_deref() == Some(public_der)) {
+                    return RecordCheck::Valid;
+                }
+                let texts: Vec<&str> = found.iter().map(|(_, t)| t.as_str()).collect();
+                return RecordCheck::Wrong(format!(
+                    "CNAME to {target}, but the resolver finds TXT \"{}\" at its end, not this identity's key",
+                    texts.join("\" \"")
+                ));
+            }
+        }
+        if self.key_zone_serves(target, public_der).await {
+            RecordCheck::Valid
+        } else {
+            RecordCheck::ServerError(format!("Sesame's key zone does not serve {target} yet"))
+        }
     }
 
     async fn lookup(&self, name: &str, rtype: RecordType) -> Answer {
@@ -97,8 +183,14 @@ impl Verifier {
             .collect()
     }
 
-    /// Easy DKIM: `name` must be a CNAME to `target`, directly or through a chain.
-    async fn check_cname(&self, name: &str, target: &str) -> (RecordCheck, Option<SoaRecord>) {
+    /// Easy DKIM: `name` must be a CNAME to `target`, directly or through a chain, and the
+    /// chain must end at `public_der`.
+    async fn check_cname(
+        &self,
+        name: &str,
+        target: &str,
+        public_der: &[u8],
+    ) -> (RecordCheck, Option<SoaRecord>) {
         let first = match self.lookup(name, RecordType::CNAME).await {
             Answer::Found(l) => Self::cname_targets(&l),
             Answer::NxDomain(soa) => return (RecordCheck::HostNotFound, soa),
@@ -110,7 +202,7 @@ impl Verifier {
         };
         for _ in 0..MAX_CHAIN {
             if same_name(&hop, target) {
-                return (RecordCheck::Valid, None);
+                return (self.check_chain_end(name, target, public_der).await, None);
             }
             // The customer may alias through a name of their own: follow it.
             match self.lookup(&hop, RecordType::CNAME).await {
@@ -127,32 +219,21 @@ impl Verifier {
 
     /// BYODKIM: the TXT at `name` (after any CNAMEs) must publish `public_der` in `p=`.
     async fn check_key(&self, name: &str, public_der: &[u8]) -> (RecordCheck, Option<SoaRecord>) {
-        let lookup = match self.lookup(name, RecordType::TXT).await {
-            Answer::Found(l) => l,
-            Answer::NxDomain(soa) => return (RecordCheck::HostNotFound, soa),
-            Answer::NoData(soa) => return (RecordCheck::TypeNotFound, soa),
-            Answer::Failed(why) => return (RecordCheck::ServerError(why), None),
+        let found = match self.txt_records(name).await {
+            Ok(found) => found,
+            Err(Answer::NxDomain(soa)) => return (RecordCheck::HostNotFound, soa),
+            Err(Answer::NoData(soa)) => return (RecordCheck::TypeNotFound, soa),
+            Err(Answer::Failed(why)) => return (RecordCheck::ServerError(why), None),
+            Err(Answer::Found(_)) => return (RecordCheck::TypeNotFound, None),
         };
-        let mut seen = Vec::new();
-        for r in lookup.answers() {
-            if let RData::TXT(txt) = &r.data {
-                let strings: Vec<String> = txt
-                    .txt_data
-                    .iter()
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .collect();
-                // Compare the decoded key, not the text: spacing and string splits may differ.
-                if published_key(&strings).as_deref() == Some(public_der) {
-                    return (RecordCheck::Valid, None);
-                }
-                seen.push(strings.concat());
-            }
-        }
-        if seen.is_empty() {
+        if found.iter().any(|(k, _)| k.as_deref() == Some(public_der)) {
+            (RecordCheck::Valid, None)
+        } else if found.is_empty() {
             (RecordCheck::TypeNotFound, None)
         } else {
+            let texts: Vec<&str> = found.iter().map(|(_, t)| t.as_str()).collect();
             (
-                RecordCheck::Wrong(format!("TXT \"{}\"", seen.join("\" \""))),
+                RecordCheck::Wrong(format!("TXT \"{}\"", texts.join("\" \""))),
                 None,
             )
         }
@@ -162,7 +243,9 @@ impl Verifier {
     pub async fn observe(&self, records: &[ExpectedRecord]) -> Observation {
         let checks = records.iter().map(|r| async move {
             match &r.expect {
-                Expect::Cname { target } => self.check_cname(&r.name, target).await,
+                Expect::Cname { target, public_der } => {
+                    self.check_cname(&r.name, target, public_der).await
+                }
                 Expect::DkimKey { public_der } => self.check_key(&r.name, public_der).await,
             }
         });

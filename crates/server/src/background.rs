@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// How often the responder asks the store whether keys changed (a write shows within this).
-const SNAPSHOT_POLL: Duration = Duration::from_millis(200);
 /// How often the verifier looks for due identities when the last pass found none.
 const VERIFY_TICK: Duration = Duration::from_millis(250);
 /// Checks in flight at once (each is up to three DNS lookups and then one store write).
@@ -37,18 +35,20 @@ pub async fn load_snapshot(store: Arc<dyn Store>, zone: String) -> anyhow::Resul
     Ok((generation, snapshot))
 }
 
-/// Keeps `handle` in step with the store until shutdown.
+/// Keeps `handle` in step with the store until shutdown, asking every `poll` whether the keys
+/// changed (a write shows within this).
 pub async fn follow_store(
     store: Arc<dyn Store>,
     zone: String,
     handle: SnapshotHandle,
     mut generation: u64,
+    poll: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
-            _ = tokio::time::sleep(SNAPSHOT_POLL) => {}
+            _ = tokio::time::sleep(poll) => {}
         }
         let s = store.clone();
         let now = match blocking(move || s.key_generation()).await {

@@ -216,6 +216,10 @@ pub struct ServeArgs {
     /// How long a keep-alive API connection may sit idle between requests.
     #[arg(long, env = "SESAME_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+    /// How often the key zone asks the store whether keys changed; a new key is served
+    /// within this (plus a rebuild), and no key signs before this node's zone serves it.
+    #[arg(long, env = "SESAME_KEY_ZONE_POLL", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub key_zone_poll: Duration,
     /// Key-zone UDP answers per second per client prefix (IPv4 /24, IPv6 /56) before
     /// response-rate limiting starts (0: off).
     #[arg(long, env = "SESAME_DNS_RRL", default_value_t = 50)]

@@ -240,7 +240,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (generation, snapshot) = background::load_snapshot(store.clone(), zone.clone()).await?;
         let snapshot = SnapshotHandle::new(snapshot);
         let verifier = Arc::new(
-            Verifier::new(resolver, VERIFY_LOOKUP_TIMEOUT).map_err(|e| anyhow::anyhow!(e))?,
+            Verifier::new(resolver, VERIFY_LOOKUP_TIMEOUT)
+                .map_err(|e| anyhow::anyhow!(e))?
+                .with_key_zone(snapshot.clone()),
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut background = tokio::task::JoinSet::new();
@@ -249,6 +251,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             zone.clone(),
             snapshot.clone(),
             generation,
+            args.key_zone_poll,
             stopped.clone(),
         ));
         background.spawn(background::verify_loop(service.clone(), verifier, stopped.clone()));

@@ -73,6 +73,28 @@ fn dkimpy(
     (out.status.success(), said)
 }
 
+/// `SESAME_PYTHON` (default `python3`) if it has dkimpy and dnspython; otherwise `None`,
+/// after saying so (or failing, where `SESAME_REQUIRE_DNS_TOOLS=1`).
+fn python_with_dkimpy() -> Option<String> {
+    let python = std::env::var("SESAME_PYTHON").unwrap_or_else(|_| "python3".into());
+    let have_dkimpy = Command::new(&python)
+        .args(["-c", "import dkim, dns.query"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if have_dkimpy {
+        return Some(python);
+    }
+    let required = std::env::var("SESAME_REQUIRE_DNS_TOOLS").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "{python} needs dkimpy and dnspython (pip install dkimpy dnspython)"
+    );
+    crate::harness::say(&format!(
+        "SKIPPED: {python} lacks dkimpy/dnspython (pip install dkimpy dnspython)"
+    ));
+    None
+}
+
 #[tokio::test]
 async fn unverified_or_foreign_senders_are_rejected_and_nothing_is_sent() {
     let server = Server::start();
@@ -162,22 +184,9 @@ async fn verified_domains_send_mail_that_dkimpy_verifies_through_dns() {
     if !have("nsd") {
         return;
     }
-    let python = std::env::var("SESAME_PYTHON").unwrap_or_else(|_| "python3".into());
-    let have_dkimpy = Command::new(&python)
-        .args(["-c", "import dkim, dns.query"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_dkimpy {
-        let required = std::env::var("SESAME_REQUIRE_DNS_TOOLS").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "{python} needs dkimpy and dnspython (pip install dkimpy dnspython)"
-        );
-        crate::harness::say(&format!(
-            "SKIPPED: {python} lacks dkimpy/dnspython (pip install dkimpy dnspython)"
-        ));
+    let Some(python) = python_with_dkimpy() else {
         return;
-    }
+    };
     let mut nsd = Nsd::start("example.test");
     let dir = tempfile::tempdir().unwrap();
     let resolver = nsd.addr().to_string();
@@ -588,9 +597,7 @@ async fn raw_messages_that_claim_someone_elses_from_are_refused_unsigned() {
     })
     .await;
     let raw = |from_address: Option<&str>, headers: &str| {
-        let message = format!(
-            "{headers}To: rcpt@example.net\r\nSubject: s\r\n\r\nbody\r\n"
-        );
+        let message = format!("{headers}To: rcpt@example.net\r\nSubject: s\r\n\r\nbody\r\n");
         c.send_email()
             .set_from_email_address(from_address.map(str::to_owned))
             .content(
@@ -659,5 +666,76 @@ async fn raw_messages_that_claim_someone_elses_from_are_refused_unsigned() {
     let id = out.message_id().unwrap();
     let text =
         std::fs::read_to_string(server.data_dir.join("outbox").join(format!("{id}.eml"))).unwrap();
-    assert!(text.starts_with("DKIM-Signature:") && text.contains("d=example.test;"), "{text}");
+    assert!(
+        text.starts_with("DKIM-Signature:") && text.contains("d=example.test;"),
+        "{text}"
+    );
+}
+
+/// Regression (issue 12, defect 3): a key signs only once the key zone a receiver reaches
+/// serves it. Creation, publication and sending back to back, round after round, with the key
+/// zone's refresh slowed to 3 s so the old race (SUCCESS from the CNAMEs alone, the key zone
+/// not serving yet) would show every round; dkimpy, resolving through NSD into Sesame's zone,
+/// must verify every message right away.
+#[tokio::test]
+async fn back_to_back_create_publish_send_verifies_every_time() {
+    if !have("nsd") {
+        return;
+    }
+    let Some(python) = python_with_dkimpy() else {
+        return;
+    };
+    let mut nsd = Nsd::start("example.test");
+    let dir = tempfile::tempdir().unwrap();
+    let resolver = nsd.addr().to_string();
+    let server = Server::start_in(
+        dir.path(),
+        &[
+            ("SESAME_RESOLVER", &resolver),
+            ("SESAME_VERIFY_INTERVAL", "200ms"),
+            ("SESAME_KEY_ZONE_POLL", "3s"),
+        ],
+    );
+    let c = server.client();
+    let mut records = Vec::new();
+    let rounds = 6;
+    for round in 0..rounds {
+        let domain = format!("r{round}.example.test");
+        c.create_email_identity()
+            .email_identity(&domain)
+            .send()
+            .await
+            .unwrap();
+        records.extend(
+            dns_records(&server, &domain, None)
+                .into_iter()
+                .filter(|l| !l.starts_with(';')),
+        );
+        nsd.publish(&records);
+        wait_for(&c, &domain, "SUCCESS", |g| {
+            status(g) == Some(&DkimStatus::Success)
+        })
+        .await;
+        let out = c
+            .send_email()
+            .from_email_address(format!("news@{domain}"))
+            .destination(
+                Destination::builder()
+                    .to_addresses("rcpt@example.net")
+                    .build(),
+            )
+            .content(simple("back to back"))
+            .send()
+            .await
+            .unwrap();
+        let path = server
+            .data_dir
+            .join("outbox")
+            .join(format!("{}.eml", out.message_id().unwrap()));
+        let (ok, said) = dkimpy(&python, &path, nsd.addr(), server.dns);
+        assert!(ok, "round {round}: dkimpy could not verify at once: {said}");
+    }
+    crate::harness::say(&format!(
+        "back-to-back: {rounds} rounds of create, publish, SUCCESS, send; dkimpy verified {rounds}/{rounds}"
+    ));
 }
