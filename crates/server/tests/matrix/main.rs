@@ -195,6 +195,8 @@ enum Auth {
     Stale,
     /// Signed over these bytes, sent with the request's body.
     SignedOver(Vec<u8>),
+    /// Signed, with this Content-Length declared and no body sent.
+    DeclaredLength(usize),
 }
 
 #[derive(Clone)]
@@ -429,6 +431,15 @@ fn model_cases(
     }
     req.body.resize(limit + 1, b' ');
     c.signed("body", Kind::OverSize, &format!("{} bytes", limit + 1), req);
+    // The same declared in Content-Length only: refused before any of the body is read.
+    let req = op.base();
+    c.push(
+        "body",
+        Kind::OverSize,
+        &format!("Content-Length {} declared, no body sent", limit + 1),
+        req,
+        Auth::DeclaredLength(limit + 1),
+    );
     c.out
 }
 
@@ -593,6 +604,16 @@ fn run(api: SocketAddr, case: &Case) -> Option<RawResponse> {
                 req,
                 &sign_headers(api, &req.method, &target, &req.body, then),
             )
+        }
+        Auth::DeclaredLength(n) => {
+            let mut h = sign_headers(api, &req.method, &target, &req.body, SystemTime::now());
+            h.push(("content-length".into(), n.to_string()));
+            let mut head = format!("{} {target} HTTP/1.1\r\n", req.method);
+            for (k, v) in &h {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("connection: close\r\n\r\n");
+            send(api, head.as_bytes(), b"")
         }
         Auth::SignedOver(other) => {
             let h = sign_headers(api, &req.method, &target, other, SystemTime::now());
