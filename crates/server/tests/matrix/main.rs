@@ -4,6 +4,15 @@
 //! whole-body faults and unauthenticated variants. Every case must answer exactly the AWS error
 //! its kind calls for (status, `x-amzn-ErrorType`, `__type`) and leave the store and the outbox
 //! byte for byte as they were. All cases run in sequence against one server.
+//!
+//! The server runs with `--verify-interval 24h`, and the cases start only once the verifier
+//! has checked every seeded identity (none is due for an hour after that), so from then on
+//! only requests write. A resolver of our own (`dns.rs`) verifies `verified.test`, so SendEmail
+//! has a valid base request. Two readings of the model are deliberate: an optional member sent
+//! as `null` is the member left out (restJson1), so only required members and list or map
+//! elements get a null case; and members of structures Sesame does not support (`Template`,
+//! `Attachments`, `ListManagementOptions`) are refused as unsupported whatever is wrong in them.
+//! `SESAME_MATRIX_LOG=<file>` writes every case with its request and answer.
 
 #[path = "../it/fakedns.rs"]
 #[allow(dead_code)]
