@@ -279,26 +279,35 @@ def dns_query(qid, name, qtype, edns=None, opcode=0, flags_rd=True, extra_questi
 def dns_corpus():
     t = "dns_respond"
     fresh(t)
+
+    def put(name, query):
+        # The first byte picks the transport: 0 UDP, 1 TCP.
+        write(t, f"udp-{name}", b"\x00" + query)
+        if name.startswith("txt-2048") or name in ("any", "two-questions"):
+            write(t, f"tcp-{name}", b"\x01" + query)
+
     zone = "dkim.sesame.test"
     token = "abcdefghijabcdefghijabcdefghijab"
     TXT, SOA, NS, A, ANY = 16, 6, 2, 1, 255
-    write(t, "txt-1024", dns_query(0x1234, f"{token}.{zone}", TXT))
-    write(t, "txt-2048-udp-512", dns_query(0x2222, f"ffffffffffffffffffffffffffffffff.{zone}", TXT))
-    write(t, "txt-2048-edns-1232", dns_query(0x2223, f"ffffffffffffffffffffffffffffffff.{zone}", TXT, edns=1232))
-    write(t, "txt-mixed-case-edns-4096", dns_query(0x3333, f"ABCDEFGHIJabcdefghijABCDEFGHIJab.DKIM.sesame.TEST", TXT, edns=4096))
-    write(t, "soa", dns_query(1, zone, SOA))
-    write(t, "ns", dns_query(2, zone, NS, edns=512))
-    write(t, "apex-a", dns_query(3, zone, A))
-    write(t, "token-a-nodata", dns_query(4, f"{token}.{zone}", A))
-    write(t, "any", dns_query(5, f"{token}.{zone}", ANY))
-    write(t, "nxdomain", dns_query(6, f"nope.{zone}", TXT))
-    write(t, "refused-other-zone", dns_query(7, "example.com", TXT))
-    write(t, "notify-opcode", dns_query(8, zone, SOA, opcode=4))
-    write(t, "two-questions", dns_query(9, f"{token}.{zone}", TXT, extra_question=(zone, SOA)))
-    write(t, "no-question", struct.pack(">HHHHHH", 10, 0x0100, 0, 0, 0, 0))
+    put("txt-1024", dns_query(0x1234, f"{token}.{zone}", TXT))
+    put("txt-2048-udp-512", dns_query(0x2222, f"ffffffffffffffffffffffffffffffff.{zone}", TXT))
+    put("txt-2048-edns-1232", dns_query(0x2223, f"ffffffffffffffffffffffffffffffff.{zone}", TXT, edns=1232))
+    put("txt-mixed-case-edns-4096", dns_query(0x3333, f"ABCDEFGHIJabcdefghijABCDEFGHIJab.DKIM.sesame.TEST", TXT, edns=4096))
+    put("soa", dns_query(1, zone, SOA))
+    put("ns", dns_query(2, zone, NS, edns=512))
+    put("apex-a", dns_query(3, zone, A))
+    put("token-a-nodata", dns_query(4, f"{token}.{zone}", A))
+    put("any", dns_query(5, f"{token}.{zone}", ANY))
+    put("nxdomain", dns_query(6, f"nope.{zone}", TXT))
+    put("refused-other-zone", dns_query(7, "example.com", TXT))
+    put("notify-opcode", dns_query(8, zone, SOA, opcode=4))
+    put("two-questions", dns_query(9, f"{token}.{zone}", TXT, extra_question=(zone, SOA)))
+    put("no-question", struct.pack(">HHHHHH", 10, 0x0100, 0, 0, 0, 0))
     # A compression pointer in the question (points back at the header: a loop-ish name).
-    write(t, "pointer-name", struct.pack(">HHHHHH", 11, 0x0100, 1, 0, 0, 0) + b"\x03abc\xc0\x0c" + struct.pack(">HH", 16, 1))
-    write(t, "truncated", dns_query(12, f"{token}.{zone}", TXT)[:20])
+    put("pointer-name", struct.pack(">HHHHHH", 11, 0x0100, 1, 0, 0, 0) + b"\x03abc\xc0\x0c" + struct.pack(">HH", 16, 1))
+    put("truncated", dns_query(12, f"{token}.{zone}", TXT)[:20])
+    put("edns-version-1", dns_query(13, f"{token}.{zone}", TXT, edns=1232)[:-7] + b"\x01\x00\x00\x00\x00")
+    put("response-bit", b"\x00\x0e\x80" + dns_query(14, zone, SOA)[3:])
 
 
 def mime_corpus():
