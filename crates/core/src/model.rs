@@ -43,10 +43,12 @@ impl AccountId {
 pub struct DomainName(String);
 
 impl DomainName {
-    /// Validates a host name: labels of 1..63 letters, digits, hyphens and underscores that do
-    /// not start or end with a hyphen, at least two labels, at most 253 characters (RFC 1035
-    /// section 2.3.4). Domain names are case-insensitive (SES developer guide), so they are
-    /// lower-cased here and compared in that form everywhere.
+    /// Validates a host name: labels of 1..63 letters, digits and hyphens that do not start or
+    /// end with a hyphen, at least two labels, at most 253 characters (RFC 1035 section 2.3.4),
+    /// and a last label that is not all digits, so an IPv4 literal such as `192.0.2.1` is no
+    /// domain (RFC 3696 section 2). As SES, no `_` (it marks service names such as
+    /// `_domainkey`, which are not mail domains). Domain names are case-insensitive (SES
+    /// developer guide), so they are lower-cased here and compared in that form everywhere.
     pub fn parse(s: &str) -> Result<DomainName, Error> {
         let field = "EmailIdentity";
         let s = s.strip_suffix('.').unwrap_or(s);
@@ -69,7 +71,7 @@ impl DomainName {
         for label in &labels {
             let ok_chars = label
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
             if label.is_empty()
                 || label.len() > 63
                 || !ok_chars
@@ -84,6 +86,17 @@ impl DomainName {
                     ),
                 ));
             }
+        }
+        if labels
+            .last()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(Error::bad_request(
+                field,
+                format!(
+                    "'{s}' is not a valid domain name: its last label is all digits (an IP address is not a domain)"
+                ),
+            ));
         }
         Ok(DomainName(s.to_ascii_lowercase()))
     }
@@ -618,7 +631,12 @@ mod tests {
     fn identity_names() {
         check("Example.COM", Ok("example.com"));
         check("example.com.", Ok("example.com"));
-        check("mail_1.example.com", Ok("mail_1.example.com"));
+        // Issue 12: SES refuses both; the probe created them.
+        check("mail_1.example.com", Err("not a valid domain"));
+        check("192.0.2.1", Err("last label is all digits"));
+        check("user@192.0.2.1", Err("last label is all digits"));
+        check("1.2.example.com", Ok("1.2.example.com"));
+        check("xn--bcher-kva.example", Ok("xn--bcher-kva.example"));
         check("User+Tag@Example.com", Ok("User+Tag@example.com"));
         check("localhost", Err("at least two labels"));
         check("-bad.example.com", Err("not a valid domain"));

@@ -158,7 +158,7 @@ pub fn envelope(message: &[u8]) -> Result<Envelope, RawError> {
     let named = |fields: &[Result<Vec<String>, RawError>]| -> Vec<String> {
         fields
             .iter()
-            .flat_map(|f| f.as_ref().map(Vec::clone).unwrap_or_default())
+            .flat_map(|f| f.iter().flatten().cloned())
             .collect()
     };
     if from.len() != 1 {

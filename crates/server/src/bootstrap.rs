@@ -8,7 +8,7 @@ use sesame_core::ports::{AccessKey, Account, Clock, Store};
 use sesame_crypto::{MasterKey, Sealer, random};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The associated-data label of sealed secret access keys.
@@ -17,13 +17,62 @@ pub const ACCESS_KEY_PURPOSE: &str = "sesame/secret-access-key/v1";
 /// The name of the account that the bootstrap variables and first start set up.
 pub const DEFAULT_ACCOUNT: &str = "default";
 
-/// Creates the data directory (mode 0700) if it is missing.
+/// Creates the data directory (mode 0700) if it is missing. One an operator made must belong
+/// to the user Sesame runs as; if it lets group or others in, it is tightened to 0700 (it holds
+/// the master key, the database with sealed keys, and credentials).
 pub fn data_dir(path: &Path) -> anyhow::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .with_context(|| format!("creating data directory {}", path.display()))
+        .with_context(|| format!("creating data directory {}", path.display()))?;
+    let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        bail!(
+            "data directory {} belongs to uid {}, not to uid {me} that Sesame runs as",
+            path.display(),
+            meta.uid()
+        );
+    }
+    tighten(path, &meta, 0o700)
+}
+
+/// Removes group and other permissions from `path` (mode `private`) if it has any.
+fn tighten(path: &Path, meta: &fs::Metadata, private: u32) -> anyhow::Result<()> {
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{mode:o}"),
+            "group or others could read this; now {private:o}"
+        );
+        fs::set_permissions(path, fs::Permissions::from_mode(private))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The SQLite database and its `-wal` and `-shm` files, readable by the owner only. SQLite
+/// creates the other two with the database's mode, so the database is made 0600 before
+/// SQLite opens it; files left looser by an earlier version are tightened.
+pub fn private_database(db: &Path) -> anyhow::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(db)
+        .with_context(|| format!("creating {}", db.display()))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let path = PathBuf::from(name);
+        if let Ok(meta) = fs::metadata(&path) {
+            tighten(&path, &meta, 0o600)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes `contents` to a new file readable by the owner only; fails if it exists.

@@ -125,6 +125,7 @@ fn open(args: &StoreArgs) -> anyhow::Result<Opened> {
         });
     }
     let db = sqlite_path(args);
+    bootstrap::private_database(&db)?;
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
     Ok(Opened { store, sealer, db })
@@ -296,7 +297,7 @@ fn connection_cap(wanted: usize) -> usize {
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current < limit.maximum {
         limit.current = limit.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, limit.clone()) {
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
             tracing::warn!(error = %e, "could not raise the descriptor limit");
         }
         limit = getrlimit(Resource::Nofile);

@@ -73,7 +73,8 @@ fn body<T: DeserializeOwned>(input: &Input<'_>) -> Result<T, ApiError> {
     } else {
         input.body
     };
-    serde_json::from_slice(bytes).map_err(|e| EdgeError::Serialization(e.to_string()).into())
+    crate::wire::strict::from_slice(bytes)
+        .map_err(|e| EdgeError::Serialization(e.to_string()).into())
 }
 
 fn json(value: &impl Serialize) -> Result<Vec<u8>, ApiError> {

@@ -95,14 +95,52 @@ fn header_ok(name: &str, value: &str) -> Result<(), Error> {
             format!("the header {name} is set by the service"),
         ));
     }
-    // CR or LF would let a value start new header fields (header injection).
-    if value.len() > 870 || value.contains(['\r', '\n']) {
+    // The model's MessageHeaderValue: 1 to 995 printable ASCII characters, so no CR or LF
+    // can start new header fields (header injection).
+    if value.is_empty() || value.len() > 995 || !value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
         return Err(Error::bad_request(
             member,
-            format!("the value of {name} must be one line of at most 870 characters"),
+            format!("the value of {name} must be 1 to 995 printable ASCII characters on one line"),
         ));
     }
     Ok(())
+}
+
+/// SES's rule for message tags (`EmailTags`): a name and a value, each 1 to 256 ASCII letters,
+/// digits, `_` or `-`. They only label events, which Sesame does not publish, so they are
+/// checked and then not used.
+fn check_tags(tags: Vec<win::MessageTag>) -> Result<(), Error> {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 256
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    for t in tags {
+        let name = required(t.name, "EmailTags.Name")?;
+        let value = required(t.value, "EmailTags.Value")?;
+        for (member, text) in [("EmailTags.Name", &name), ("EmailTags.Value", &value)] {
+            if !ok(text) {
+                return Err(Error::bad_request(
+                    member,
+                    format!(
+                        "'{text}' is not a valid message tag {}: 1 to 256 ASCII letters, digits, '_' or '-'",
+                        if member.ends_with("Name") {
+                            "name"
+                        } else {
+                            "value"
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A body part's text: `Data` is required once the part is given.
+fn part_data(member: &'static str, part: Option<win::Content>) -> Result<Option<String>, Error> {
+    part.map(|c| required(c.data, member)).transpose()
 }
 
 /// A raw message whose headers we will not sign: a structural fault is a bad request, a sender
@@ -134,6 +172,17 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
     if req.from_email_address_identity_arn.is_some() {
         return Err(unsupported("FromEmailAddressIdentityArn", "Sending authorization").into());
     }
+    if req.feedback_forwarding_email_address_identity_arn.is_some() {
+        return Err(unsupported(
+            "FeedbackForwardingEmailAddressIdentityArn",
+            "Sending authorization",
+        )
+        .into());
+    }
+    if req.configuration_overrides.is_some() {
+        return Err(unsupported("ConfigurationOverrides", "Configuration sets").into());
+    }
+    check_tags(req.email_tags.unwrap_or_default())?;
     if let Some(f) = &req.feedback_forwarding_email_address {
         parse_address("FeedbackForwardingEmailAddress", f)?;
     }
@@ -170,8 +219,8 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
             let body = required(simple.body, "Content.Simple.Body")?;
             utf8_charset("Content.Simple.Body.Text.Charset", &body.text)?;
             utf8_charset("Content.Simple.Body.Html.Charset", &body.html)?;
-            let text = body.text.and_then(|c| c.data);
-            let html = body.html.and_then(|c| c.data);
+            let text = part_data("Content.Simple.Body.Text.Data", body.text)?;
+            let html = part_data("Content.Simple.Body.Html.Data", body.html)?;
             if text.is_none() && html.is_none() {
                 return Err(Error::bad_request(
                     "Content.Simple.Body",

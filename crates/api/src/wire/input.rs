@@ -118,6 +118,13 @@ pub struct EmailContent {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+pub struct MessageTag {
+    pub name: Option<String>,
+    pub value: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct SendEmailRequest {
     pub from_email_address: Option<String>,
     pub from_email_address_identity_arn: Option<String>,
@@ -125,7 +132,9 @@ pub struct SendEmailRequest {
     pub reply_to_addresses: Option<Vec<String>>,
     pub feedback_forwarding_email_address: Option<String>,
     pub content: Option<EmailContent>,
-    pub email_tags: Option<serde_json::Value>,
+    pub email_tags: Option<Vec<MessageTag>>,
+    pub configuration_overrides: Option<serde_json::Value>,
+    pub feedback_forwarding_email_address_identity_arn: Option<String>,
     pub configuration_set_name: Option<String>,
     pub endpoint_id: Option<String>,
     pub tenant_name: Option<String>,

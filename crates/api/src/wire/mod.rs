@@ -5,3 +5,4 @@
 
 pub mod input;
 pub mod output;
+pub mod strict;

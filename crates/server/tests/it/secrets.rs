@@ -148,3 +148,39 @@ async fn no_response_log_or_database_page_holds_a_private_key() {
     assert!(checked > 100);
     assert!(log.contains("request"), "the log was captured");
 }
+
+/// Regression (issue 12): a data directory an operator made 0755 held database files 0644.
+/// Now the directory is tightened to 0700 and the database, its WAL and shared memory are 0600
+/// whatever the umask.
+#[tokio::test]
+async fn an_operator_made_data_dir_and_its_database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Server::start_in(&dir, &[]);
+    server
+        .client()
+        .create_email_identity()
+        .email_identity("perm.example.com")
+        .send()
+        .await
+        .unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the data dir");
+    for f in [
+        "sesame.db",
+        "sesame.db-wal",
+        "sesame.db-shm",
+        "master.key",
+        "credentials",
+    ] {
+        let path = dir.join(f);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{f}");
+        } else {
+            assert!(f == "credentials", "{f} exists");
+        }
+    }
+}
