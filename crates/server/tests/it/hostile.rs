@@ -92,7 +92,12 @@ async fn silent_half_sent_and_slow_connections_are_closed() {
     assert!(closed, "then closed when idle");
 
     // And the server still answers signed requests.
-    server.client().list_email_identities().send().await.unwrap();
+    server
+        .client()
+        .list_email_identities()
+        .send()
+        .await
+        .unwrap();
 }
 
 /// The probe's finding: 300 idle connections under a 256-descriptor limit made a signed
@@ -100,10 +105,7 @@ async fn silent_half_sent_and_slow_connections_are_closed() {
 #[tokio::test]
 async fn hundreds_of_idle_connections_under_a_small_descriptor_limit_do_not_starve_requests() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start_in(
-        tmp.path(),
-        &[("SESAME_TEST_NOFILE", "256")],
-    );
+    let server = Server::start_in(tmp.path(), &[("SESAME_TEST_NOFILE", "256")]);
     let mut held = Vec::new();
     for i in 0..300 {
         let mut s = connect(server.api);
@@ -114,13 +116,10 @@ async fn hundreds_of_idle_connections_under_a_small_descriptor_limit_do_not_star
     }
     let c = server.client();
     for _ in 0..10 {
-        tokio::time::timeout(
-            Duration::from_secs(20),
-            c.list_email_identities().send(),
-        )
-        .await
-        .expect("a signed request answers while 300 idle connections are open")
-        .unwrap();
+        tokio::time::timeout(Duration::from_secs(20), c.list_email_identities().send())
+            .await
+            .expect("a signed request answers while 300 idle connections are open")
+            .unwrap();
     }
     let out = server.output();
     assert!(
@@ -176,4 +175,98 @@ async fn signed_requests_answer_while_a_thousand_slow_connections_are_held() {
         ms[ms.len() * 99 / 100],
         ms[ms.len() - 1]
     ));
+}
+
+/// Regression (issue 12, smaller findings): unauthenticated requests were answered and logged
+/// in full, without limit. Past a per-source budget they get 429 and no log line each, while
+/// signed requests from the same address still answer.
+#[tokio::test]
+async fn unauthenticated_floods_are_capped_per_source_and_do_not_flood_the_log() {
+    let server = Server::start();
+    let mut statuses = std::collections::BTreeMap::new();
+    for _ in 0..300 {
+        let r = crate::harness::send(
+            server.api,
+            b"GET /v2/email/identities HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"",
+        );
+        *statuses.entry(r.status).or_insert(0) += 1;
+    }
+    assert_eq!(
+        statuses.get(&403).copied().unwrap_or(0) + statuses.get(&429).copied().unwrap_or(0),
+        300,
+        "{statuses:?}"
+    );
+    assert!(statuses.get(&429).copied().unwrap_or(0) > 0, "{statuses:?}");
+    server
+        .client()
+        .list_email_identities()
+        .send()
+        .await
+        .unwrap();
+    let out = server.output();
+    let logged = out
+        .lines()
+        .filter(|l| l.contains("INFO") && l.contains("status=403"))
+        .count();
+    assert!(
+        logged <= statuses[&403],
+        "one info line per answered 403 at most: {logged}"
+    );
+    assert!(
+        !out.lines()
+            .any(|l| l.contains("INFO") && l.contains("status=429") && l.contains("op=\"-\"")),
+        "the refused ones are not logged at info"
+    );
+    say(&format!(
+        "hostile: 300 unsigned requests from one address: {statuses:?}; {logged} logged at info"
+    ));
+}
+
+/// Regression (issue 12, smaller findings): a DNS query with 100 questions logged an ERROR
+/// line per packet; EDNS version 1 was not answered BADVERS.
+#[tokio::test]
+async fn malformed_dns_packets_get_formerr_and_no_log_line() {
+    let server = Server::start();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Header: id 0x4242, RD, QDCOUNT 100; then 100 questions for dkim.sesame.internal TXT.
+    let mut q = vec![0x42, 0x42, 0x01, 0x00, 0x00, 100, 0, 0, 0, 0, 0, 0];
+    for _ in 0..100 {
+        for label in ["dkim", "sesame", "internal"] {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 16, 0, 1]);
+    }
+    let mut buf = [0u8; 4096];
+    for _ in 0..50 {
+        sock.send_to(&q, server.dns).unwrap();
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        assert!(n >= 12);
+        assert_eq!(&buf[..2], &[0x42, 0x42]);
+        assert_eq!(buf[3] & 0x0f, 1, "FORMERR");
+    }
+    // One question with EDNS version 1: BADVERS (extended RCODE 16 = 1 in the OPT's high bits).
+    let mut e = vec![0x43, 0x43, 0x01, 0x00, 0x00, 1, 0, 0, 0, 0, 0, 1];
+    for label in ["dkim", "sesame", "internal"] {
+        e.push(label.len() as u8);
+        e.extend_from_slice(label.as_bytes());
+    }
+    e.extend_from_slice(&[0, 0, 6, 0, 1]);
+    e.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 1, 0, 0, 0, 0]); // OPT, version 1
+    sock.send_to(&e, server.dns).unwrap();
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let opt = &buf[n - 11..n];
+    assert_eq!(opt[1..3], [0, 41], "an OPT record ends the answer");
+    assert_eq!((opt[5], buf[3] & 0x0f), (1, 0), "RCODE 16 = BADVERS");
+    assert_eq!(opt[6], 0, "we answer with version 0");
+    let out = server.output();
+    let after_start = out.split("listening api=").nth(1).unwrap_or_default();
+    assert!(
+        !after_start
+            .lines()
+            .any(|l| l.contains("ERROR") || l.contains("WARN")),
+        "no log line for malformed packets:\n{out}"
+    );
 }
