@@ -139,17 +139,17 @@ impl Verifier {
     /// that cannot (an authoritative-only server: no TXT comes back) cannot say, and the
     /// key zone's own snapshot must then serve it.
     async fn check_chain_end(&self, name: &str, target: &str, public_der: &[u8]) -> RecordCheck {
-        if let Ok(found) = self.txt_records(name).await {
-            if !found.is_empty() {
-                if found.iter().any(|(k, _)| k.as_deref() == Some(public_der)) {
-                    return RecordCheck::Valid;
-                }
-                let texts: Vec<&str> = found.iter().map(|(_, t)| t.as_str()).collect();
-                return RecordCheck::Wrong(format!(
-                    "CNAME to {target}, but the resolver finds TXT \"{}\" at its end, not this identity's key",
-                    texts.join("\" \"")
-                ));
+        if let Ok(found) = self.txt_records(name).await
+            && !found.is_empty()
+        {
+            if found.iter().any(|(k, _)| k.as_deref() == Some(public_der)) {
+                return RecordCheck::Valid;
             }
+            let texts: Vec<&str> = found.iter().map(|(_, t)| t.as_str()).collect();
+            return RecordCheck::Wrong(format!(
+                "CNAME to {target}, but the resolver finds TXT \"{}\" at its end, not this identity's key",
+                texts.join("\" \"")
+            ));
         }
         if self.key_zone_serves(target, public_der).await {
             RecordCheck::Valid
