@@ -1,8 +1,9 @@
 //! The customers' DNS in the crash trials, the verifier's `--resolver`: every token-shaped
 //! `<token>._domainkey.<domain>` is a CNAME to `<token>.<dkim-zone>` (so each Easy DKIM
 //! identity verifies as if its owner had published what SES asks for), and BYODKIM selectors'
-//! TXT records come from a table the test fills. Answers may be held back by a random delay,
-//! to spread a verifier sweep over a window a kill can land in. Everything else is NXDOMAIN.
+//! TXT records come from a table the test fills. A domain's records can be withheld for a
+//! while, and answers held back by a random delay, to spread a verifier sweep over a window a
+//! kill can land in. Everything else is NXDOMAIN.
 //! It runs on its own thread and runtime, so a test blocked in synchronous code never stalls it.
 
 use hickory_server::net::runtime::Time;
@@ -20,6 +21,8 @@ use std::sync::{Arc, Mutex};
 struct Table {
     /// Lower-cased name without the trailing dot → TXT value.
     txt: Mutex<HashMap<String, String>>,
+    /// Domains whose records are not published (yet): NXDOMAIN.
+    blocked: Mutex<std::collections::HashSet<String>>,
     /// The longest delay before an answer, in ms (0: none).
     max_delay_ms: AtomicU64,
     counter: AtomicU64,
@@ -42,7 +45,8 @@ impl Customers {
         let name = qname.trim_end_matches('.').to_ascii_lowercase();
         let owner = Name::from_ascii(format!("{name}.")).ok()?;
         let (label, rest) = name.split_once('.')?;
-        if !rest.starts_with("_domainkey.") {
+        let domain = rest.strip_prefix("_domainkey.")?;
+        if self.table.blocked.lock().unwrap().contains(domain) {
             return None;
         }
         if let Some(value) = self.table.txt.lock().unwrap().get(&name) {
@@ -162,6 +166,16 @@ impl CustomerDns {
             format!("{selector}._domainkey.{domain}").to_ascii_lowercase(),
             value,
         );
+    }
+
+    /// Whether `domain`'s DKIM records are withheld (NXDOMAIN) or published.
+    pub fn withhold(&self, domain: &str, withheld: bool) {
+        let mut b = self.table.blocked.lock().unwrap();
+        if withheld {
+            b.insert(domain.to_ascii_lowercase());
+        } else {
+            b.remove(&domain.to_ascii_lowercase());
+        }
     }
 
     /// Holds each answer back by up to `ms` milliseconds (0: answer at once).
