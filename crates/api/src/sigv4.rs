@@ -434,9 +434,28 @@ pub fn canonical_query(raw: Option<&str>) -> String {
         .join("&")
 }
 
+/// Which whitespace a signer collapses in header values. AWS's rule says "sequential spaces";
+/// botocore collapses every Unicode whitespace run (`' '.join(v.split())`), aws-sigv4 only
+/// spaces, so a value with a tab or a no-break space is signed two ways by two SDKs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Collapse {
+    /// Every whitespace run (botocore).
+    AnyWhitespace,
+    /// Runs of ' ' only (aws-sigv4, the documented rule).
+    Spaces,
+}
+
 /// A header value as SigV4 canonicalises it: trimmed, runs of whitespace made one space.
-fn canonical_value(v: &str) -> String {
-    v.split_whitespace().collect::<Vec<_>>().join(" ")
+fn canonical_value(v: &str, collapse: Collapse) -> String {
+    match collapse {
+        Collapse::AnyWhitespace => v.split_whitespace().collect::<Vec<_>>().join(" "),
+        Collapse::Spaces => v
+            .trim_matches(' ')
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
 }
 
 /// The canonical request (step 1 of SigV4).
@@ -444,6 +463,15 @@ pub fn canonical_request(
     req: &Request<'_>,
     p: &Parsed,
     rules: PathRules,
+) -> Result<String, SigError> {
+    canonical_request_with(req, p, rules, Collapse::AnyWhitespace)
+}
+
+fn canonical_request_with(
+    req: &Request<'_>,
+    p: &Parsed,
+    rules: PathRules,
+    collapse: Collapse,
 ) -> Result<String, SigError> {
     let body_hash = hex_sha256(req.body);
     if let Some(claimed) = req.header("x-amz-content-sha256")
@@ -459,7 +487,7 @@ pub fn canonical_request(
             .headers
             .iter()
             .filter(|(n, _)| n == name)
-            .map(|(_, v)| canonical_value(v))
+            .map(|(_, v)| canonical_value(v, collapse))
             .collect();
         headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
@@ -599,18 +627,31 @@ pub fn verify_with_key(
     signing_key: &[u8],
     rules: PathRules,
 ) -> Result<(), SigError> {
-    let canonical = canonical_request(req, p, rules)?;
-    let sts = string_to_sign(p, &canonical);
     let sent = data_encoding::HEXLOWER_PERMISSIVE
         .decode(p.signature.as_bytes())
         .unwrap_or_default();
-    let ok = match Hmac::<Sha256>::new_from_slice(signing_key) {
+    let matches = |sts: &str| match Hmac::<Sha256>::new_from_slice(signing_key) {
         Ok(mut m) => {
             m.update(sts.as_bytes());
             m.verify_slice(&sent).is_ok()
         }
         Err(_) => false,
     };
+    let canonical = canonical_request(req, p, rules)?;
+    let sts = string_to_sign(p, &canonical);
+    // Only a signed value with whitespace other than ' ' reads differently under the other
+    // SDK's rule, so only then is the second reading worth an HMAC.
+    let odd_whitespace = || {
+        req.headers.iter().any(|(n, v)| {
+            p.signed_headers.contains(n) && v.chars().any(|c| c.is_whitespace() && c != ' ')
+        })
+    };
+    let ok = matches(&sts)
+        || (odd_whitespace()
+            && matches(&string_to_sign(
+                p,
+                &canonical_request_with(req, p, rules, Collapse::Spaces)?,
+            )));
     if ok {
         Ok(())
     } else {

@@ -181,12 +181,33 @@ fn check_consistent(rsa: &Rsa<Private>, field: &'static str) -> Result<(), Error
     };
     if parts.consistent(&one).map_err(internal)? {
         Ok(())
+    } else if multi_prime(rsa) {
+        // Consistent, but n has a third factor: say so rather than call the key broken.
+        Err(Error::bad_request(
+            field,
+            "the RSA private key has more than two primes (RFC 8017 otherPrimeInfos); \
+             Sesame imports two-prime RSA keys, as DKIM signers make them",
+        ))
     } else {
         Err(Error::bad_request(
             field,
             "the RSA private key is inconsistent",
         ))
     }
+}
+
+/// Whether OpenSSL holds `rsa` as a multi-prime key: its PKCS#1 encoding is then version 1
+/// (RFC 8017 appendix A.1.2), the INTEGER right after the outer SEQUENCE's header.
+fn multi_prime(rsa: &Rsa<Private>) -> bool {
+    let Ok(der) = rsa.private_key_to_der() else {
+        return false;
+    };
+    let header = match der.get(1) {
+        Some(&l) if l < 0x80 => 2,
+        Some(&l) => 2 + usize::from(l & 0x7f),
+        None => return false,
+    };
+    der.get(header..header + 3) == Some(&[0x02, 0x01, 0x01])
 }
 
 const MISSING_FACTORS: &str = "the RSA private key must include its prime factors (p, q) and \
@@ -448,6 +469,22 @@ mod tests {
                 assert!(why.contains("inconsistent"), "{what}: {why}");
             }
         }
+    }
+
+    /// Found by the key_import fuzzer: a valid three-prime key was refused as "inconsistent".
+    #[test]
+    fn a_three_prime_key_is_refused_for_what_it_is() {
+        let der =
+            include_bytes!("../../../fuzz/artifacts-found/key_import-three-prime-rsa1024.der");
+        let why = reason(
+            vault()
+                .import(&PrivateKeyInput(der.to_vec()))
+                .err()
+                .unwrap(),
+        );
+        assert!(why.contains("more than two primes"), "{why}");
+        let two = Rsa::generate(1024).unwrap();
+        assert!(!multi_prime(&two));
     }
 
     #[test]

@@ -431,3 +431,47 @@ fn one_request_carries_exactly_one_credential() {
         Err(SigError::Incomplete(m)) if m.contains("Only one authentication mechanism")
     ));
 }
+
+/// Found by the http_edge fuzzer: a signed header value with a tab. aws-sigv4 collapses only
+/// spaces (AWS's documented rule), botocore every whitespace run; a request signed either way
+/// verifies.
+#[test]
+fn header_values_with_tabs_verify_under_both_sdk_rules() {
+    let now = "20261126T120000Z";
+    let headers = vec![
+        ("host".to_owned(), "example.com".to_owned()),
+        ("x-a".to_owned(), " a\tb  c ".to_owned()),
+        ("x-amz-date".to_owned(), now.to_owned()),
+        (
+            "authorization".to_owned(),
+            format!(
+                "{ALGORITHM} Credential=AKID/20261126/us-east-1/ses/aws4_request, SignedHeaders=host;x-a;x-amz-date, Signature=00"
+            ),
+        ),
+    ];
+    let req = Request {
+        method: "GET",
+        raw_path: "/v2/email/identities",
+        raw_query: None,
+        headers: &headers,
+        body: b"",
+    };
+    let mut p = parse(&req).unwrap();
+    let key = signing_key("secret", &p);
+    for collapse in [Collapse::Spaces, Collapse::AnyWhitespace] {
+        let canonical = canonical_request_with(&req, &p, PathRules::AWS_SERVICE, collapse).unwrap();
+        p.signature = signature(&key, &string_to_sign(&p, &canonical));
+        assert_eq!(
+            verify_with_key(&req, &p, &key, PathRules::AWS_SERVICE),
+            Ok(()),
+            "{collapse:?}"
+        );
+    }
+    assert_eq!(canonical_value(" a\tb  c ", Collapse::Spaces), "a\tb c");
+    assert_eq!(
+        canonical_value(" a\tb  c ", Collapse::AnyWhitespace),
+        "a b c"
+    );
+    p.signature = signature(&key, "something else");
+    assert!(verify_with_key(&req, &p, &key, PathRules::AWS_SERVICE).is_err());
+}
