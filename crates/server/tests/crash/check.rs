@@ -215,6 +215,29 @@ fn whole(id: &Identity, vault: &sesame_crypto::OpenSslVault) -> Vec<String> {
                             active.created_at.0, id.verification.last_success
                         ));
                     }
+                    // The latest retirement is the current key's activation: not before the
+                    // rotation delay since it was published.
+                    let activated = dkim.keys.iter().filter_map(|k| k.retired_at).max();
+                    if let Some(at) = activated
+                        && at.0 < active.created_at.0 + crate::ROTATION_DELAY_MS
+                    {
+                        say(format!(
+                            "the signing key (created {}) activated at {}, before the {} ms delay",
+                            active.created_at.0,
+                            at.0,
+                            crate::ROTATION_DELAY_MS
+                        ));
+                    }
+                    for k in &dkim.keys {
+                        if let Some(r) = k.retired_at
+                            && r < k.created_at
+                        {
+                            say(format!(
+                                "a key retired ({}) before it was made ({})",
+                                r.0, k.created_at.0
+                            ));
+                        }
+                    }
                     if rotated_in && dkim.status != DkimStatus::Success {
                         // Activation needs SUCCESS; the status may have moved since, which the
                         // load never provokes (the customers' DNS always answers right).
@@ -509,6 +532,25 @@ pub async fn check(
         if !text.starts_with("DKIM-Signature: v=1; a=rsa-sha256;") {
             report.half.push(format!("outbox {f}: not signed"));
             continue;
+        }
+        // Signed with a key that had activated: never with one that is still staged (which
+        // the key zone publishes too, so the signature alone would verify).
+        let tag = |t: &str| {
+            text.split_once("\r\n\r\n")
+                .map_or(&text[..], |(h, _)| h)
+                .split(';')
+                .find_map(|p| p.trim().strip_prefix(t).map(str::to_owned))
+        };
+        if let (Some(d), Some(sel)) = (tag("d="), tag("s="))
+            && let Some(id) = stored_by_name.get(&d)
+            && let Some(dk) = &id.dkim
+            && let DkimOrigin::Easy { tokens, .. } = &dk.origin
+            && let Some(slot) = tokens.iter().position(|t| t.as_str() == sel)
+            && dk.staged == Some(slot)
+        {
+            report.half.push(format!(
+                "outbox {f}: signed by {d}'s staged key {sel}, which never signed"
+            ));
         }
         match crate::forwarddns::mail_auth_verifies(forward.addr, &bytes).await {
             Ok(()) => report.outbox_verified += 1,

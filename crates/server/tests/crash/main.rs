@@ -75,6 +75,8 @@ enum Kind {
 }
 
 const ZONE: &str = "dkim.sesame.internal";
+/// `--rotation-delay` of every server here, in ms.
+pub const ROTATION_DELAY_MS: i64 = 300;
 const SWEEP: usize = 150;
 const SENDERS: [&str; 2] = ["send-easy.send.test", "send-byo.send.test"];
 
