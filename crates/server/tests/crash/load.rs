@@ -112,6 +112,8 @@ pub struct Ledger {
     /// Acknowledged writes this trial (identity writes, sends, rotations).
     pub acked: u64,
     pub refused: u64,
+    /// `sesame rotate` runs killed on their own.
+    pub cli_killed: u64,
     /// Refusals by operation and error code.
     pub refusals: BTreeMap<String, u64>,
     /// Acknowledged writes by operation.
@@ -862,15 +864,35 @@ impl Load {
                 let _ = stderr.read_to_string(&mut e).await;
                 (o, e)
             });
-            let status = tokio::select! {
-                s = child.wait() => Some(s.unwrap()),
-                _ = self.stop.changed() => None,
+            // Now and then the CLI alone is killed mid-run: the server must carry on past a
+            // writer that died holding the database.
+            let own_kill = rng
+                .chance(30)
+                .then(|| std::time::Duration::from_millis(rng.below(250)));
+            let own_kill = async move {
+                match own_kill {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
             };
-            let Some(status) = status else {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-                self.ledger.lock().unwrap().cut_off += 1;
-                return;
+            let status = tokio::select! {
+                s = child.wait() => Ok(s.unwrap()),
+                _ = self.stop.changed() => Err(true),
+                _ = own_kill => Err(false),
+            };
+            let status = match status {
+                Ok(s) => s,
+                Err(server_killed) => {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    let mut l = self.ledger.lock().unwrap();
+                    l.cut_off += 1;
+                    if server_killed {
+                        return;
+                    }
+                    l.cli_killed += 1;
+                    continue;
+                }
             };
             let (out, err) = read.await.unwrap();
             {

@@ -405,6 +405,7 @@ async fn acknowledged_writes_survive_kill_9_at_random_moments() {
         let c = client(restarted.api);
         let mut taken = std::mem::take(&mut *ledger.lock().unwrap());
         let (acked, cut_off) = (taken.acked, taken.cut_off);
+        let cli_killed = std::mem::take(&mut taken.cli_killed);
         let (sends, rotations) = (taken.sends.len(), taken.rotations.len());
         let refused = format!(
             "{} {:?}",
@@ -446,7 +447,7 @@ async fn acknowledged_writes_survive_kill_9_at_random_moments() {
         }
         if kind == Kind::Rotation {
             extra = format!(
-                ", --rotate-every staged a key on {auto_rotated}/{} domains before the kill",
+                ", --rotate-every staged a key on {auto_rotated}/{} domains before the kill, {cli_killed} sesame rotate killed alone",
                 auto_domains.len()
             );
         }
@@ -484,7 +485,7 @@ async fn acknowledged_writes_survive_kill_9_at_random_moments() {
         drop(restarted);
     }
     harness::say(&format!(
-        "crash totals: {} trials (seed {seed}), {} acknowledged writes checked, {} cut off by the kill, lost {}, half-applied {}, {} identity checks, {} key-zone keys served, outbox messages checked {} / verified {} ({} temp files left), {:.0} s",
+        "crash totals: {} trials (seed {seed}), {} acknowledged writes checked, {} cut off by a kill (outcome either way), lost {}, half-applied {}, {} identity checks, {} key-zone keys served, outbox messages checked {} / verified {} ({} temp files left), {:.0} s",
         totals.trials,
         totals.acked,
         totals.cut_off,
