@@ -54,6 +54,8 @@ pub enum Tcp {
 #[derive(Clone, Debug, Default)]
 pub struct Node {
     pub fault: Fault,
+    /// Only questions of this type meet the fault (all types when `None`).
+    pub fault_on: Option<RecordType>,
     /// The records at this name (a CNAME among them makes it an alias).
     pub records: Vec<RData>,
     /// Follow the CNAME in the same answer, as an authoritative server does for a target in its
@@ -81,6 +83,21 @@ impl Node {
     pub fn with_fault(mut self, fault: Fault) -> Node {
         self.fault = fault;
         self
+    }
+
+    /// The fault for questions of type `qtype` only.
+    pub fn with_fault_on(mut self, qtype: RecordType, fault: Fault) -> Node {
+        self.fault = fault;
+        self.fault_on = Some(qtype);
+        self
+    }
+
+    /// The fault a question of `qtype` meets.
+    fn fault_for(&self, qtype: RecordType) -> &Fault {
+        match self.fault_on {
+            Some(t) if t != qtype => &Fault::None,
+            _ => &self.fault,
+        }
     }
 
     pub fn chased(mut self) -> Node {
@@ -396,11 +413,16 @@ async fn handle(state: &Mutex<State>, packet: &[u8], tcp: bool) -> Action {
         *asked += 1;
         let asked = *asked;
         let place = s.place(&qname);
-        let nx_now = matches!(&place, Place::Served(_, Some(Node { fault: Fault::NxFirst(n), .. })) if asked <= *n);
+        let nx_now = match &place {
+            Place::Served(_, Some(node)) => {
+                matches!(node.fault_for(qtype), Fault::NxFirst(n) if asked <= *n)
+            }
+            _ => false,
+        };
         (place, nx_now)
     };
     if let Place::Served(_, Some(node)) = &place {
-        match &node.fault {
+        match node.fault_for(qtype) {
             Fault::None | Fault::NxFirst(_) => {}
             Fault::Silent => return Action::Ignore,
             Fault::Rcode(code) => {

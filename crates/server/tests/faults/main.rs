@@ -35,7 +35,7 @@ use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::types::{DkimSigningAttributes, DkimSigningKeyLength};
 use faultdns::{FAULT_SOA_SERIAL, Fault, FaultDns, Node, Tcp, txt};
 use hickory_server::proto::op::ResponseCode;
-use hickory_server::proto::rr::RData;
+use hickory_server::proto::rr::{RData, RecordType};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -103,6 +103,10 @@ const CASES: &[(&str, Kind, Want, &str)] = &[
     ("easy-truncated-tcp", Easy, Steady(SUCCESS, NONE), "UDP TC=1 and empty, TCP answers"),
     ("easy-nx-then-record", Easy, PendingThenSuccess, "NXDOMAIN for 3 questions, then the CNAMEs"),
     ("easy-impostor-txt", Easy, Steady(PENDING, INVALID), "right CNAMEs, TXT at the token with another key"),
+    // The key-zone gate (ARCHITECTURE, `sesame-dns`): the TXT at the chain's end is compared only
+    // when the resolver returns one; otherwise this node's key-zone snapshot decides.
+    ("easy-txt-servfail", Easy, Steady(SUCCESS, NONE), "right CNAMEs, TXT questions SERVFAIL"),
+    ("easy-txt-timeout", Easy, Steady(SUCCESS, NONE), "right CNAMEs, TXT questions never answered"),
     // BYODKIM: TXT `v=DKIM1; k=rsa; p=…` at `sel._domainkey.<domain>`.
     ("byo-ok", Byo, Steady(SUCCESS, NONE), "the record as dns-records prints it"),
     ("byo-chain-ok", Byo, Steady(SUCCESS, NONE), "a CNAME to the customer's own TXT"),
@@ -279,6 +283,15 @@ fn program(
                 }),
                 "easy-nx-then-record" => Box::new(move |rel| {
                     token(rel).map(|t| right(t).with_fault(Fault::NxFirst(NX_FIRST)))
+                }),
+                "easy-txt-servfail" => Box::new(move |rel| {
+                    token(rel).map(|t| {
+                        right(t)
+                            .with_fault_on(RecordType::TXT, Fault::Rcode(ResponseCode::ServFail))
+                    })
+                }),
+                "easy-txt-timeout" => Box::new(move |rel| {
+                    token(rel).map(|t| right(t).with_fault_on(RecordType::TXT, Fault::Silent))
                 }),
                 // A resolver that follows the right CNAME into an impostor's key zone.
                 "easy-impostor-txt" => Box::new(move |rel| {
@@ -748,6 +761,9 @@ fn verdict(case: &str, want: Want, o: &Outcome) -> Result<(), String> {
     if o.udp + o.tcp == 0 {
         return Err("the verifier never asked the fault server".into());
     }
+    if case.starts_with("easy-txt-") && !o.questions.iter().any(|q| q.contains(" TXT")) {
+        return Err("the verifier never asked for the TXT at the chain's end".into());
+    }
     if case.contains("truncated") && o.tcp == 0 {
         return Err("truncated over UDP, but never asked over TCP".into());
     }
@@ -794,6 +810,8 @@ cases! {
     easy_truncated_tcp => "easy-truncated-tcp",
     easy_nx_then_record => "easy-nx-then-record",
     easy_impostor_txt => "easy-impostor-txt",
+    easy_txt_servfail => "easy-txt-servfail",
+    easy_txt_timeout => "easy-txt-timeout",
     byo_ok => "byo-ok",
     byo_chain_ok => "byo-chain-ok",
     byo_timeout => "byo-timeout",
