@@ -13,9 +13,19 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// An outbox in `dir` (created if missing).
+    /// An outbox in `dir` (created if missing). The outbox belongs to one server process: the
+    /// temporary files a crash left behind (a message that was never acknowledged) are removed
+    /// here, so they cannot pile up across restarts.
     pub fn new(dir: &Path) -> Result<Outbox, MailError> {
         std::fs::create_dir_all(dir)?;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
         Ok(Outbox {
             dir: dir.to_owned(),
         })
@@ -53,5 +63,21 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["abc-123.eml"], "no temporary file left behind");
+    }
+
+    /// The crash trials found `.<id>.tmp` files piling up after `kill -9` mid-write.
+    #[test]
+    fn a_crash_s_temporary_files_go_at_the_next_start() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("out");
+        let o = Outbox::new(&dir).unwrap();
+        o.deliver("kept", b"message").unwrap();
+        std::fs::write(dir.join(".cut-off.tmp"), b"half a mess").unwrap();
+        Outbox::new(&dir).unwrap();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["kept.eml"]);
     }
 }
