@@ -19,7 +19,9 @@
 //! - a BYODKIM TXT is compared by its decoded `p=`, so character-string splits and whitespace
 //!   around tags do not matter; truncated UDP answers are asked again over TCP;
 //! - Easy DKIM: where the resolver follows the CNAME into the key zone, the TXT it returns for
-//!   `<token>._domainkey.<domain>` must carry Sesame's key (an impostor's key is INVALID_VALUE).
+//!   `<token>._domainkey.<domain>` must carry Sesame's key (an impostor's key is INVALID_VALUE);
+//!   where it returns no TXT there (authoritative only, or failing on that one question), this
+//!   node's key-zone snapshot decides (ARCHITECTURE's key-zone gate).
 //!
 //! Never, in any case, a SUCCESS the DNS does not support.
 
@@ -219,7 +221,7 @@ fn chain(
 
 type BoxedRule = Box<dyn Fn(&str) -> Option<Node> + Send + Sync>;
 
-/// Programs the fault server for every case. BYODKIM cases get their key's public half (and a
+/// Programs the fault server for `cases`. BYODKIM cases get their key's public half (and a
 /// stranger's key) from `keys`.
 fn program(
     dns: &FaultDns,
