@@ -39,6 +39,8 @@ enum Answer {
     NxDomain(Option<SoaRecord>),
     NoData(Option<SoaRecord>),
     Failed(String),
+    /// An answer whose CNAME chain is longer than `MAX_CHAIN` (a resolver stops there).
+    ChainTooLong(usize),
 }
 
 fn soa_of(nr: &hickory_resolver::net::NoRecords) -> Option<SoaRecord> {
@@ -115,6 +117,16 @@ impl Verifier {
             Answer::Found(l) => l,
             other => return Err(other),
         };
+        // hickory follows a chain given whole in one answer however long it is; receivers'
+        // resolvers stop, so we do too.
+        let hops = lookup
+            .answers()
+            .iter()
+            .filter(|r| matches!(r.data, RData::CNAME(_)))
+            .count();
+        if hops > MAX_CHAIN {
+            return Err(Answer::ChainTooLong(hops));
+        }
         Ok(lookup
             .answers()
             .iter()
@@ -196,6 +208,12 @@ impl Verifier {
             Answer::NxDomain(soa) => return (RecordCheck::HostNotFound, soa),
             Answer::NoData(soa) => return (RecordCheck::TypeNotFound, soa),
             Answer::Failed(why) => return (RecordCheck::ServerError(why), None),
+            Answer::ChainTooLong(hops) => {
+                return (
+                    RecordCheck::Wrong(format!("a CNAME chain of {hops} hops")),
+                    None,
+                );
+            }
         };
         let Some(mut hop) = first.first().cloned() else {
             return (RecordCheck::TypeNotFound, None);
@@ -225,6 +243,14 @@ impl Verifier {
             Err(Answer::NoData(soa)) => return (RecordCheck::TypeNotFound, soa),
             Err(Answer::Failed(why)) => return (RecordCheck::ServerError(why), None),
             Err(Answer::Found(_)) => return (RecordCheck::TypeNotFound, None),
+            Err(Answer::ChainTooLong(hops)) => {
+                return (
+                    RecordCheck::Wrong(format!(
+                        "a CNAME chain of {hops} hops (resolvers follow at most {MAX_CHAIN})"
+                    )),
+                    None,
+                );
+            }
         };
         if found.iter().any(|(k, _)| k.as_deref() == Some(public_der)) {
             (RecordCheck::Valid, None)

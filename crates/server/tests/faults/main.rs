@@ -828,7 +828,6 @@ cases! {
     byo_spaces => "byo-spaces",
     byo_wrong_key => "byo-wrong-key",
     byo_cname_loop => "byo-cname-loop",
-    #[ignore = "product bug: a BYODKIM CNAME chain of 20 hops in one answer is SUCCESS (the verifier's 8-hop MAX_CHAIN applies only to Easy DKIM's CNAME walk)"]
     byo_long_chain => "byo-long-chain",
     byo_long_chain_hops => "byo-long-chain-hops",
     byo_wrong_owner => "byo-wrong-owner",
