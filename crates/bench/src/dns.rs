@@ -101,7 +101,7 @@ pub fn key_zone(work: &Path, cores: usize) {
     say("| server | queries/s | completed / sent |\n| --- | --- | --- |");
     for (name, p) in [
         (
-            "Sesame key zone (hickory-server, in-memory snapshot)",
+            "Sesame key zone (own UDP listener over hickory-proto, in-memory snapshot)",
             &ours,
         ),
         (&*format!("NSD, {cores} server processes (ceiling)"), &peer),

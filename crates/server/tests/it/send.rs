@@ -563,6 +563,32 @@ async fn relay_delivers_intact_signed_mail(
     assert!(status.is_some_and(|s| s >= 500), "{e:?}");
 }
 
+/// Creates the Easy DKIM identity `domain`, publishes its records in `nsd` beside `published`
+/// (the records published so far, which it extends) and waits for SUCCESS.
+async fn create_and_verify(
+    server: &Server,
+    nsd: &mut Nsd,
+    published: &mut Vec<String>,
+    domain: &str,
+) {
+    let c = server.client();
+    c.create_email_identity()
+        .email_identity(domain)
+        .send()
+        .await
+        .unwrap();
+    published.extend(
+        dns_records(server, domain, None)
+            .into_iter()
+            .filter(|l| !l.starts_with(';')),
+    );
+    nsd.publish(published);
+    wait_for(&c, domain, "SUCCESS", |g| {
+        status(g) == Some(&DkimStatus::Success)
+    })
+    .await;
+}
+
 /// Regression (issue 12, defect 1): a Raw message's own From:/Sender: mailboxes are checked,
 /// not only FromEmailAddress or the first mailbox, so a verified domain cannot lend its
 /// signature to someone else's From.
@@ -582,20 +608,7 @@ async fn raw_messages_that_claim_someone_elses_from_are_refused_unsigned() {
         ],
     );
     let c = server.client();
-    c.create_email_identity()
-        .email_identity("example.test")
-        .send()
-        .await
-        .unwrap();
-    let records: Vec<String> = dns_records(&server, "example.test", None)
-        .into_iter()
-        .filter(|l| !l.starts_with(';'))
-        .collect();
-    nsd.publish(&records);
-    wait_for(&c, "example.test", "SUCCESS", |g| {
-        status(g) == Some(&DkimStatus::Success)
-    })
-    .await;
+    create_and_verify(&server, &mut nsd, &mut Vec::new(), "example.test").await;
     let raw = |from_address: Option<&str>, headers: &str| {
         let message = format!("{headers}To: rcpt@example.net\r\nSubject: s\r\n\r\nbody\r\n");
         c.send_email()
@@ -701,21 +714,7 @@ async fn back_to_back_create_publish_send_verifies_every_time() {
     let rounds = 6;
     for round in 0..rounds {
         let domain = format!("r{round}.example.test");
-        c.create_email_identity()
-            .email_identity(&domain)
-            .send()
-            .await
-            .unwrap();
-        records.extend(
-            dns_records(&server, &domain, None)
-                .into_iter()
-                .filter(|l| !l.starts_with(';')),
-        );
-        nsd.publish(&records);
-        wait_for(&c, &domain, "SUCCESS", |g| {
-            status(g) == Some(&DkimStatus::Success)
-        })
-        .await;
+        create_and_verify(&server, &mut nsd, &mut records, &domain).await;
         let out = c
             .send_email()
             .from_email_address(format!("news@{domain}"))
