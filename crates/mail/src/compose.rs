@@ -106,3 +106,34 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod injection_tests {
+    use super::*;
+
+    /// Issue 12: a CR or LF in a value we write must not start a header field of its own.
+    #[test]
+    fn line_breaks_in_the_subject_or_a_name_do_not_make_new_header_fields() {
+        let m = Simple {
+            from: "Eve\r\nBcc: victim@example.org <eve@example.com>".into(),
+            to: vec!["a@example.net".into()],
+            cc: vec![],
+            reply_to: vec![],
+            subject: "hello\r\nBcc: victim@example.org\nX-Injected: 1".into(),
+            text: Some("plain".into()),
+            html: None,
+            headers: vec![],
+            message_id: "id-1@example.com".into(),
+            date: 1_700_000_000,
+        };
+        let bytes = build(&m).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let head = text.split("\r\n\r\n").next().unwrap();
+        for line in head.split("\r\n") {
+            assert!(
+                !line.starts_with("Bcc") && !line.starts_with("X-Injected"),
+                "{line:?} in\n{head}"
+            );
+        }
+    }
+}
