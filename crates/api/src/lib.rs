@@ -161,11 +161,12 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
         let now = st.clock.now().0.div_euclid(1000);
         sigv4::check_scope_and_time(&sig, &st.region, SIGNING_NAME, now)
             .map_err(EdgeError::Auth)?;
-        let route = route?;
-        op = route.operation.name();
+        if let Ok(r) = &route {
+            op = r.operation.name();
+        }
         let query = routes::parse_query(raw_query.as_deref())?;
         let st = st.clone();
-        let inline = st.inline_reads && route.operation.is_read_only();
+        let inline = st.inline_reads && route.as_ref().is_ok_and(|r| r.operation.is_read_only());
         let work = move || {
             let signed = sigv4::Request {
                 method: &method,
@@ -187,6 +188,12 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
             )
             .map_err(EdgeError::Auth)?;
             let account = credential.account;
+            // Only an authenticated caller learns whether the route exists (AWS answers an
+            // unsigned request for an unknown path 403, not 404).
+            let route = match route {
+                Ok(r) => r,
+                Err(e) => return Ok((account.as_str().to_owned(), Err(e.into()))),
+            };
             // After authentication (the bucket is the account's) and before any work, so a
             // throttled request has changed nothing and a retry is safe.
             if !st.throttle.admit(&account) {

@@ -147,11 +147,19 @@ impl Verifier {
     }
 
     /// Easy DKIM: the CNAME chain is right; now what a receiver would find at its end. Through
-    /// a resolver that follows the chain (a recursive one), the TXT must carry our key; one
-    /// that cannot (an authoritative-only server: no TXT comes back) cannot say, and the
-    /// key zone's own snapshot must then serve it.
-    async fn check_chain_end(&self, name: &str, target: &str, public_der: &[u8]) -> RecordCheck {
-        if let Ok(found) = self.txt_records(name).await
+    /// a `recursive` resolver (its answers say recursion is available), which follows the
+    /// chain, a TXT that comes back must carry our key. An authoritative-only server cannot
+    /// follow it (asking would only make hickory chase the target there and be REFUSED), so
+    /// the key zone's own snapshot must serve the key in any case.
+    async fn check_chain_end(
+        &self,
+        name: &str,
+        target: &str,
+        public_der: &[u8],
+        recursive: bool,
+    ) -> RecordCheck {
+        if recursive
+            && let Ok(found) = self.txt_records(name).await
             && !found.is_empty()
         {
             if found.iter().any(|(k, _)| k.as_deref() == Some(public_der)) {
@@ -203,8 +211,11 @@ impl Verifier {
         target: &str,
         public_der: &[u8],
     ) -> (RecordCheck, Option<SoaRecord>) {
-        let first = match self.lookup(name, RecordType::CNAME).await {
-            Answer::Found(l) => Self::cname_targets(&l),
+        let (first, recursive) = match self.lookup(name, RecordType::CNAME).await {
+            Answer::Found(l) => (
+                Self::cname_targets(&l),
+                l.message().metadata.recursion_available,
+            ),
             Answer::NxDomain(soa) => return (RecordCheck::HostNotFound, soa),
             Answer::NoData(soa) => return (RecordCheck::TypeNotFound, soa),
             Answer::Failed(why) => return (RecordCheck::ServerError(why), None),
@@ -220,7 +231,11 @@ impl Verifier {
         };
         for _ in 0..MAX_CHAIN {
             if same_name(&hop, target) {
-                return (self.check_chain_end(name, target, public_der).await, None);
+                return (
+                    self.check_chain_end(name, target, public_der, recursive)
+                        .await,
+                    None,
+                );
             }
             // The customer may alias through a name of their own: follow it.
             match self.lookup(&hop, RecordType::CNAME).await {

@@ -469,6 +469,11 @@ async fn handle(state: &Mutex<State>, packet: &[u8], tcp: bool) -> Action {
                 break;
             }
             Place::Served(domain, Some(node)) => {
+                // A node that follows CNAMEs beyond its own data plays a recursive resolver,
+                // and says so as one does (RA), which is how the verifier tells them apart.
+                if node.chase || node.beyond.is_some() {
+                    response.metadata.recursion_available = true;
+                }
                 let owner = node.owner.as_deref().map(fqdn).unwrap_or(name.clone());
                 if qtype == RecordType::SOA && relative(&here, &domain) == Some("") {
                     response.add_answer(soa_record(&domain));

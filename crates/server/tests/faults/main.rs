@@ -288,12 +288,18 @@ fn program(
                 }),
                 "easy-txt-servfail" => Box::new(move |rel| {
                     token(rel).map(|t| {
+                        // A recursive resolver (it follows CNAMEs) whose TXT questions fail.
                         right(t)
+                            .chased()
                             .with_fault_on(RecordType::TXT, Fault::Rcode(ResponseCode::ServFail))
                     })
                 }),
                 "easy-txt-timeout" => Box::new(move |rel| {
-                    token(rel).map(|t| right(t).with_fault_on(RecordType::TXT, Fault::Silent))
+                    token(rel).map(|t| {
+                        right(t)
+                            .chased()
+                            .with_fault_on(RecordType::TXT, Fault::Silent)
+                    })
                 }),
                 // A resolver that follows the right CNAME into an impostor's key zone.
                 "easy-impostor-txt" => Box::new(move |rel| {

@@ -270,3 +270,26 @@ async fn malformed_dns_packets_get_formerr_and_no_log_line() {
         "no log line for malformed packets:\n{out}"
     );
 }
+
+/// Found by the http_edge fuzzer: an unsigned request for an unknown path learned that the
+/// path does not exist (404). Only an authenticated caller does now; AWS answers 403 too.
+#[tokio::test]
+async fn unknown_paths_are_reported_only_to_authenticated_callers() {
+    let server = Server::start();
+    let unsigned = crate::harness::send(
+        server.api,
+        b"GET /v2/email/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"",
+    );
+    assert_eq!(unsigned.status, 403, "{unsigned:?}");
+    assert_eq!(
+        unsigned.header("x-amzn-ErrorType"),
+        Some("MissingAuthenticationTokenException")
+    );
+    let signed = crate::harness::raw_request(server.api, "GET", "/v2/email/nope", b"");
+    assert_eq!(signed.status, 404, "{signed:?}");
+    assert_eq!(
+        signed.header("x-amzn-ErrorType"),
+        Some("UnknownOperationException")
+    );
+}
