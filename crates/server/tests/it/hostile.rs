@@ -292,3 +292,50 @@ async fn unknown_paths_are_reported_only_to_authenticated_callers() {
         Some("UnknownOperationException")
     );
 }
+
+/// Regression (issue 12, smaller findings): the key zone answered every UDP query, an
+/// amplifier for spoofed sources. With response-rate limiting a source past its rate gets
+/// every second answer as an empty TC=1 response (no bigger than its query) and no answer
+/// for the rest.
+#[tokio::test]
+async fn the_key_zone_rate_limits_udp_answers_per_source() {
+    let server = Server::start_in(
+        tempfile::tempdir().unwrap().path(),
+        &[("SESAME_DNS_RRL", "5"), ("SESAME_DNS_RRL_LOOPBACK", "true")],
+    );
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    // SOA at the apex, with EDNS: a full answer is several times the query.
+    let mut q = vec![0, 0, 0x01, 0x00, 0x00, 1, 0, 0, 0, 0, 0, 1];
+    for label in ["dkim", "sesame", "internal"] {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 6, 0, 1]);
+    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    let sent = 60;
+    for i in 0..sent {
+        q[0] = i as u8;
+        sock.send_to(&q, server.dns).unwrap();
+    }
+    let (mut full, mut slipped) = (0, 0);
+    let mut buf = [0u8; 4096];
+    while let Ok((n, _)) = sock.recv_from(&mut buf) {
+        if buf[2] & 0x02 != 0 {
+            assert!(n <= q.len(), "a slipped answer is no bigger than the query");
+            slipped += 1;
+        } else {
+            full += 1;
+        }
+    }
+    say(&format!(
+        "hostile: {sent} UDP queries from one source at --dns-rrl 5: {full} answered, {slipped} truncated (TC), {} dropped",
+        sent - full - slipped
+    ));
+    assert!(full < sent / 2, "{full} full answers of {sent}");
+    assert!(
+        slipped > 0 && full + slipped < sent,
+        "{full} full, {slipped} TC"
+    );
+}
