@@ -299,8 +299,9 @@ async fn unknown_paths_are_reported_only_to_authenticated_callers() {
 /// for the rest.
 #[tokio::test]
 async fn the_key_zone_rate_limits_udp_answers_per_source() {
+    let tmp = tempfile::tempdir().unwrap();
     let server = Server::start_in(
-        tempfile::tempdir().unwrap().path(),
+        tmp.path(),
         &[("SESAME_DNS_RRL", "5"), ("SESAME_DNS_RRL_LOOPBACK", "true")],
     );
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
