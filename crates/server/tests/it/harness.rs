@@ -264,6 +264,37 @@ pub fn raw_request_as(
     path_and_query: &str,
     body: &[u8],
 ) -> RawResponse {
+    let headers = signed_headers(
+        api,
+        key_id,
+        secret,
+        method,
+        path_and_query,
+        body,
+        SystemTime::now(),
+    );
+    let mut req = format!("{method} {path_and_query} HTTP/1.1\r\n");
+    for (k, v) in &headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    send(api, req.as_bytes(), body)
+}
+
+/// The `host`, `content-type` and SigV4 headers of a request signed with the aws-sigv4 crate
+/// as `key_id` at `time`.
+pub fn signed_headers(
+    api: SocketAddr,
+    key_id: &str,
+    secret: &str,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    time: SystemTime,
+) -> Vec<(String, String)> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use aws_sigv4::sign::v4;
     let host = api.to_string();
@@ -273,7 +304,7 @@ pub fn raw_request_as(
         .identity(&identity)
         .region(REGION)
         .name("ses")
-        .time(SystemTime::now())
+        .time(time)
         .settings(SigningSettings::default())
         .build()
         .unwrap()
@@ -290,15 +321,11 @@ pub fn raw_request_as(
     )
     .unwrap();
     let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    let mut req = format!("{method} {path_and_query} HTTP/1.1\r\n");
-    for (k, v) in base.iter().copied().chain(instructions.headers()) {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str(&format!(
-        "content-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    ));
-    send(api, req.as_bytes(), body)
+    base.iter()
+        .copied()
+        .chain(instructions.headers())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// Writes a request as given and reads the whole response (HTTP/1.1, `connection: close`).

@@ -423,8 +423,8 @@ fn auth_cases(op: &Op) -> Vec<Case> {
     c.out
 }
 
-/// SigV4 headers for a request, signed with the aws-sigv4 crate at `time` (the harness's
-/// `raw_request` signs at now and sends at once; these cases need the headers in hand).
+/// SigV4 headers for a request, signed at `time` (the harness's `raw_request` signs at now
+/// and sends at once; these cases need the headers in hand).
 fn sign_headers(
     api: SocketAddr,
     method: &str,
@@ -432,38 +432,15 @@ fn sign_headers(
     body: &[u8],
     time: SystemTime,
 ) -> Vec<(String, String)> {
-    use aws_sdk_sesv2::config::Credentials;
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-    use aws_sigv4::sign::v4;
-    let host = api.to_string();
-    let url = format!("http://{host}{target}");
-    let identity = Credentials::new(harness::KEY_ID, harness::SECRET, None, None, "matrix").into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(harness::REGION)
-        .name("ses")
-        .time(time)
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let base = [
-        ("host", host.as_str()),
-        ("content-type", "application/json"),
-    ];
-    let signable = SignableRequest::new(
+    harness::signed_headers(
+        api,
+        harness::KEY_ID,
+        harness::SECRET,
         method,
-        &url,
-        base.iter().copied(),
-        SignableBody::Bytes(body),
+        target,
+        body,
+        time,
     )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    base.iter()
-        .copied()
-        .chain(instructions.headers())
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
 }
 
 fn send_with(api: SocketAddr, req: &Req, headers: &[(String, String)]) -> RawResponse {
