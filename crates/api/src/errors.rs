@@ -53,6 +53,21 @@ pub struct ApiError {
     pub log_detail: Option<String>,
 }
 
+/// The codes of authentication failures (`EdgeError::Auth`).
+const AUTH_FAILURES: &[&str] = &[
+    "MissingAuthenticationTokenException",
+    "IncompleteSignatureException",
+    "InvalidSignatureException",
+    "UnrecognizedClientException",
+];
+
+impl ApiError {
+    /// Whether the request failed authentication (the caller is unknown).
+    pub fn is_auth_failure(&self) -> bool {
+        AUTH_FAILURES.contains(&self.code)
+    }
+}
+
 fn api(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError {
         status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -203,6 +218,20 @@ mod tests {
                 e.code
             );
         }
+    }
+
+    #[test]
+    fn authentication_failures_are_known_as_such() {
+        for e in [
+            SigError::Missing,
+            SigError::Incomplete("x".into()),
+            SigError::Invalid("x".into()),
+            SigError::UnrecognizedClient,
+        ] {
+            assert!(ApiError::from(EdgeError::Auth(e)).is_auth_failure());
+        }
+        assert!(!ApiError::from(EdgeError::Throttled).is_auth_failure());
+        assert!(!ApiError::from(Error::NotFound("x".into())).is_auth_failure());
     }
 
     #[test]

@@ -233,19 +233,17 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     }
     .await;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    // Only authentication failures are 403. Past its budget a source gets 429s and no log
-    // line each, so nobody without credentials can flood the log.
+    // Past its budget of failed authentications a source gets 429s and no log line each, so
+    // nobody without credentials can flood the log.
     let mut quiet = false;
     let result = match result {
-        Err(e) if e.status == axum::http::StatusCode::FORBIDDEN => {
-            match peer.map(|ip| st.auth_failures.admit_failure(ip)) {
-                Some(false) => {
-                    quiet = true;
-                    Err(EdgeError::SourceThrottled.into())
-                }
-                _ => Err(e),
+        Err(e) if e.is_auth_failure() => match peer.map(|ip| st.auth_failures.admit_failure(ip)) {
+            Some(false) => {
+                quiet = true;
+                Err(EdgeError::SourceThrottled.into())
             }
-        }
+            _ => Err(e),
+        },
         other => other,
     };
     let (status, body, error_code) = match result {

@@ -6,9 +6,10 @@
 //! (RFC 1035 section 4.2.1, RFC 7766).
 
 use crate::records::{dkim_txt_value, split_strings};
-use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Message, OpCode, ResponseCode, emit_message_parts};
 use hickory_proto::rr::rdata::{NS, SOA, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncoder;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -231,19 +232,31 @@ pub fn respond(snapshot: &Snapshot, query: &[u8], tcp: bool) -> Option<Vec<u8>> 
         response.metadata.response_code = ResponseCode::FormErr;
         return response.to_vec().ok();
     };
-    response.add_query(question.clone());
     let qname = LowerName::from(question.name());
     let (code, answer, authority, aa) = snapshot.answer(&qname, question.query_type());
     response.metadata.response_code = code;
     response.metadata.authoritative = aa;
     let size = 12 + qname.len() + 6 + wire_size(answer) + wire_size(authority) + 11;
-    if !tcp && size > limit {
+    let (answer, authority) = if !tcp && size > limit {
         response.metadata.truncation = true;
+        (None, None)
     } else {
-        response.answers.extend(answer.cloned());
-        response.authorities.extend(authority.cloned());
-    }
-    response.to_vec().ok()
+        (answer, authority)
+    };
+    // Encoded straight from the snapshot's records: no record is copied per query.
+    let mut out = Vec::with_capacity(size);
+    emit_message_parts(
+        &response.metadata,
+        &mut std::iter::once(question),
+        &mut answer.into_iter(),
+        &mut authority.into_iter(),
+        &mut std::iter::empty::<&Record>(),
+        response.edns.as_ref(),
+        None,
+        &mut BinEncoder::new(&mut out),
+    )
+    .ok()?;
+    Some(out)
 }
 
 #[cfg(test)]
