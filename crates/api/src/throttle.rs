@@ -7,6 +7,18 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sesame_core::model::AccountId;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Keyed buckets of `rate` per second and `burst`; none (no limit) for a zero rate.
+fn buckets<K: Clone + Eq + std::hash::Hash>(
+    rate: u32,
+    burst: u32,
+) -> Option<DefaultKeyedRateLimiter<K>> {
+    NonZeroU32::new(rate).map(|rate| {
+        let burst = NonZeroU32::new(burst).unwrap_or(rate);
+        RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+    })
+}
 
 /// Failed authentications allowed per source address, sustained per second and as a burst.
 pub const AUTH_FAILURES_PER_SECOND: u32 = 20;
@@ -16,16 +28,16 @@ pub const AUTH_FAILURES_BURST: u32 = 100;
 /// Per source address: how many of its requests may fail authentication.
 pub struct SourceThrottle {
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    failures: AtomicU64,
 }
 
 impl SourceThrottle {
     /// `rate` failures per second sustained, bursts of `burst`; a zero rate disables it.
     pub fn new(rate: u32, burst: u32) -> SourceThrottle {
-        let limiter = NonZeroU32::new(rate).map(|rate| {
-            let burst = NonZeroU32::new(burst).unwrap_or(rate);
-            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
-        });
-        SourceThrottle { limiter }
+        SourceThrottle {
+            limiter: buckets(rate, burst),
+            failures: AtomicU64::new(0),
+        }
     }
 
     /// Counts one failed authentication from `ip`; false once its budget is spent.
@@ -33,9 +45,14 @@ impl SourceThrottle {
         match &self.limiter {
             None => true,
             Some(l) => {
-                // Idle addresses' buckets are dropped now and then, so spoofed-looking source
-                // variety cannot grow the map without bound.
-                if l.len() > 65_536 {
+                // Idle addresses' buckets are dropped now and then (not on every failure: the
+                // scan is over the whole map), so many addresses cannot grow it without bound.
+                if self
+                    .failures
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(4096)
+                    && l.len() > 65_536
+                {
                     l.retain_recent();
                 }
                 l.check_key(&ip).is_ok()
@@ -52,11 +69,9 @@ pub struct Throttle {
 impl Throttle {
     /// `rate` requests per second sustained, bursts of up to `burst`; a zero rate disables it.
     pub fn new(rate: u32, burst: u32) -> Throttle {
-        let limiter = NonZeroU32::new(rate).map(|rate| {
-            let burst = NonZeroU32::new(burst).unwrap_or(rate);
-            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
-        });
-        Throttle { limiter }
+        Throttle {
+            limiter: buckets(rate, burst),
+        }
     }
 
     /// Takes one token of the account's bucket; false when the bucket is empty.

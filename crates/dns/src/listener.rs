@@ -56,7 +56,15 @@ pub struct Rrl {
     config: RrlConfig,
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     over: AtomicU64,
+    checks: AtomicU64,
 }
+
+/// Every this many checks, the buckets of quiet prefixes are dropped if there are many: often
+/// enough to bound the map under spoofed source variety, rarely enough that the scan costs a
+/// packet nothing on average (a scan per packet would be a cheap way to burn our CPU).
+const SWEEP_EVERY: u64 = 4096;
+/// Buckets kept before a sweep drops the quiet ones.
+const SWEEP_ABOVE: usize = 65_536;
 
 impl Rrl {
     /// A limiter with `config`.
@@ -67,6 +75,7 @@ impl Rrl {
             config,
             limiter,
             over: AtomicU64::new(0),
+            checks: AtomicU64::new(0),
         }
     }
 
@@ -91,7 +100,12 @@ impl Rrl {
         if client.is_loopback() && !self.config.loopback {
             return Verdict::Send;
         }
-        if limiter.len() > 65_536 {
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+            && limiter.len() > SWEEP_ABOVE
+        {
             limiter.retain_recent();
         }
         if limiter.check_key(&Self::prefix(client)).is_ok() {
@@ -280,6 +294,32 @@ mod tests {
             client_prefix("[2001:db8:1:2ff:3::1]:53".parse().unwrap()),
             "2001:db8:1:200::".parse::<IpAddr>().unwrap()
         );
+    }
+
+    /// Spoofed sources cannot grow the buckets without bound, and a sweep is not per packet.
+    #[test]
+    fn quiet_prefixes_are_swept_now_and_then() {
+        let rrl = Rrl::new(RrlConfig {
+            responses_per_second: 1000,
+            slip: 2,
+            loopback: false,
+        });
+        // Up to just before the first sweep that finds more than SWEEP_ABOVE buckets.
+        let many = (SWEEP_ABOVE as u64 / SWEEP_EVERY + 1) * SWEEP_EVERY;
+        let many = u32::try_from(many).unwrap();
+        for i in 0..many {
+            rrl.check(IpAddr::from(std::net::Ipv4Addr::from(
+                0x0a00_0000 + (i << 8),
+            )));
+        }
+        let limiter = rrl.limiter.as_ref().unwrap();
+        assert!(limiter.len() > SWEEP_ABOVE, "no sweep on every check");
+        // A bucket used once is indistinguishable from a fresh one a millisecond later.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        for _ in 0..SWEEP_EVERY {
+            rrl.check("203.0.113.1".parse().unwrap());
+        }
+        assert!(limiter.len() < 100, "swept: {}", limiter.len());
     }
 
     #[test]
