@@ -8,7 +8,8 @@ Sesame implements. Tests read `tests/data/model-facts.json`; CI re-runs this scr
 the checked-in file differs.
 
 Usage:  python3 scripts/model-facts.py [MODEL_JSON] [OUTPUT_JSON]
-Defaults: ../shared/reference/sesv2-service-2.json (beside the repository) and
+Defaults: tests/data/sesv2-service-2.json (the official model, vendored so that CI always runs
+this check; .ci/run also compares it with ../shared/reference/ where that exists) and
 tests/data/model-facts.json.
 """
 import json
@@ -16,7 +17,7 @@ import pathlib
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = REPO.parent / "shared" / "reference" / "sesv2-service-2.json"
+DEFAULT_MODEL = REPO / "tests" / "data" / "sesv2-service-2.json"
 DEFAULT_OUT = REPO / "tests" / "data" / "model-facts.json"
 
 # The operations whose input limits Sesame enforces today.

@@ -37,6 +37,16 @@ REPO = pathlib.Path(__file__).resolve().parent.parent.parent
 CHECKS = 0
 
 
+class CheckFailed(Exception):
+    pass
+
+
+def check(condition, what):
+    """A failed check: unlike `assert`, never compiled away by `python -O`."""
+    if not condition:
+        raise CheckFailed(what)
+
+
 def ok(what):
     global CHECKS
     CHECKS += 1
@@ -106,10 +116,10 @@ def expect_error(call, code, status, what):
         call()
     except botocore.exceptions.ClientError as e:
         got = (e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"])
-        assert got == (code, status), f"{what}: expected {(code, status)}, got {got}: {e}"
+        check(got == (code, status), f"{what}: expected {(code, status)}, got {got}: {e}")
         ok(f"{what} -> {code} {status}")
         return e
-    raise AssertionError(f"{what}: expected {code} {status}, but the call succeeded")
+    raise CheckFailed(f"{what}: expected {code} {status}, but the call succeeded")
 
 
 def rsa_key_b64(bits):
@@ -130,12 +140,12 @@ def list_all(ses):
             kwargs["NextToken"] = token
         page = ses.list_email_identities(**kwargs)
         items = page["EmailIdentities"]
-        assert len(items) <= 1, f"PageSize=1 returned {len(items)} items: {page}"
+        check(len(items) <= 1, f"PageSize=1 returned {len(items)} items: {page}")
         names += [i["IdentityName"] for i in items]
         token = page.get("NextToken")
         if not token:
             return names, pages
-    raise AssertionError(f"list_email_identities still paging after 10 pages: {names}")
+    raise CheckFailed(f"list_email_identities still paging after 10 pages: {names}")
 
 
 def run(ses, account, binary, data_dir):
@@ -144,37 +154,37 @@ def run(ses, account, binary, data_dir):
 
     # --- Easy DKIM domain ---
     out = ses.create_email_identity(EmailIdentity=domain, Tags=[{"Key": "env", "Value": "ci"}])
-    assert out["IdentityType"] == "DOMAIN", out
-    assert out["VerifiedForSendingStatus"] is False, out
+    check(out["IdentityType"] == "DOMAIN", out)
+    check(out["VerifiedForSendingStatus"] is False, out)
     dkim = out["DkimAttributes"]
-    assert dkim["Status"] == "PENDING", dkim
-    assert dkim["SigningAttributesOrigin"] == "AWS_SES", dkim
-    assert dkim["NextSigningKeyLength"] == "RSA_2048_BIT", dkim
-    assert dkim["CurrentSigningKeyLength"] == "RSA_2048_BIT", dkim
+    check(dkim["Status"] == "PENDING", dkim)
+    check(dkim["SigningAttributesOrigin"] == "AWS_SES", dkim)
+    check(dkim["NextSigningKeyLength"] == "RSA_2048_BIT", dkim)
+    check(dkim["CurrentSigningKeyLength"] == "RSA_2048_BIT", dkim)
     # boto3 only yields a datetime if the server sent a timestamp it could parse.
-    assert isinstance(dkim["LastKeyGenerationTimestamp"], datetime.datetime), dkim
+    check(isinstance(dkim["LastKeyGenerationTimestamp"], datetime.datetime), dkim)
     tokens = dkim["Tokens"]
-    assert len(tokens) == 3 and all(TOKEN.match(t) for t in tokens), tokens
+    check(len(tokens) == 3 and all(TOKEN.match(t) for t in tokens), tokens)
     ok("create Easy DKIM domain: PENDING, three [a-z2-7]{32} tokens, RSA-2048")
 
     got = ses.get_email_identity(EmailIdentity=domain)
-    assert got["DkimAttributes"]["Tokens"] == tokens, got
-    assert {"Key": "env", "Value": "ci"} in got["Tags"], got
-    assert got["FeedbackForwardingStatus"] is True, got
-    assert got["VerificationStatus"] == "PENDING", got
+    check(got["DkimAttributes"]["Tokens"] == tokens, got)
+    check({"Key": "env", "Value": "ci"} in got["Tags"], got)
+    check(got["FeedbackForwardingStatus"] is True, got)
+    check(got["VerificationStatus"] == "PENDING", got)
     ok("get domain: same tokens, env=ci tag, feedback forwarding on, PENDING")
 
     # --- address identity: '+' must survive the URI label, case must be preserved ---
     out = ses.create_email_identity(EmailIdentity=address)
-    assert out["IdentityType"] == "EMAIL_ADDRESS", out
-    assert "DkimAttributes" not in out, out
+    check(out["IdentityType"] == "EMAIL_ADDRESS", out)
+    check("DkimAttributes" not in out, out)
     ok("create address identity: EMAIL_ADDRESS, no DkimAttributes")
     got = ses.get_email_identity(EmailIdentity=address)
-    assert got["IdentityType"] == "EMAIL_ADDRESS", got
+    check(got["IdentityType"] == "EMAIL_ADDRESS", got)
     ok("get address identity by its exact name")
     e = expect_error(lambda: ses.get_email_identity(EmailIdentity=address.lower()),
                      "NotFoundException", 404, "get address in lower case")
-    assert isinstance(e, ses.exceptions.NotFoundException), type(e)
+    check(isinstance(e, ses.exceptions.NotFoundException), type(e))
     ok("the error is boto3's modeled NotFoundException")
 
     # --- BYODKIM ---
@@ -182,9 +192,9 @@ def run(ses, account, binary, data_dir):
     out = ses.put_email_identity_dkim_signing_attributes(
         EmailIdentity=domain, SigningAttributesOrigin="EXTERNAL",
         SigningAttributes={"DomainSigningSelector": "smoke1", "DomainSigningPrivateKey": key})
-    assert out["DkimStatus"] == "PENDING", out
+    check(out["DkimStatus"] == "PENDING", out)
     before = ses.get_email_identity(EmailIdentity=domain)
-    assert before["DkimAttributes"]["SigningAttributesOrigin"] == "EXTERNAL", before
+    check(before["DkimAttributes"]["SigningAttributesOrigin"] == "EXTERNAL", before)
     ok("switch the domain to BYODKIM with a 1024-bit key")
     for bad, what in [("notakey", "BYODKIM with a garbage key"),
                       (pem, "BYODKIM with a PEM key (headers included)")]:
@@ -194,15 +204,15 @@ def run(ses, account, binary, data_dir):
                                "DomainSigningPrivateKey": bad}),
             "BadRequestException", 400, what)
     after = ses.get_email_identity(EmailIdentity=domain)
-    assert after["DkimAttributes"] == before["DkimAttributes"], (before, after)
+    check(after["DkimAttributes"] == before["DkimAttributes"], (before, after))
     ok("refused keys changed nothing")
 
     # --- pagination ---
     first = ses.list_email_identities(PageSize=1)
-    assert len(first["EmailIdentities"]) == 1 and first.get("NextToken"), first
+    check(len(first["EmailIdentities"]) == 1 and first.get("NextToken"), first)
     ok("list with PageSize=1: one item and a NextToken")
     names, pages = list_all(ses)
-    assert sorted(names) == sorted([domain, address]), names
+    check(sorted(names) == sorted([domain, address]), names)
     ok(f"following NextToken over {pages} pages yields each identity exactly once")
     # Flip a character in the middle: any base64 flavour decodes it to different bytes
     # (the last character may only carry padding bits).
@@ -219,25 +229,25 @@ def run(ses, account, binary, data_dir):
                  "NotFoundException", 404, "delete an unknown identity")
 
     # --- tags ---
-    assert account, "the server printed no `account=<12 digits>` line before listening"
+    check(account, "the server printed no `account=<12 digits>` line before listening")
     arn = f"arn:aws:ses:{REGION}:{account}:identity/{domain}"
     ses.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "mail"}])
     tags = ses.list_tags_for_resource(ResourceArn=arn)["Tags"]
-    assert sorted((t["Key"], t["Value"]) for t in tags) == [("env", "ci"), ("team", "mail")], tags
+    check(sorted((t["Key"], t["Value"]) for t in tags) == [("env", "ci"), ("team", "mail")], tags)
     ok("tag_resource adds team=mail beside env=ci")
     ses.untag_resource(ResourceArn=arn, TagKeys=["env"])
     tags = ses.list_tags_for_resource(ResourceArn=arn)["Tags"]
-    assert tags == [{"Key": "team", "Value": "mail"}], tags
+    check(tags == [{"Key": "team", "Value": "mail"}], tags)
     ok("untag_resource removes env")
 
     # --- attribute updates ---
     ses.put_email_identity_feedback_attributes(EmailIdentity=domain, EmailForwardingEnabled=False)
     got = ses.get_email_identity(EmailIdentity=domain)
-    assert got["FeedbackForwardingStatus"] is False, got
+    check(got["FeedbackForwardingStatus"] is False, got)
     ok("feedback forwarding off")
     ses.put_email_identity_dkim_attributes(EmailIdentity=domain, SigningEnabled=False)
     got = ses.get_email_identity(EmailIdentity=domain)
-    assert got["DkimAttributes"]["SigningEnabled"] is False, got
+    check(got["DkimAttributes"]["SigningEnabled"] is False, got)
     ok("DKIM signing off")
 
     # --- an operation Sesame does not implement ---
@@ -246,12 +256,12 @@ def run(ses, account, binary, data_dir):
     # which SDKs do not retry.
     try:
         ses.get_account()
-        raise AssertionError("get_account succeeded; expected an unsupported-operation error")
+        raise CheckFailed("get_account succeeded; expected an unsupported-operation error")
     except botocore.exceptions.ClientError as e:
         status = e.response["ResponseMetadata"]["HTTPStatusCode"]
         message = e.response["Error"].get("Message", "")
-        assert status == 501, f"get_account: expected HTTP 501, got {status}: {e.response}"
-        assert "GetAccount" in message, f"get_account: message does not name it: {e.response}"
+        check(status == 501, f"get_account: expected HTTP 501, got {status}: {e.response}")
+        check("GetAccount" in message, f"get_account: message does not name it: {e.response}")
         ok(f"unsupported GetAccount -> {e.response['Error']['Code']} 501")
 
     # --- sending: an unverified sender is MessageRejected and nothing reaches the outbox ---
@@ -261,7 +271,7 @@ def run(ses, account, binary, data_dir):
                                         Content=content),
                  "MessageRejected", 400, "send_email from a domain not yet verified")
     outbox = os.path.join(data_dir, "outbox")
-    assert not os.listdir(outbox), f"the outbox is not empty: {os.listdir(outbox)}"
+    check(not os.listdir(outbox), f"the outbox is not empty: {os.listdir(outbox)}")
     ok("nothing reached the outbox")
 
     # --- authentication: each failure is the AWS 403 code, and none creates anything ---
@@ -300,7 +310,7 @@ def run(ses, account, binary, data_dir):
         try:
             e = expect_error(lambda: ses_once.create_email_identity(EmailIdentity="denied.example.com"),
                              "InvalidSignatureException", 403, what)
-            assert "Signature" in e.response["Error"]["Message"], e.response
+            check("Signature" in e.response["Error"]["Message"], e.response)
         finally:
             botocore.auth.get_current_datetime = real_now
     expect_error(lambda: ses.get_email_identity(EmailIdentity="denied.example.com"),
@@ -311,7 +321,7 @@ def run(ses, account, binary, data_dir):
         ses.delete_email_identity(EmailIdentity=name)
         expect_error(lambda: ses.get_email_identity(EmailIdentity=name),
                      "NotFoundException", 404, f"get {name} after delete")
-    assert ses.list_email_identities()["EmailIdentities"] == [], "identities left after delete"
+    check(ses.list_email_identities()["EmailIdentities"] == [], "identities left after delete")
     ok("nothing listed after deleting both")
 
 
@@ -333,14 +343,14 @@ def main():
             run(ses, server.account, binary, data_dir)
             # SIGTERM is documented as a graceful shutdown, so it should end with status 0.
             status = server.stop()
-            assert status == 0, f"sesame exited with status {status} after SIGTERM"
+            check(status == 0, f"sesame exited with status {status} after SIGTERM")
             ok("server shut down cleanly on SIGTERM")
         except Exception as e:  # noqa: BLE001 - any failure ends the run the same way
             server.stop()
             traceback.print_exc()
             print(f"---- sesame output ----\n{server.output()}---- end of sesame output ----",
                   file=sys.stderr)
-            reason = str(e) if isinstance(e, AssertionError) else f"{type(e).__name__}: {e}"
+            reason = str(e) if isinstance(e, CheckFailed) else f"{type(e).__name__}: {e}"
             print(f"FAIL {reason}  (after {CHECKS} passing checks)", file=sys.stderr)
             sys.exit(1)
         finally:
