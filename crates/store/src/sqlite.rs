@@ -944,6 +944,61 @@ mod tests {
         IdentityName::parse(s).unwrap()
     }
 
+    /// `PRAGMA synchronous` and `journal_mode` as one connection of the store reports them.
+    fn durability_pragmas(c: &rusqlite::Connection) -> (i64, String) {
+        let sync = c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let mode = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        (sync, mode)
+    }
+
+    /// Reads the pragmas from `n` reader connections held at once (so they are `n` distinct
+    /// connections, as many as the pool ever opens), innermost first.
+    fn reader_pragmas(store: &SqliteStore, n: usize, out: &mut Vec<(i64, String)>) {
+        store
+            .read_one(|c| {
+                out.push(durability_pragmas(c));
+                if n > 1 {
+                    reader_pragmas(store, n - 1, out);
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// The module's promise "committed means on disk, also after a power loss" rests on WAL
+    /// with `synchronous=FULL` (2): NORMAL (1) or OFF (0) would still pass a `kill -9` test,
+    /// since the page cache outlives the process. Read back from the connections the store
+    /// really uses: the writer (inside its batch transaction) and every reader the pool opens.
+    #[test]
+    fn the_writer_and_every_reader_run_wal_with_synchronous_full() {
+        let (_dir, store) = open();
+        let writer = store.write(|tx| Ok(durability_pragmas(tx))).unwrap();
+        assert_eq!(
+            writer,
+            (2, "wal".to_owned()),
+            "writer (synchronous, journal_mode)"
+        );
+        let mut readers = Vec::new();
+        reader_pragmas(&store, super::max_readers(), &mut readers);
+        assert_eq!(readers.len(), super::max_readers());
+        for (i, r) in readers.iter().enumerate() {
+            assert_eq!(
+                r,
+                &(2, "wal".to_owned()),
+                "reader {i} (synchronous, journal_mode)"
+            );
+        }
+        // The pooled readers, lent again, still say so (nothing resets them on the way back).
+        readers.clear();
+        reader_pragmas(&store, super::max_readers(), &mut readers);
+        assert!(
+            readers.iter().all(|r| r == &(2, "wal".to_owned())),
+            "{readers:?}"
+        );
+    }
+
     #[test]
     fn keys_written_before_the_rowid_migration_read_back_the_same() {
         let dir = tempfile::tempdir().unwrap();
