@@ -258,6 +258,9 @@ pub async fn serve(
             registry.lock().remove(&id);
         });
     }
+    // Closed now, not after the drain: a client connecting during shutdown is refused at once
+    // instead of waiting in the accept queue for a server that will never accept it.
+    drop(listener);
     let _ = stop.send(true);
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(30), drain)
