@@ -90,7 +90,7 @@ fn refused(api: SocketAddr, dns: SocketAddr, message: &str) {
         &[],
         resolver.addr,
     );
-    let status = server.wait_exit();
+    let status = server.failed_start();
     let out = server.output();
     assert!(!status.success(), "started on a taken port:\n{out}");
     assert_eq!(

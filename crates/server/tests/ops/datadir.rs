@@ -27,7 +27,7 @@ fn a_data_dir_owned_by_another_user_is_refused() {
         &[],
         dns.addr,
     );
-    let status = server.wait_exit();
+    let status = server.failed_start();
     let out = server.output();
     assert!(
         !status.success(),

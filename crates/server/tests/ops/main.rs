@@ -175,6 +175,26 @@ impl Proc {
         }
     }
 
+    /// For a start that must fail: waits for the exit and returns its status, failing at
+    /// once if the server reports listening instead.
+    pub fn failed_start(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.as_mut().expect("running").try_wait().unwrap() {
+                self.child = None;
+                self.join_readers();
+                return status;
+            }
+            let out = self.output();
+            assert!(!out.contains("listening api="), "it started:\n{out}");
+            assert!(
+                Instant::now() < deadline,
+                "sesame neither started nor exited within {DEADLINE:?}:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn join_readers(&mut self) {
         for r in self.readers.drain(..) {
             let _ = r.join();
