@@ -11,7 +11,6 @@ mod forwarddns;
 mod harness;
 mod hostile;
 mod identities;
-mod multinode;
 mod secrets;
 mod send;
 mod tidy;
