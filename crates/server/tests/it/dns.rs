@@ -360,8 +360,17 @@ async fn key_zone_answers_over_udp_and_tcp() {
             tokens.push((name, t.clone(), bits));
         }
     }
-    // The keys Sesame signs with, from its store.
-    let signing_keys = signing_public_keys(&server.data_dir, &server.account);
+    // Each identity's own keys, by selector, from its sealed private halves in the store.
+    let own_keys: std::collections::BTreeMap<&str, IdentityKeys> =
+        ["big.example.com", "small.example.com"]
+            .into_iter()
+            .map(|n| (n, identity_keys(&server.data_dir, &server.account, n)))
+            .collect();
+    for (name, keys) in &own_keys {
+        assert_eq!(keys.by_selector.len(), 3, "{name}: three keys");
+        let distinct: std::collections::BTreeSet<_> = keys.by_selector.values().collect();
+        assert_eq!(distinct.len(), 3, "{name}: three different keys");
+    }
 
     for udp in [true, false] {
         let mut nsc = if udp {
@@ -380,8 +389,8 @@ async fn key_zone_answers_over_udp_and_tcp() {
         let resolver = b.build().unwrap();
         for (name, token, bits) in &tokens {
             let fqdn = format!("{token}.dkim.sesame.internal.");
-            // A write is visible within a second: poll briefly for the first lookup.
-            let deadline = Instant::now() + Duration::from_secs(5);
+            // The zone follows the store every 200 ms: poll (generously) for the first lookup.
+            let deadline = Instant::now() + Duration::from_secs(30);
             let lookup = loop {
                 match resolver.lookup(fqdn.as_str(), RecordType::TXT).await {
                     Ok(l) => break l,
@@ -411,10 +420,20 @@ async fn key_zone_answers_over_udp_and_tcp() {
                 .unwrap();
             let key = openssl::pkey::PKey::public_key_from_der(&der).unwrap();
             assert_eq!(key.bits(), *bits, "{name}");
-            assert!(
-                signing_keys.contains(&der),
-                "{name}: the published key is the signing key"
+            // The key served for this token is this identity's key under this selector, and
+            // the identity's signing key is served under its own selector.
+            let keys = &own_keys[name];
+            assert_eq!(
+                keys.by_selector.get(token.as_str()),
+                Some(&der),
+                "{name}: {fqdn} serves another key than the identity's key for {token}"
             );
+            if *token == keys.signing_selector {
+                assert_eq!(
+                    der, keys.signing,
+                    "{name}: the published key is the signing key"
+                );
+            }
         }
         let e = resolver
             .lookup("nope.dkim.sesame.internal.", RecordType::TXT)
@@ -468,8 +487,17 @@ async fn key_zone_answers_over_udp_and_tcp() {
     assert!(out.contains("ns.dkim.sesame.internal"), "{out}");
 }
 
-/// The public halves of the keys in the store, derived from the sealed private keys.
-fn signing_public_keys(data_dir: &Path, account: &str) -> Vec<Vec<u8>> {
+/// One identity's DKIM keys as the store holds them: the public half of each sealed private
+/// key, by selector, and the key that signs (`Dkim::signing_key`) with its selector.
+struct IdentityKeys {
+    by_selector: std::collections::BTreeMap<String, Vec<u8>>,
+    signing_selector: String,
+    signing: Vec<u8>,
+}
+
+/// Reads `identity`'s keys (and no other identity's) from the store in `data_dir`, opening
+/// the private halves with the data dir's master key.
+fn identity_keys(data_dir: &Path, account: &str, identity: &str) -> IdentityKeys {
     use sesame_core::ports::Store;
     let master = std::fs::read_to_string(data_dir.join("master.key")).unwrap();
     let vault = sesame_crypto::OpenSslVault::new(sesame_crypto::Sealer::new(
@@ -477,31 +505,107 @@ fn signing_public_keys(data_dir: &Path, account: &str) -> Vec<Vec<u8>> {
     ));
     let store = sesame_store::SqliteStore::open(&data_dir.join("sesame.db")).unwrap();
     let account = sesame_core::model::AccountId::parse(account).unwrap();
-    let mut out = Vec::new();
-    for s in store
-        .list_identities(&account, &Default::default(), None, 100)
+    let name = sesame_core::model::IdentityName::parse(identity).unwrap();
+    let dkim = store
+        .get_identity(&account, &name)
         .unwrap()
-    {
-        let id = store.get_identity(&account, &s.name).unwrap().unwrap();
-        for k in id.dkim.map(|d| d.keys).unwrap_or_default() {
-            out.push(
-                vault
-                    .open(&k.sealed_private)
-                    .unwrap()
-                    .public_key_to_der()
-                    .unwrap(),
-            );
-        }
+        .unwrap_or_else(|| panic!("{identity} is not in the store"))
+        .dkim
+        .unwrap_or_else(|| panic!("{identity} has no DKIM keys"));
+    let public = |k: &sesame_core::model::DkimKey| {
+        vault
+            .open(&k.sealed_private)
+            .unwrap()
+            .public_key_to_der()
+            .unwrap()
+    };
+    let signing = dkim.signing_key().expect("a signing key");
+    IdentityKeys {
+        by_selector: dkim
+            .keys
+            .iter()
+            .map(|k| (k.selector.as_str().to_owned(), public(k)))
+            .collect(),
+        signing_selector: signing.selector.as_str().to_owned(),
+        signing: public(signing),
     }
-    out
 }
 
-/// A resolver that never answers: no SUCCESS, a DNS_SERVER_ERROR, and the API stays responsive.
+/// A resolver that never answers: a UDP socket that counts the queries it swallows, and a TCP
+/// listener that accepts nothing. Its counting thread stops when it is dropped.
+struct SilentResolver {
+    addr: SocketAddr,
+    queries: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    _tcp: std::net::TcpListener,
+}
+
+impl SilentResolver {
+    fn start() -> SilentResolver {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        let tcp = std::net::TcpListener::bind(addr).unwrap();
+        // The read timeout only lets the thread notice `stop`.
+        udp.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let queries = std::sync::Arc::new(AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (q, st) = (queries.clone(), stop.clone());
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !st.load(Ordering::SeqCst) {
+                if udp.recv_from(&mut buf).is_ok() {
+                    q.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        SilentResolver {
+            addr,
+            queries,
+            stop,
+            reader: Some(reader),
+            _tcp: tcp,
+        }
+    }
+
+    fn queries(&self) -> usize {
+        self.queries.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for SilentResolver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// How many checks of `identity` the verifier has recorded, from the server's log (one
+/// `checked` or `DKIM status changed` line per recorded check).
+fn checks_logged(server: &Server, identity: &str) -> usize {
+    server
+        .output()
+        .lines()
+        .filter(|l| {
+            l.contains(identity)
+                && (l.contains("sesame::background: checked") || l.contains("DKIM status changed"))
+        })
+        .count()
+}
+
+/// A resolver that never answers: after the verifier demonstrably ran several checks against
+/// it (each recorded in the log, each having sent queries the silent resolver swallowed) the
+/// identity is TEMPORARY_FAILURE with DNS_SERVER_ERROR and was never SUCCESS; the API answered
+/// every call in between.
 #[tokio::test]
 async fn a_silent_resolver_never_yields_success() {
-    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let silent_tcp = std::net::TcpListener::bind(silent.local_addr().unwrap()).unwrap();
-    let addr = silent.local_addr().unwrap().to_string();
+    const CHECKS: usize = 3;
+    let silent = SilentResolver::start();
+    let addr = silent.addr.to_string();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_in(
         dir.path(),
@@ -516,11 +620,10 @@ async fn a_silent_resolver_never_yields_success() {
         .send()
         .await
         .unwrap();
-    let started = Instant::now();
-    let mut api_calls = 0;
+    // Each lookup waits out its 3 s timeout; the backoff between checks starts at 200 ms.
+    let deadline = Instant::now() + Duration::from_secs(90);
     let got = loop {
         // The API answers while lookups hang.
-        let t = Instant::now();
         let got = c
             .get_email_identity()
             .email_identity("silent.example.com")
@@ -528,34 +631,184 @@ async fn a_silent_resolver_never_yields_success() {
             .await
             .unwrap();
         c.list_email_identities().send().await.unwrap();
-        api_calls += 2;
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "the API stalled behind the verifier"
+        assert_ne!(
+            status(&got),
+            Some(&DkimStatus::Success),
+            "SUCCESS from a resolver that never answered: {got:?}"
         );
-        assert_ne!(status(&got), Some(&DkimStatus::Success));
-        if got
-            .verification_info()
-            .and_then(|v| v.error_type())
-            .is_some()
-        {
+        let checks = checks_logged(&server, "silent.example.com");
+        if checks >= CHECKS {
             break got;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never checked: {got:?}"
+            Instant::now() < deadline,
+            "the verifier recorded {checks} checks in 90 s, not {CHECKS} (queries seen: {}): {got:?}",
+            silent.queries()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(status(&got), Some(&DkimStatus::TemporaryFailure));
+    assert_eq!(status(&got), Some(&DkimStatus::TemporaryFailure), "{got:?}");
     assert_eq!(
         got.verification_info()
-            .unwrap()
-            .error_type()
-            .unwrap()
-            .as_str(),
-        "DNS_SERVER_ERROR"
+            .and_then(|v| v.error_type())
+            .map(|e| e.as_str()),
+        Some("DNS_SERVER_ERROR"),
+        "{got:?}"
     );
-    assert!(api_calls >= 2);
-    drop((silent, silent_tcp));
+    assert!(
+        silent.queries() >= CHECKS,
+        "the checks asked the silent resolver: {} queries",
+        silent.queries()
+    );
+}
+
+/// Splits a zone-file line of `sesame dns-records` into its owner name and the rest
+/// (`TTL IN TYPE DATA`).
+fn owner_and_rest(line: &str) -> (&str, &str) {
+    line.split_once(' ').expect("a zone-file line")
+}
+
+/// `hops` CNAME records leading from `from` through names under `via` in the customer's zone
+/// to `to` (all absolute names), as zone-file lines.
+fn cname_chain(from: &str, via: &str, hops: usize, to: &str) -> Vec<String> {
+    let mut names: Vec<String> = vec![from.to_owned()];
+    names.extend((1..hops).map(|i| format!("hop{i}.{via}.")));
+    names.push(to.to_owned());
+    names
+        .windows(2)
+        .map(|w| format!("{} 60 IN CNAME {}", w[0], w[1]))
+        .collect()
+}
+
+/// The verifier against a real authoritative server (NSD) for chains and NODATA: Easy DKIM
+/// tokens and a BYODKIM selector published through CNAME chains of 3 hops inside the
+/// customer's zone (and, for Easy DKIM, of exactly the verifier's limit of 8 hops) become
+/// SUCCESS; a chain one hop past the limit (9 for Easy DKIM, 10 for BYODKIM) is INVALID_VALUE
+/// and stays PENDING; selector names that exist with only an A record (NODATA) are
+/// TYPE_NOT_FOUND, "the queried hostname exists but does not have the requested type of DNS
+/// record" (the model's VerificationError documentation), with the customer zone's SOA.
+#[tokio::test]
+async fn the_verifier_follows_cname_chains_and_reports_nodata_through_nsd() {
+    if !have("nsd") {
+        return;
+    }
+    let mut nsd = Nsd::start("example.test");
+    let dir = tempfile::tempdir().unwrap();
+    let resolver = nsd.addr().to_string();
+    let server = Server::start_in(
+        dir.path(),
+        &[
+            ("SESAME_RESOLVER", &resolver),
+            ("SESAME_VERIFY_INTERVAL", "300ms"),
+        ],
+    );
+    let c = server.client();
+    let byo = || {
+        DkimSigningAttributes::builder()
+            .domain_signing_selector("sel1")
+            .domain_signing_private_key(rsa_key_b64(1024, true))
+            .build()
+    };
+    let easy = ["chain", "edge", "long", "nodata"].map(|l| format!("{l}.example.test"));
+    let byodkim = ["byochain", "byolong", "byonodata"].map(|l| format!("{l}.example.test"));
+    for name in &easy {
+        c.create_email_identity()
+            .email_identity(name)
+            .send()
+            .await
+            .unwrap();
+    }
+    for name in &byodkim {
+        c.create_email_identity()
+            .email_identity(name)
+            .dkim_signing_attributes(byo())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let mut zone: Vec<String> = Vec::new();
+    // Easy DKIM: each token's CNAME replaced by a chain of `hops` to the same target.
+    for (label, hops) in [("chain", 3), ("edge", 8), ("long", 9)] {
+        let name = format!("{label}.example.test");
+        let lines = dns_records(&server, &name, None);
+        let cnames: Vec<&String> = lines.iter().filter(|l| l.contains(" CNAME ")).collect();
+        assert_eq!(cnames.len(), 3, "{lines:?}");
+        for (i, line) in cnames.into_iter().enumerate() {
+            let (owner, rest) = owner_and_rest(line);
+            let target = rest.rsplit(' ').next().unwrap();
+            zone.extend(cname_chain(
+                owner,
+                &format!("t{i}.{label}.example.test"),
+                hops,
+                target,
+            ));
+        }
+    }
+    // BYODKIM: the selector's TXT moved to the end of a chain.
+    for (label, hops) in [("byochain", 3), ("byolong", 10)] {
+        let name = format!("{label}.example.test");
+        let lines = dns_records(&server, &name, None);
+        let txt: Vec<&String> = lines.iter().filter(|l| l.contains(" TXT ")).collect();
+        assert_eq!(txt.len(), 1, "{lines:?}");
+        let (owner, rest) = owner_and_rest(txt[0]);
+        let end = format!("key.{label}.example.test.");
+        zone.extend(cname_chain(
+            owner,
+            &format!("{label}.example.test"),
+            hops,
+            &end,
+        ));
+        zone.push(format!("{end} {rest}"));
+    }
+    // NODATA: the names exist, with an A record only.
+    for name in ["nodata.example.test", "byonodata.example.test"] {
+        for line in dns_records(&server, name, None)
+            .iter()
+            .filter(|l| !l.starts_with(';'))
+        {
+            let (owner, _) = owner_and_rest(line);
+            zone.push(format!("{owner} 60 IN A 127.0.0.1"));
+        }
+    }
+    nsd.publish(&zone);
+
+    for name in ["chain", "edge", "byochain"].map(|l| format!("{l}.example.test")) {
+        let got = wait_for(&c, &name, "SUCCESS", |g| {
+            status(g) == Some(&DkimStatus::Success)
+        })
+        .await;
+        assert!(got.verified_for_sending_status(), "{name}");
+        assert!(
+            got.verification_info().unwrap().error_type().is_none(),
+            "{name}"
+        );
+    }
+    for (label, error) in [
+        ("long", "INVALID_VALUE"),
+        ("byolong", "INVALID_VALUE"),
+        ("nodata", "TYPE_NOT_FOUND"),
+        ("byonodata", "TYPE_NOT_FOUND"),
+    ] {
+        let name = format!("{label}.example.test");
+        // Before the zone had these names the checks said HOST_NOT_FOUND; this is a check of
+        // the published zone.
+        let got = wait_for(&c, &name, error, |g| {
+            assert_ne!(status(g), Some(&DkimStatus::Success), "{name}: {g:?}");
+            g.verification_info()
+                .and_then(|v| v.error_type())
+                .is_some_and(|e| e.as_str() == error)
+        })
+        .await;
+        assert_eq!(status(&got), Some(&DkimStatus::Pending), "{name}");
+        assert!(!got.verified_for_sending_status(), "{name}");
+        if error == "TYPE_NOT_FOUND" {
+            let soa = got
+                .verification_info()
+                .unwrap()
+                .soa_record()
+                .expect("NODATA carries the zone's SOA");
+            assert_eq!(soa.primary_name_server(), Some("ns1.example.test"));
+        }
+    }
 }
