@@ -424,7 +424,7 @@ mod tests {
             assert!(
                 edge_samples()
                     .into_iter()
-                    .any(|(e, _, _)| expected_edge(&e) == auth(*code)),
+                    .any(|(e, _, _)| expected_edge(&e) == auth(code)),
                 "{code}"
             );
         }
@@ -697,8 +697,12 @@ mod tests {
             sigv4::format_amz_date(NOW_MS / 1000)
         }
 
-        const GET_IDENTITY: (&str, &str, Option<&str>) =
-            ("GET", "/v2/email/identities/example.com", None);
+        /// Method, path and query of a request.
+        type Head = (&'static str, &'static str, Option<&'static str>);
+        /// Header names and values.
+        type Headers = Vec<(String, String)>;
+
+        const GET_IDENTITY: Head = ("GET", "/v2/email/identities/example.com", None);
 
         /// A signed GET of `GET_IDENTITY`.
         fn signed_get() -> Vec<(String, String)> {
@@ -733,12 +737,7 @@ mod tests {
             let server = serve((0, 0), (0, 0), Duration::from_secs(1)).await;
             let get = GET_IDENTITY.1;
             let stale = sigv4::format_amz_date(NOW_MS / 1000 - 16 * 60);
-            let cases: Vec<(
-                &str,
-                (&str, &str, Option<&str>),
-                Vec<(String, String)>,
-                EdgeError,
-            )> = vec![
+            let cases: Vec<(&str, Head, Headers, EdgeError)> = vec![
                 (
                     "no signature",
                     GET_IDENTITY,
