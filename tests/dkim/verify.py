@@ -2,12 +2,17 @@
 """Verify a DKIM-signed message with dkimpy, resolving keys the way a receiver would.
 
 Usage: verify.py MESSAGE.eml CUSTOMER_DNS KEYZONE_DNS KEYZONE
+       verify.py MESSAGE.eml --txt NAME TXT [--txt NAME TXT ...]
   CUSTOMER_DNS  IP:PORT of the customer's authoritative server (e.g. NSD in the tests)
   KEYZONE_DNS   IP:PORT of Sesame's key-zone responder
   KEYZONE       the zone Sesame publishes Easy DKIM keys under
+  --txt         no DNS at all: dkimpy's lookup of NAME (`selector._domainkey.domain`) answers
+                TXT (`v=DKIM1; k=rsa; p=...`); any other name has no record
 
-The selector's TXT is looked up at the customer's server; a CNAME there is followed, to
-Sesame's responder for names in the key zone. Exits 0 if dkimpy verifies the signature.
+In the first form the selector's TXT is looked up at the customer's server; a CNAME there is
+followed, to Sesame's responder for names in the key zone. The second gives dkimpy the key
+directly, so a signature is checked by an independent verifier wherever Python runs. Exits 0
+if dkimpy verifies the signature, 1 if it does not.
 """
 import sys
 
@@ -17,7 +22,24 @@ import dns.query
 import dns.rdatatype
 
 
+def stub_dnsfunc(pairs):
+    table = {name.rstrip(".").lower(): txt.encode() for name, txt in pairs}
+
+    def dnsfunc(name, timeout=5):
+        target = name.decode() if isinstance(name, bytes) else name
+        return table.get(target.rstrip(".").lower())
+
+    return dnsfunc
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[2] == "--txt":
+        path, rest = sys.argv[1], sys.argv[2:]
+        if len(rest) % 3 or any(flag != "--txt" for flag in rest[::3]):
+            sys.exit(__doc__)
+        pairs = list(zip(rest[1::3], rest[2::3]))
+        verify(path, stub_dnsfunc(pairs))
+        return
     path, customer, keyzone_server, zone = sys.argv[1:5]
     zone = zone.rstrip(".").lower()
 
@@ -40,6 +62,10 @@ def main():
             target = cnames[0].target.to_text()
         return None
 
+    verify(path, dnsfunc)
+
+
+def verify(path, dnsfunc):
     message = open(path, "rb").read()
     ok = dkim.verify(message, dnsfunc=dnsfunc)
     print(f"dkimpy {getattr(dkim, '__version__', '?')}: {'pass' if ok else 'FAIL'} {path}")

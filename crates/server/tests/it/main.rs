@@ -3,6 +3,8 @@
 //! `raw_request` helper).
 
 mod auth;
+#[path = "../crash/customerdns.rs"]
+mod customerdns;
 mod dns;
 mod durability;
 mod errors;

@@ -73,6 +73,73 @@ fn dkimpy(
     (out.status.success(), said)
 }
 
+/// Runs dkimpy on a message with no DNS at all: its lookup of `name`
+/// (`selector._domainkey.domain`) answers `txt`; returns whether it verified, and what it said.
+fn dkimpy_given(python: &str, message: &Path, name: &str, txt: &str) -> (bool, String) {
+    let out = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/dkim/verify.py"
+        ))
+        .arg(message)
+        .args(["--txt", name, txt])
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)) && said.contains("dkimpy"),
+        "verify.py did not run: {said}"
+    );
+    (out.status.success(), said)
+}
+
+/// The TXT record Sesame's key zone serves at `name`, its strings joined.
+async fn key_zone_txt(dns: SocketAddr, name: &str) -> String {
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+    use hickory_resolver::net::runtime::TokioRuntimeProvider;
+    use hickory_resolver::proto::rr::{RData, RecordType};
+    let mut nsc = NameServerConfig::udp_and_tcp(dns.ip());
+    for c in nsc.connections.iter_mut() {
+        c.port = dns.port();
+    }
+    let mut b = hickory_resolver::Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![nsc]),
+        TokioRuntimeProvider::default(),
+    );
+    b.options_mut().cache_size = 0;
+    let lookup = b
+        .build()
+        .unwrap()
+        .lookup(name, RecordType::TXT)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let RData::TXT(txt) = &lookup.answers()[0].data else {
+        panic!("{name}: not TXT")
+    };
+    txt.txt_data
+        .iter()
+        .map(|s| String::from_utf8(s.to_vec()).unwrap())
+        .collect()
+}
+
+/// The `s=` and `d=` of a message's DKIM-Signature.
+fn selector_and_domain(text: &str) -> (String, String) {
+    let sig = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .replace("\r\n\t", " ");
+    let tag = |t: &str| {
+        sig.split(';')
+            .map(str::trim)
+            .find_map(|kv| kv.strip_prefix(t))
+            .unwrap_or_else(|| panic!("no {t} in {sig}"))
+            .to_owned()
+    };
+    (tag("s="), tag("d="))
+}
+
 /// `SESAME_PYTHON` (default `python3`) if it has dkimpy and dnspython; otherwise `None`,
 /// after saying so (or failing, where `SESAME_REQUIRE_DNS_TOOLS=1`).
 fn python_with_dkimpy() -> Option<String> {
@@ -177,6 +244,125 @@ async fn unverified_or_foreign_senders_are_rejected_and_nothing_is_sent() {
         outbox(&server.data_dir).is_empty(),
         "nothing reached the outbox"
     );
+}
+
+/// Independent of NSD: an Easy DKIM domain and BYODKIM domains with 1024- and 2048-bit keys
+/// are verified through an in-process customer DNS server, and dkimpy, given the key a receiver
+/// would find (the key zone's TXT for the Easy DKIM token, the customer's own key for BYODKIM),
+/// verifies what each sends, refuses it under another key and refuses it changed. So every run
+/// where Python runs checks signatures with a verifier that is not the signing library.
+#[tokio::test]
+async fn sent_mail_verifies_with_dkimpy_given_the_published_key() {
+    let Some(python) = python_with_dkimpy() else {
+        return;
+    };
+    let customers = crate::customerdns::CustomerDns::start("dkim.sesame.internal");
+    let resolver = customers.addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(
+        dir.path(),
+        &[
+            ("SESAME_RESOLVER", &resolver),
+            ("SESAME_VERIFY_INTERVAL", "200ms"),
+        ],
+    );
+    let c = server.client();
+    // The customer's TXT for each BYODKIM selector, as the receiver will find it.
+    let mut published = std::collections::HashMap::new();
+    for (domain, bits) in [
+        ("byo1024.example.test", 1024),
+        ("byo2048.example.test", 2048),
+    ] {
+        let rsa = openssl::rsa::Rsa::generate(bits).unwrap();
+        let private = data_encoding::BASE64.encode(&rsa.private_key_to_der().unwrap());
+        let public = openssl::pkey::PKey::from_rsa(rsa)
+            .unwrap()
+            .public_key_to_der()
+            .unwrap();
+        customers.publish_key("s1", domain, &public);
+        published.insert(
+            format!("s1._domainkey.{domain}"),
+            format!(
+                "v=DKIM1; k=rsa; p={}",
+                data_encoding::BASE64.encode(&public)
+            ),
+        );
+        c.create_email_identity()
+            .email_identity(domain)
+            .dkim_signing_attributes(
+                DkimSigningAttributes::builder()
+                    .domain_signing_selector("s1")
+                    .domain_signing_private_key(private)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    c.create_email_identity()
+        .email_identity("easy.example.test")
+        .send()
+        .await
+        .unwrap();
+    let domains = [
+        "byo1024.example.test",
+        "byo2048.example.test",
+        "easy.example.test",
+    ];
+    for d in domains {
+        wait_for(&c, d, "SUCCESS", |g| {
+            status(g) == Some(&DkimStatus::Success)
+        })
+        .await;
+    }
+    let other_key = format!(
+        "v=DKIM1; k=rsa; p={}",
+        data_encoding::BASE64.encode(
+            &openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(1024).unwrap())
+                .unwrap()
+                .public_key_to_der()
+                .unwrap()
+        )
+    );
+    for d in domains {
+        let id = c
+            .send_email()
+            .from_email_address(format!("News <news@{d}>"))
+            .destination(
+                Destination::builder()
+                    .to_addresses("rcpt@example.net")
+                    .build(),
+            )
+            .content(simple("Checked by dkimpy"))
+            .send()
+            .await
+            .unwrap()
+            .message_id()
+            .unwrap()
+            .to_owned();
+        let path = server.data_dir.join("outbox").join(format!("{id}.eml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (selector, domain) = selector_and_domain(&text);
+        assert_eq!(domain, d, "{text}");
+        let name = format!("{selector}._domainkey.{domain}");
+        let txt = match published.get(&name) {
+            Some(t) => t.clone(),
+            // Easy DKIM: the selector is a token, its key served by Sesame's key zone.
+            None => key_zone_txt(server.dns, &format!("{selector}.dkim.sesame.internal.")).await,
+        };
+        let (ok, said) = dkimpy_given(&python, &path, &name, &txt);
+        assert!(ok, "dkimpy did not verify {d}'s mail: {said}\n{text}");
+        let (ok, _) = dkimpy_given(&python, &path, &name, &other_key);
+        assert!(!ok, "{d}: dkimpy verified the mail with another key");
+        let tampered = dir.path().join("tampered.eml");
+        std::fs::write(
+            &tampered,
+            text.replacen("Checked by dkimpy", "Checked by dkimpY", 1),
+        )
+        .unwrap();
+        let (ok, _) = dkimpy_given(&python, &tampered, &name, &txt);
+        assert!(!ok, "{d}: dkimpy verified a changed subject");
+    }
 }
 
 #[tokio::test]
@@ -329,16 +515,47 @@ async fn verified_domains_send_mail_that_dkimpy_verifies_through_dns() {
     }
     assert_eq!(outbox(&server.data_dir).len(), sent.len());
 
-    // Rotation with real DNS: the staged key signs only after a check past the delay, and mail
-    // signed before keeps verifying because the replaced key stays published.
+    // Rotation with real DNS: the staged key signs only after a successful check past the
+    // delay, and mail signed before keeps verifying because the replaced key stays published.
+    // The staged key takes one of the two tokens that do not sign; their CNAMEs are withheld
+    // first, so no check can succeed after the rotation until they are back, and the mail sent
+    // meanwhile must be signed by the old key, whatever the timing.
+    let first_text = std::fs::read_to_string(
+        server
+            .data_dir
+            .join("outbox")
+            .join(format!("{}.eml", sent[0].0)),
+    )
+    .unwrap();
+    let before = first_text
+        .split("s=")
+        .nth(1)
+        .and_then(|t| t.split(';').next())
+        .unwrap()
+        .to_owned();
+    let withheld: Vec<String> = records
+        .iter()
+        .filter(|r| !r.contains("_domainkey.example.test") || r.contains(&before))
+        .cloned()
+        .collect();
+    assert_eq!(withheld.len(), records.len() - 2, "{records:?}");
+    let checked_after = |at: aws_sdk_sesv2::primitives::DateTime| {
+        move |g: &aws_sdk_sesv2::operation::get_email_identity::GetEmailIdentityOutput| {
+            g.verification_info()
+                .and_then(|v| v.last_checked_timestamp())
+                .is_some_and(|t| t.to_millis().unwrap() > at.to_millis().unwrap())
+        }
+    };
+    let now = || aws_sdk_sesv2::primitives::DateTime::from(std::time::SystemTime::now());
+    // The identity is SUCCESS, so nothing is checked until the rotation asks for a check; NSD
+    // serves the new zone once `publish` returns.
+    nsd.publish(&withheld);
+    let rotated_at = now();
     let rotated = crate::auth::cli(&server.data_dir, &["rotate", "example.test"]);
     let staged = rotated["StagedToken"].as_str().unwrap().to_owned();
-    let before = rotated["SigningToken"].as_str().unwrap().to_owned();
+    assert_eq!(rotated["SigningToken"].as_str(), Some(before.as_str()));
     assert_ne!(staged, before);
-    let verify = |path: &Path| dkimpy(&python, path, nsd.addr(), server.dns).0;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut signed_by = Vec::new();
-    loop {
+    async fn send_one(c: &aws_sdk_sesv2::Client, data_dir: &Path) -> (PathBuf, String) {
         let id = c
             .send_email()
             .from_email_address("news@example.test")
@@ -354,38 +571,66 @@ async fn verified_domains_send_mail_that_dkimpy_verifies_through_dns() {
             .message_id()
             .unwrap()
             .to_owned();
-        let path = server.data_dir.join("outbox").join(format!("{id}.eml"));
+        let path = data_dir.join("outbox").join(format!("{id}.eml"));
         let text = std::fs::read_to_string(&path).unwrap();
-        let now_signing = if text.contains(&format!("s={staged};")) {
-            &staged
-        } else {
-            &before
-        };
-        assert!(text.contains(&format!("s={now_signing};")), "{text}");
-        assert!(verify(&path), "a message signed while rotating verifies");
-        signed_by.push(now_signing.clone());
-        if now_signing == &staged {
+        (path, text)
+    }
+    // Checked again after the rotation and past its 1 s delay, but not successfully: the old
+    // key still signs.
+    let past_delay =
+        aws_sdk_sesv2::primitives::DateTime::from_millis(rotated_at.to_millis().unwrap() + 1000);
+    let got = wait_for(
+        &c,
+        "example.test",
+        "checked past the delay",
+        checked_after(past_delay),
+    )
+    .await;
+    let info = got.verification_info().unwrap();
+    assert!(
+        info.error_type().is_some(),
+        "two of three CNAMEs missing is not a success: {got:?}"
+    );
+    assert!(
+        info.last_success_timestamp().unwrap().to_millis().unwrap()
+            < rotated_at.to_millis().unwrap(),
+        "no check succeeded since the rotation: {got:?}"
+    );
+    assert_eq!(
+        status(&got),
+        Some(&DkimStatus::Success),
+        "SUCCESS is kept in the grace"
+    );
+    let (path, text) = send_one(&c, &server.data_dir).await;
+    assert!(
+        text.contains(&format!("s={before};")),
+        "the old key signs until a check has seen the staged one: {text}"
+    );
+    let (ok, said) = dkimpy(&python, &path, nsd.addr(), server.dns);
+    assert!(ok, "a message signed while rotating verifies: {said}");
+    // The records back: the staged key takes over at the next check.
+    nsd.publish(&records);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (path, text) = send_one(&c, &server.data_dir).await;
+        let (ok, said) = dkimpy(&python, &path, nsd.addr(), server.dns);
+        assert!(ok, "a message signed while rotating verifies: {said}");
+        if text.contains(&format!("s={staged};")) {
             break;
         }
+        assert!(text.contains(&format!("s={before};")), "{text}");
         assert!(
             std::time::Instant::now() < deadline,
             "the staged key never started signing"
         );
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
-    assert_eq!(
-        signed_by.first(),
-        Some(&before),
-        "the old key signs until the new one is ready"
-    );
     let first = server
         .data_dir
         .join("outbox")
         .join(format!("{}.eml", sent[0].0));
-    assert!(
-        verify(&first),
-        "mail signed before the rotation still verifies"
-    );
+    let (ok, said) = dkimpy(&python, &first, nsd.addr(), server.dns);
+    assert!(ok, "mail signed before the rotation still verifies: {said}");
 
     // `sesame sign`: another MTA's message, signed with the identity's active key.
     let unsigned = b"From: mta@example.test\r\nTo: rcpt@example.net\r\nSubject: via sign\r\nDate: Thu, 26 Nov 2026 12:00:00 +0000\r\nMessage-ID: <mta-1@example.test>\r\n\r\nSigned by the CLI.\r\n";
