@@ -387,3 +387,21 @@ pub async fn bind_udp_and_tcp() -> (tokio::net::UdpSocket, tokio::net::TcpListen
     }
     panic!("no loopback port free for both UDP and TCP");
 }
+
+/// A child process that is killed (and reaped) when the guard drops, also when the test
+/// panics first: no test leaves a process behind.
+pub struct KillOnDrop(pub Child);
+
+impl KillOnDrop {
+    /// Kills the child now and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -708,23 +708,25 @@ async fn relay_delivers_intact_signed_mail(
         .local_addr()
         .unwrap()
         .port();
-    let mut smtpd = Command::new(python)
-        .args([
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            "-c",
-            "sink.RawSink",
-        ])
-        .arg(inbox.path())
-        .env(
-            "PYTHONPATH",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/smtp"),
-        )
-        .spawn()
-        .unwrap();
+    let mut smtpd = crate::harness::KillOnDrop(
+        Command::new(python)
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "sink.RawSink",
+            ])
+            .arg(inbox.path())
+            .env(
+                "PYTHONPATH",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/smtp"),
+            )
+            .spawn()
+            .unwrap(),
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -789,8 +791,7 @@ async fn relay_delivers_intact_signed_mail(
                 .contains(out.message_id().unwrap()))
     );
     // A relay that is down: SendEmail fails with a 5xx after its retries, nothing is lost silently.
-    let _ = smtpd.kill();
-    let _ = smtpd.wait();
+    smtpd.kill();
     let e = server
         .client()
         .send_email()
