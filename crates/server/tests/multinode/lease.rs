@@ -57,7 +57,7 @@ async fn a_node_killed_holding_leases_has_its_work_taken_over_only_once_they_end
     // every lease. Kill it before its first lookup times out and records a result.
     tokio::task::block_in_place(|| {
         db.wait_for("node A asking about all 20 identities", 30, || {
-            let asked: Vec<String> = silent.queries().into_iter().map(|(q, _)| q).collect();
+            let asked: Vec<String> = silent.lookups().into_iter().map(|(q, _)| q).collect();
             names.iter().all(|n| asked.contains(&question(n)))
         })
     });
@@ -131,7 +131,7 @@ async fn a_node_killed_holding_leases_has_its_work_taken_over_only_once_they_end
     }
 
     let mut first_by_b: HashMap<String, Vec<i64>> = HashMap::new();
-    for (q, at) in dns_b.queries() {
+    for (q, at) in dns_b.lookups() {
         first_by_b.entry(q).or_default().push(millis(at));
     }
     for (q, end) in &lease_end {

@@ -1,6 +1,7 @@
 //! Migrations on PostgreSQL: `sesame migrate` builds a fresh database's schema and is a no-op
-//! the second time; and three nodes started together on a fresh database wait for each other
-//! on the migration lock, apply the migrations once between them, and all serve.
+//! the second time; three `sesame migrate` started together on a fresh database wait for each
+//! other on the migration lock and apply the migrations once between them; and three nodes
+//! started together on a fresh database all start, migrate it once, and all serve.
 
 use crate::db::{Held, with_client};
 use crate::{TestDb, master_key, node, within};
@@ -92,6 +93,36 @@ fn sesame(args: &[&str], master: &str) -> (bool, String) {
     (status.success(), out)
 }
 
+/// Waits (up to 20 s, within the harness's 30 s start-up deadline) until `n` sessions whose
+/// application name starts with `prefix` wait for an advisory lock.
+fn queued(db: &TestDb, prefix: &str, n: i64) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting = db.sessions_where(&format!(
+            "application_name LIKE '{prefix}%' AND wait_event_type = 'Lock' \
+             AND wait_event = 'advisory'"
+        ));
+        if waiting == n {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{waiting} of {n} waited for the migration lock; sessions: {:#?}",
+                db.sessions()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The message of a thread's panic.
+fn panic_text(e: Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 #[test]
 fn sesame_migrate_builds_a_fresh_database_once() {
     let Some(db) = TestDb::create() else { return };
@@ -130,18 +161,56 @@ fn sesame_migrate_builds_a_fresh_database_once() {
     assert_eq!(tables(&db), made);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_starting_together_migrate_a_fresh_database_once_and_all_serve() {
+/// The test takes the migration lock first, so three `sesame migrate` arrive at it together and
+/// must queue; it lets go once all three are seen waiting.
+#[test]
+fn three_migrations_started_together_wait_for_each_other_and_apply_once() {
     let Some(db) = TestDb::create() else { return };
     let master = master_key();
-    // The test takes the migration lock first, so the three nodes arrive at it together and
-    // must queue; it lets go once all three are seen waiting.
     let held = Held::take(
         &db.url_as("holder"),
         &format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"),
         Some("SELECT pg_advisory_unlock_all()"),
     );
-    let (queued, started) = tokio::task::block_in_place(|| {
+    let (waited, runs) = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..3)
+            .map(|i| {
+                let (db, master) = (&db, &master);
+                s.spawn(move || {
+                    let dir = tempfile::tempdir().unwrap();
+                    let url = db.url_as(&format!("migrate_{i}"));
+                    let data_dir = dir.path().to_str().unwrap().to_owned();
+                    sesame(
+                        &["migrate", "--data-dir", &data_dir, "--database-url", &url],
+                        master,
+                    )
+                })
+            })
+            .collect();
+        let waited = queued(&db, "migrate\\_", 3);
+        held.release();
+        let runs: Vec<_> = runs.into_iter().map(|h| h.join().unwrap()).collect();
+        (waited, runs)
+    });
+    for (ok, out) in &runs {
+        assert!(ok, "a sesame migrate failed:\n{out}");
+    }
+    waited.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(versions(&db), (1..=shipped()).collect::<Vec<_>>());
+}
+
+/// Three nodes on one fresh database, started at the same instant: as above, the test holds
+/// the migration lock until all three wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_starting_together_on_a_fresh_database_all_start_and_serve() {
+    let Some(db) = TestDb::create() else { return };
+    let master = master_key();
+    let held = Held::take(
+        &db.url_as("holder"),
+        &format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"),
+        Some("SELECT pg_advisory_unlock_all()"),
+    );
+    let (waited, started) = tokio::task::block_in_place(|| {
         std::thread::scope(|s| {
             let starts: Vec<_> = (0..3)
                 .map(|i| {
@@ -149,39 +218,27 @@ async fn three_nodes_starting_together_migrate_a_fresh_database_once_and_all_ser
                     s.spawn(move || node(db, &format!("node_{i}"), master, &[]))
                 })
                 .collect();
-            // Within the harness's 30 s start-up deadline.
-            let deadline = Instant::now() + Duration::from_secs(20);
-            let queued = loop {
-                let waiting = db.sessions_where(
-                    "application_name LIKE 'node\\_%' AND wait_event_type = 'Lock' \
-                     AND wait_event = 'advisory'",
-                );
-                if waiting == 3 {
-                    break Ok(());
-                }
-                if Instant::now() >= deadline {
-                    break Err(format!(
-                        "{waiting} of 3 nodes waited for the migration lock; sessions: {:#?}",
-                        db.sessions()
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            };
+            let waited = queued(&db, "node\\_", 3);
             held.release();
             let started: Vec<_> = starts.into_iter().map(|h| h.join()).collect();
-            (queued, started)
+            (waited, started)
         })
     });
     let mut nodes = Vec::new();
-    let mut failed = 0;
+    let mut failed = Vec::new();
     for s in started {
         match s {
             Ok(n) => nodes.push(n),
-            Err(_) => failed += 1,
+            Err(e) => failed.push(panic_text(e)),
         }
     }
-    assert_eq!(failed, 0, "{failed} of 3 nodes did not start");
-    queued.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        failed.is_empty(),
+        "{} of 3 nodes did not start:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+    waited.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         versions(&db),
         (1..=shipped()).collect::<Vec<_>>(),

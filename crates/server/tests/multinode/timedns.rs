@@ -2,6 +2,11 @@
 //! answered with an authoritative NXDOMAIN after a chosen delay, or never answered at all. The
 //! multi-node tests give each node one, so what a node checked, and when, is counted here rather
 //! than read from its log. Runs on its own thread and runtime, like `fakedns`.
+//!
+//! One lookup can arrive more than once: hickory resends an unanswered UDP query (same message
+//! id, a new socket) every retry interval, at least 333 ms (`DEFAULT_RETRY_FLOOR`), up to three
+//! sends within the lookup's timeout. So a lookup is counted once per name and message id, at
+//! its first arrival.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -19,8 +24,8 @@ pub enum Answer {
 /// The running server; stops when dropped.
 pub struct TimedDns {
     pub addr: SocketAddr,
-    /// Every question, as (lower-cased name, arrival time), in arrival order.
-    queries: Arc<Mutex<Vec<(String, SystemTime)>>>,
+    /// Every question, as (lower-cased name, message id, arrival time), in arrival order.
+    queries: Arc<Mutex<Vec<(String, u16, SystemTime)>>>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -68,7 +73,7 @@ impl TimedDns {
     pub fn start(answer: Answer) -> TimedDns {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let queries: Arc<Mutex<Vec<(String, SystemTime)>>> = Default::default();
+        let queries: Arc<Mutex<Vec<(String, u16, SystemTime)>>> = Default::default();
         let log = queries.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -92,7 +97,8 @@ impl TimedDns {
                     let Some((name, end)) = question(msg) else {
                         continue;
                     };
-                    log.lock().unwrap().push((name, at));
+                    let id = u16::from_be_bytes([msg[0], msg[1]]);
+                    log.lock().unwrap().push((name, id, at));
                     if let Answer::NxDomainAfter(delay) = answer {
                         let reply = nxdomain(msg, end);
                         let socket = socket.clone();
@@ -111,17 +117,25 @@ impl TimedDns {
         }
     }
 
-    /// Every question so far.
-    pub fn queries(&self) -> Vec<(String, SystemTime)> {
-        self.queries.lock().unwrap().clone()
+    /// Every lookup so far, as (name, first arrival), in arrival order; resends of a lookup
+    /// (the same name and message id) are not counted again.
+    pub fn lookups(&self) -> Vec<(String, SystemTime)> {
+        let mut seen = std::collections::HashSet::new();
+        self.queries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(name, id, _)| seen.insert((name.clone(), *id)))
+            .map(|(name, _, at)| (name.clone(), *at))
+            .collect()
     }
 
-    /// How many questions each name got, of those that arrived at or after `since`.
+    /// How many lookups of each name arrived at or after `since`.
     pub fn counts_since(&self, since: SystemTime) -> std::collections::HashMap<String, usize> {
         let mut counts = std::collections::HashMap::new();
-        for (name, at) in self.queries.lock().unwrap().iter() {
-            if *at >= since {
-                *counts.entry(name.clone()).or_default() += 1;
+        for (name, at) in self.lookups() {
+            if at >= since {
+                *counts.entry(name).or_default() += 1;
             }
         }
         counts
