@@ -168,13 +168,15 @@ pub fn generate_parallel<V: KeyVault + ?Sized>(
 
 /// DKIM-signs a message with a sealed key; the implementation unseals (and may cache) the key.
 pub trait MailSigner: Send + Sync {
-    /// `message` with a DKIM-Signature for `d=domain`, `s=selector` prepended.
+    /// `message` with a DKIM-Signature for `d=domain`, `s=selector`, signed at `now` (its `t=`)
+    /// prepended.
     fn sign(
         &self,
         message: &[u8],
         domain: &str,
         selector: &str,
         sealed_private: &[u8],
+        now: Timestamp,
     ) -> Result<Vec<u8>, Error>;
 }
 

@@ -312,7 +312,13 @@ impl Service {
             return Err(not_verified(&refused));
         }
         let message = match key {
-            Some(k) => signer.sign(&out.message, &k.domain, &k.selector, &k.sealed_private)?,
+            Some(k) => signer.sign(
+                &out.message,
+                &k.domain,
+                &k.selector,
+                &k.sealed_private,
+                self.clock.now(),
+            )?,
             None => out.message,
         };
         outbox.deliver(&out.message_id, &out.from, &out.recipients, &message)?;

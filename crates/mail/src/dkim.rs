@@ -1,11 +1,18 @@
-//! DKIM signing with mail-auth (RFC 6376): RSA-SHA256, relaxed/relaxed, `t=` set, over an
-//! OpenSSL private key. mail-auth's own RSA backends (ring, aws-lc-rs) refuse 1024-bit keys,
-//! which SES allows, so this module implements mail-auth's public `SigningKey` trait on OpenSSL.
+//! DKIM signing with mail-auth (RFC 6376): RSA-SHA256, relaxed/relaxed, `t=` the time the
+//! caller gives, over an OpenSSL private key. mail-auth's own RSA backends (ring, aws-lc-rs)
+//! refuse 1024-bit keys, which SES allows, so this module implements mail-auth's public
+//! `SigningKey` trait on OpenSSL.
+//!
+//! mail-auth's `DkimSigner::sign` stamps `t=` from the system clock and its header iterator is
+//! private to the crate, so the signature is assembled here from mail-auth's public parts
+//! (`Signature::canonicalize`, the key's hash, `Signature::write`), with a header scanner that
+//! mirrors mail-auth's own. The time is then an input: the clock stays injected, and a fixed
+//! key, message and time give one signature, which the golden test pins.
 
 use crate::MailError;
 use mail_auth::common::crypto::{Algorithm, Sha256, SigningKey};
-use mail_auth::common::headers::{HeaderWriter, Writable, Writer};
-use mail_auth::dkim::{Canonicalization, DkimSigner};
+use mail_auth::common::headers::{HeaderStream, HeaderWriter, Writable, Writer};
+use mail_auth::dkim::{Canonicalization, Signature};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 
@@ -92,27 +99,142 @@ fn present_headers(message: &[u8]) -> Vec<String> {
     names
 }
 
-/// Returns `message` with a `DKIM-Signature` header for `d=domain`, `s=selector` prepended.
+/// The header fields of a message, then its body, the way mail-auth's crate-private
+/// `HeaderIterator` reads them (`scan_field`/`scan_value` in mail-auth 0.13): a field is its
+/// name before the colon and its value up to the line end that no continuation line follows,
+/// that line end included; a line without a colon is a field with that line as its name and
+/// no value; the header section ends at an empty line.
+struct Fields<'x> {
+    message: &'x [u8],
+    pos: usize,
+    body: Option<usize>,
+}
+
+impl<'x> Fields<'x> {
+    fn new(message: &'x [u8]) -> Self {
+        Fields {
+            message,
+            pos: 0,
+            body: None,
+        }
+    }
+
+    /// The end of the field whose value starts after `colon`: past the `\n` of its last line.
+    fn value_end(&self, colon: usize) -> Option<usize> {
+        let m = self.message;
+        let mut cur = colon + 1;
+        while let Some(offset) = m
+            .get(cur..)
+            .and_then(|r| r.iter().position(|b| *b == b'\n'))
+        {
+            let nl = cur + offset;
+            match m.get(nl + 1) {
+                Some(b' ' | b'\t') => cur = nl + 1,
+                _ => return Some(nl + 1),
+            }
+        }
+        None
+    }
+}
+
+impl<'x> HeaderStream<'x> for Fields<'x> {
+    fn next_header(&mut self) -> Option<(&'x [u8], &'x [u8])> {
+        if self.body.is_some() {
+            return None;
+        }
+        let m = self.message;
+        let start = self.pos;
+        let mut cur = start;
+        loop {
+            let Some(offset) = m
+                .get(cur..)
+                .and_then(|r| r.iter().position(|b| *b == b':' || *b == b'\n'))
+            else {
+                self.body = Some(m.len());
+                return None;
+            };
+            let at = cur + offset;
+            if m[at] == b':' {
+                let Some(end) = self.value_end(at) else {
+                    self.body = Some(m.len());
+                    return None;
+                };
+                self.pos = end;
+                return Some((&m[start..at], &m[at + 1..end]));
+            }
+            // A line end before any colon: the empty line that ends the header section, or a
+            // line without a colon (continued, or a field of its own with no value).
+            if (at > start && m[at - 1] == b'\r') || at == start {
+                self.body = Some(at + 1);
+                return None;
+            }
+            match m.get(at + 1) {
+                Some(b' ' | b'\t') => cur = at + 1,
+                _ => {
+                    self.pos = at + 1;
+                    return Some((&m[start..at + 1], b""));
+                }
+            }
+        }
+    }
+
+    fn body(&mut self) -> &'x [u8] {
+        let at = self.body.unwrap_or(self.message.len());
+        (at < self.message.len())
+            .then(|| &self.message[at..])
+            .unwrap_or_default()
+    }
+}
+
+/// What the signature's `b=` covers: the signed header fields, canonical, then the
+/// DKIM-Signature field itself with `b=` empty.
+struct Signable<'a, H: Writable> {
+    headers: H,
+    signature: &'a Signature,
+}
+
+impl<H: Writable> Writable for Signable<'_, H> {
+    fn write(self, writer: &mut impl Writer) {
+        self.headers.write(writer);
+        self.signature.write(writer, false);
+    }
+}
+
+/// Returns `message` with a `DKIM-Signature` header for `d=domain`, `s=selector` and
+/// `t=unix_time` prepended.
 pub fn sign(
     message: &[u8],
     key: &PKey<Private>,
     domain: &str,
     selector: &str,
+    unix_time: u64,
 ) -> Result<Vec<u8>, MailError> {
     // Sign the usual headers that are present; From always (RFC 6376 section 5.4).
     let present = present_headers(message);
-    let headers: Vec<&str> = SIGNED_HEADERS
-        .iter()
-        .copied()
-        .filter(|h| *h == "From" || present.contains(&h.to_ascii_lowercase()))
-        .collect();
-    let signature = DkimSigner::from_key(OpenSslRsaKey(key))
-        .domain(domain)
-        .selector(selector)
-        .headers(headers)
-        .header_canonicalization(Canonicalization::Relaxed)
-        .body_canonicalization(Canonicalization::Relaxed)
-        .sign(message)
+    let key = OpenSslRsaKey(key);
+    let mut signature = Signature {
+        v: 1,
+        a: key.algorithm(),
+        d: domain.to_owned(),
+        s: selector.to_owned(),
+        h: SIGNED_HEADERS
+            .iter()
+            .filter(|h| **h == "From" || present.contains(&h.to_ascii_lowercase()))
+            .map(|h| (*h).to_owned())
+            .collect(),
+        ch: Canonicalization::Relaxed,
+        cb: Canonicalization::Relaxed,
+        ..Default::default()
+    };
+    let (_, headers, signed, body) = signature.canonicalize(Fields::new(message));
+    signature.bh = key.hash(body).as_ref().to_vec();
+    signature.t = unix_time;
+    signature.h = signed;
+    signature.b = key
+        .sign(Signable {
+            headers,
+            signature: &signature,
+        })
         .map_err(|e| MailError::Sign(e.to_string()))?;
     let mut out = signature.to_header().into_bytes();
     out.extend_from_slice(message);
@@ -122,6 +244,9 @@ pub fn sign(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const GOLDEN_1024: &str = "DKIM-Signature: v=1; a=rsa-sha256; s=golden; d=example.com; c=relaxed/relaxed;\r\n\th=Content-Type:MIME-Version:Message-ID:Date:Subject:To:From; t=1796194800; bh=y\r\n\tGIXoM91E1DiKjvCBcC8NlWyw54TdfMQ08sdtwtOO4I=; b=F54+GR5PQ823J7czxlsFKxjCxNw8\r\n\tAhCSAB0sgn8JNIL+BYgBnhgPzO5AEzSQbfRD9iqq6jnkUHhZavrs4zk6H2JhDMtuiYseWvIRY+J\r\n\t9txCXnh689ob6lB7cooQvkLfff/o2IsBfzqoom6g0y16XUfHIkZT5R7ELYCdDg0qqerE=;\r\n";
+    const GOLDEN_2048: &str = "DKIM-Signature: v=1; a=rsa-sha256; s=golden; d=example.com; c=relaxed/relaxed;\r\n\th=Content-Type:MIME-Version:Message-ID:Date:Subject:To:From; t=1796194800; bh=y\r\n\tGIXoM91E1DiKjvCBcC8NlWyw54TdfMQ08sdtwtOO4I=; b=jVHPwC0TjE8G8OVXrhlwoI0HmqxJ\r\n\t60FmT2caWzdkuX3TC5hM3R31/kD/MfNuEge1700/SZITM1PTe3QThUWPtOxNs034mzFt1CMEIqH\r\n\tT5qj4RC0OTObcFBMOmlPzVEeBk9/OQa+Vsp2saYT6IVRmyQOfpksNj/ELEs02xr0P7L4sHpgk9P\r\n\tqY4Lyj4pF21IjlKrN6bGQaAxydyONc/DaWBUzLPtv2RiRYtgPgRjjQjVHGabrgaBp9Yyv80j8+X\r\n\tG9Zo3smEPQr1j5qKtwf3xp4LKWrPAe44pxHEuEAywMyxruI7uOORABBKDQq4GujIY0WGucl+HgN\r\n\tE1UGMq5/cbwRaw==;\r\n";
     use std::process::Command;
 
     /// `SESAME_PYTHON` (default `python3`) when it has dkimpy; otherwise `None` after saying
@@ -191,12 +316,118 @@ mod tests {
         h
     }
 
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// A key of the golden tests: committed test keys, never used for anything else.
+    fn golden_key(bits: u32) -> PKey<Private> {
+        let pem = match bits {
+            1024 => include_bytes!("../testdata/golden-1024.pem").as_slice(),
+            _ => include_bytes!("../testdata/golden-2048.pem").as_slice(),
+        };
+        PKey::private_key_from_pem(pem).unwrap()
+    }
+
+    const GOLDEN_MESSAGE: &[u8] = b"From: \"News\" <news@example.com>\r\nTo: rcpt@example.net,\r\n\tother@example.net\r\nSubject:  Golden   signature \r\nDate: Wed, 02 Dec 2026 07:00:00 +0000\r\nMessage-ID: <golden-1@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nX-Not-Signed: yes\r\n\r\nHello   world \r\n\r\n\r\n";
+    /// 2026-12-02T07:00:00Z.
+    const GOLDEN_TIME: u64 = 1_796_194_800;
+
+    /// A fixed key, message and time give exactly this signature: any change to what is
+    /// signed, how it is canonicalized or how the header is written shows here first.
+    #[test]
+    fn golden_signatures() {
+        for (bits, expected) in [(1024, GOLDEN_1024), (2048, GOLDEN_2048)] {
+            let signed = sign(
+                GOLDEN_MESSAGE,
+                &golden_key(bits),
+                "example.com",
+                "golden",
+                GOLDEN_TIME,
+            )
+            .unwrap();
+            let header = &signed[..signed.len() - GOLDEN_MESSAGE.len()];
+            assert_eq!(
+                String::from_utf8_lossy(header),
+                expected,
+                "{bits}-bit golden signature"
+            );
+            assert!(signed.ends_with(GOLDEN_MESSAGE));
+        }
+    }
+
+    /// The golden signatures are good ones: dkimpy verifies them.
+    #[test]
+    fn dkimpy_verifies_the_golden_signatures() {
+        let Some(python) = python_with_dkimpy() else {
+            return;
+        };
+        for bits in [1024, 2048] {
+            let key = golden_key(bits);
+            let signed = sign(GOLDEN_MESSAGE, &key, "example.com", "golden", GOLDEN_TIME).unwrap();
+            assert!(dkimpy_verifies(
+                &python,
+                &signed,
+                "golden._domainkey.example.com",
+                &txt_for(&key)
+            ));
+        }
+    }
+
+    /// The same signature as mail-auth's own signer, made in the same second: the header
+    /// scanner here reads messages the way mail-auth's does.
+    #[test]
+    fn signs_exactly_as_mail_auths_signer() {
+        use mail_auth::dkim::DkimSigner;
+        let key = golden_key(1024);
+        let messages: [&[u8]; 5] = [
+            GOLDEN_MESSAGE,
+            b"From: a@example.com\r\n\r\n",
+            b"From: a@example.com\nTo: b@example.net\n\nbare LF\n",
+            b"Subject: no body\r\nFrom: a@example.com\r\n",
+            b"From: a@example.com\r\nno colon here\nTo: b@example.net\r\n\r\nbody\r\n",
+        ];
+        for msg in messages {
+            let present = present_headers(msg);
+            let h: Vec<&str> = SIGNED_HEADERS
+                .iter()
+                .copied()
+                .filter(|h| *h == "From" || present.contains(&h.to_ascii_lowercase()))
+                .collect();
+            let (theirs, at) = (0..5)
+                .find_map(|_| {
+                    let before = now();
+                    let sig = DkimSigner::from_key(OpenSslRsaKey(&key))
+                        .domain("example.com")
+                        .selector("sel")
+                        .headers(h.clone())
+                        .header_canonicalization(Canonicalization::Relaxed)
+                        .body_canonicalization(Canonicalization::Relaxed)
+                        .sign(msg)
+                        .unwrap();
+                    (now() == before).then(|| (sig.to_header(), before))
+                })
+                .expect("five tries within one second each");
+            let ours = sign(msg, &key, "example.com", "sel", at).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&ours[..ours.len() - msg.len()]),
+                theirs,
+                "{}",
+                String::from_utf8_lossy(msg)
+            );
+        }
+    }
+
     #[test]
     fn signs_with_1024_and_2048_bit_keys() {
         let msg = b"From: a@example.com\r\nTo: b@example.net\r\nSubject: hi\r\n\r\nbody\r\n";
         for bits in [1024, 2048] {
             let key = PKey::from_rsa(openssl::rsa::Rsa::generate(bits).unwrap()).unwrap();
-            let signed = String::from_utf8(sign(msg, &key, "example.com", "sel").unwrap()).unwrap();
+            let signed =
+                String::from_utf8(sign(msg, &key, "example.com", "sel", now()).unwrap()).unwrap();
             assert!(
                 signed.starts_with(
                     "DKIM-Signature: v=1; a=rsa-sha256; s=sel; d=example.com; c=relaxed/relaxed;"
@@ -235,7 +466,7 @@ mod tests {
             let txt = txt_for(&key);
             let name = "sel._domainkey.example.com";
             for msg in messages {
-                let signed = sign(msg, &key, "example.com", "sel").unwrap();
+                let signed = sign(msg, &key, "example.com", "sel", now()).unwrap();
                 let text = String::from_utf8_lossy(&signed).into_owned();
                 assert!(
                     dkimpy_verifies(&python, &signed, name, &txt),

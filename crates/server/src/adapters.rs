@@ -145,9 +145,11 @@ impl sesame_core::ports::MailSigner for CachedSigner {
         domain: &str,
         selector: &str,
         sealed_private: &[u8],
+        now: sesame_core::model::Timestamp,
     ) -> Result<Vec<u8>, Error> {
         let key = self.key(sealed_private)?;
-        sesame_mail::dkim::sign(message, &key, domain, selector)
+        let unix_time = u64::try_from(now.0 / 1000).unwrap_or(0);
+        sesame_mail::dkim::sign(message, &key, domain, selector, unix_time)
             .map_err(|e| Error::Internal(e.to_string()))
     }
 }

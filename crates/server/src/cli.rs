@@ -230,6 +230,7 @@ pub fn sign(account: &str, identity: &str, opened: &Opened) -> anyhow::Result<()
         &choice.domain,
         &choice.selector,
         &choice.sealed_private,
+        SystemClock.now(),
     )?;
     let mut out = std::io::stdout().lock();
     out.write_all(&signed)?;

@@ -4,10 +4,12 @@
 
 mod auth;
 #[path = "../crash/customerdns.rs"]
+#[allow(dead_code)]
 mod customerdns;
 mod dns;
 mod durability;
 mod errors;
+#[allow(dead_code)]
 mod fakedns;
 mod forwarddns;
 mod harness;
