@@ -180,9 +180,7 @@ impl<'x> HeaderStream<'x> for Fields<'x> {
 
     fn body(&mut self) -> &'x [u8] {
         let at = self.body.unwrap_or(self.message.len());
-        (at < self.message.len())
-            .then(|| &self.message[at..])
-            .unwrap_or_default()
+        self.message.get(at..).unwrap_or_default()
     }
 }
 
