@@ -37,6 +37,13 @@ pub struct Node {
     _dir: tempfile::TempDir,
 }
 
+impl Node {
+    /// The harness's client, with every call bounded in time.
+    pub fn client(&self) -> aws_sdk_sesv2::Client {
+        sdk_client(self.server.api, true)
+    }
+}
+
 impl std::ops::Deref for Node {
     type Target = Server;
     fn deref(&self) -> &Server {
@@ -84,9 +91,10 @@ pub async fn within<T>(what: &str, secs: u64, f: impl std::future::Future<Output
         .unwrap_or_else(|_| panic!("{what}: not done within {secs} s"))
 }
 
-/// A client that tries each call once, so the test sees every failure the SDK would retry.
-pub fn client_without_retries(api: std::net::SocketAddr) -> aws_sdk_sesv2::Client {
-    let conf = aws_sdk_sesv2::Config::builder()
+/// An SDK client for `api` whose every call ends within 60 s, retried as the SDK does by
+/// default or (`retries: false`) tried once, so the test sees every failure.
+pub fn sdk_client(api: std::net::SocketAddr, retries: bool) -> aws_sdk_sesv2::Client {
+    let mut conf = aws_sdk_sesv2::Config::builder()
         .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
         .region(aws_sdk_sesv2::config::Region::new(harness::REGION))
         .endpoint_url(format!("http://{api}"))
@@ -95,12 +103,18 @@ pub fn client_without_retries(api: std::net::SocketAddr) -> aws_sdk_sesv2::Clien
             harness::SECRET,
             None,
             None,
-            "t",
+            "multinode",
         ))
-        .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled())
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    aws_sdk_sesv2::Client::from_conf(conf)
+        .timeout_config(
+            aws_sdk_sesv2::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .http_client(aws_smithy_http_client::Builder::new().build_http());
+    if !retries {
+        conf = conf.retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled());
+    }
+    aws_sdk_sesv2::Client::from_conf(conf.build())
 }
 
 /// BYODKIM attributes under selector `s1`: importing a key is cheap, and the verifier then

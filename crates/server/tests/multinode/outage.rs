@@ -4,7 +4,7 @@
 //! is back, without a restart.
 
 use crate::db::execute;
-use crate::{TestDb, client_without_retries, master_key, node};
+use crate::{TestDb, master_key, node, sdk_client};
 use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ async fn a_database_outage_answers_503_and_heals_without_a_restart() {
     let Some(db) = TestDb::create() else { return };
     let master = master_key();
     let node = node(&db, "node", &master, &[("SESAME_RATE_LIMIT", "0")]);
-    let c = client_without_retries(node.api);
+    let c = sdk_client(node.api, false);
     let mut acknowledged = Vec::new();
     let mut failed = 0;
     let mut i = 0;
