@@ -190,11 +190,8 @@ mod tests {
     //! Every variant of both error enums, each with the code and status a client must see,
     //! checked against the SESv2 model and rendered through the real handler.
     //!
-    //! `crates/api/testdata/model-exceptions.json` holds the model's exception shapes with
-    //! their `httpStatusCode` and fault (model-facts.json has no fault); the test checks it
-    //! against model-facts.json. Regenerate it from `../shared/reference/sesv2-service-2.json`:
-    //! every shape with `"exception": true`, `senderFault` = no `"fault": true`, `operations` =
-    //! how many operations list the shape in `errors`.
+    //! The model is the vendored `tests/data/sesv2-service-2.json` (its exception shapes:
+    //! `httpStatusCode`, and `fault` for the server's faults, which model-facts.json omits).
     use super::*;
     use serde_json::Value;
 
@@ -319,15 +316,41 @@ mod tests {
         serde_json::from_str(include_str!("../../../tests/data/model-facts.json")).unwrap()
     }
 
+    /// The model's exception shapes: `{code: {httpStatusCode, senderFault, operations}}`,
+    /// `senderFault` being the absence of `"fault": true` and `operations` how many
+    /// operations list the shape among their errors.
     fn model_exceptions() -> Value {
-        let v: Value =
-            serde_json::from_str(include_str!("../testdata/model-exceptions.json")).unwrap();
-        v["exceptions"].clone()
+        let model: Value =
+            serde_json::from_str(include_str!("../../../tests/data/sesv2-service-2.json")).unwrap();
+        let operations = model["operations"].as_object().unwrap();
+        let mut out = serde_json::Map::new();
+        for (name, shape) in model["shapes"].as_object().unwrap() {
+            if shape["exception"] != true {
+                continue;
+            }
+            let listed = operations
+                .values()
+                .filter(|op| {
+                    op["errors"]
+                        .as_array()
+                        .is_some_and(|es| es.iter().any(|e| e["shape"] == name.as_str()))
+                })
+                .count();
+            out.insert(
+                name.clone(),
+                serde_json::json!({
+                    "httpStatusCode": shape["error"]["httpStatusCode"],
+                    "senderFault": shape["fault"] != true,
+                    "operations": listed,
+                }),
+            );
+        }
+        assert!(out.len() >= 13, "{} exception shapes", out.len());
+        Value::Object(out)
     }
 
-    /// model-exceptions.json says what model-facts.json says (shapes, statuses, how many
-    /// operations list each), so only its fault flag is new, and the flag agrees with the
-    /// status class as in every AWS model.
+    /// The model and model-facts.json (what the matrix test reads) agree on the exception
+    /// shapes, their statuses and who lists them, and a fault is a 5xx as in every AWS model.
     #[test]
     fn the_exception_table_agrees_with_the_model_facts() {
         let facts = facts();
