@@ -313,6 +313,9 @@ async fn acknowledged_writes_survive_kill_9_at_random_moments() {
                 for n in &sweep_names {
                     customers.publish_key(&selector, n, &sweep_key.public_der);
                 }
+                // Pacing, not synchronisation: the rescheduled checks (first backoff step
+                // 500 ms) come due, so the next server finds them all due at once. No check
+                // below depends on it.
                 tokio::time::sleep(Duration::from_millis(700)).await;
                 customers.set_max_delay(400);
                 server = start(dir.path(), &resolver, false);
