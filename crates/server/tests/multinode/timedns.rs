@@ -69,6 +69,23 @@ fn nxdomain(query: &[u8], question_end: usize) -> Vec<u8> {
     r
 }
 
+/// A loopback UDP socket with a receive buffer for a few thousand queries: a node sends up to
+/// 256 at once, and a query the kernel drops would look like a check that never happened.
+fn bind() -> tokio::net::UdpSocket {
+    let s = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    // Capped by net.core.rmem_max (4 MiB here), which is plenty.
+    s.set_recv_buffer_size(4 << 20).unwrap();
+    s.set_nonblocking(true).unwrap();
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    tokio::net::UdpSocket::from_std(s.into()).unwrap()
+}
+
 impl TimedDns {
     pub fn start(answer: Answer) -> TimedDns {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -81,7 +98,7 @@ impl TimedDns {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                let socket = Arc::new(bind());
                 addr_tx.send(socket.local_addr().unwrap()).unwrap();
                 let mut buf = vec![0u8; 4096];
                 loop {
