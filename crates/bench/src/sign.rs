@@ -32,8 +32,14 @@ fn sign_rate(key: &PKey<Private>, msg: &[u8], threads: usize) -> f64 {
                 s.spawn(|| {
                     let mut n = 0u64;
                     while Instant::now() < deadline {
-                        let signed = sesame_mail::dkim::sign(msg, key, "example.com", "bench", 1_796_194_800)
-                            .expect("sign");
+                        let signed = sesame_mail::dkim::sign(
+                            msg,
+                            key,
+                            "example.com",
+                            "bench",
+                            1_796_194_800,
+                        )
+                        .expect("sign");
                         std::hint::black_box(signed);
                         n += 1;
                     }
