@@ -130,8 +130,12 @@ pub fn default_account(
                 name: DEFAULT_ACCOUNT.into(),
                 created_at: now,
             };
-            store.insert_account(&a)?;
-            a
+            match store.insert_account(&a) {
+                Ok(()) => a,
+                // Nodes starting together on one fresh database race to create it: the
+                // losers use the winner's.
+                Err(e) => store.account_by_name(DEFAULT_ACCOUNT)?.ok_or(e)?,
+            }
         }
     };
     let env_id = std::env::var("SESAME_ACCESS_KEY_ID").ok();
