@@ -59,6 +59,9 @@ impl SmtpRelay {
         };
         let tls = match tls {
             RelayTls::None => Tls::None,
+            // With credentials, a relay (or a man in the middle) that does not offer STARTTLS
+            // must not get the password in clear: TLS becomes required.
+            RelayTls::Opportunistic if credentials.is_some() => Tls::Required(params()?),
             RelayTls::Opportunistic => Tls::Opportunistic(params()?),
             RelayTls::Required => Tls::Required(params()?),
             RelayTls::Wrapper => Tls::Wrapper(params()?),

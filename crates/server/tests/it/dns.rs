@@ -544,9 +544,15 @@ struct SilentResolver {
 impl SilentResolver {
     fn start() -> SilentResolver {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // The UDP port may be taken for TCP by another process: try a few.
+        let (udp, tcp) = (0..50)
+            .find_map(|_| {
+                let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                let tcp = std::net::TcpListener::bind(udp.local_addr().unwrap()).ok()?;
+                Some((udp, tcp))
+            })
+            .expect("no loopback port free for both UDP and TCP");
         let addr = udp.local_addr().unwrap();
-        let tcp = std::net::TcpListener::bind(addr).unwrap();
         // The read timeout only lets the thread notice `stop`.
         udp.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
