@@ -15,6 +15,8 @@ mod fakedns;
 mod harness;
 
 mod config;
+#[path = "../crash/customerdns.rs"]
+#[allow(dead_code)]
 mod customerdns;
 mod datadir;
 mod pages;
