@@ -96,6 +96,7 @@ impl MailSigner for NullMail {
         _domain: &str,
         _selector: &str,
         _sealed_private: &[u8],
+        _now: Timestamp,
     ) -> Result<Vec<u8>, Error> {
         Ok([b"DKIM-Signature: fuzz\r\n".as_slice(), message].concat())
     }
