@@ -1,509 +1,200 @@
-//! DKIM rules that depend on time, as pure functions of their inputs (`now` included) so they
-//! are table-tested without a clock: the once-a-day key-length change rule of Easy DKIM, and the
-//! verification state machine that turns DNS observations into a DKIM status.
+//! The DKIM use cases: signing on or off, the signing attributes (Easy DKIM and its key
+//! length, or BYODKIM), and rotation on request. What to rotate is decided by `keys::plan`;
+//! this module loads, carries the plan out and stores once.
 
-use crate::error::Error;
+use crate::error::{Error, Invalid};
+use crate::keys::{self, RotationPolicy, Trigger};
 use crate::model::{
-    Dkim, DkimOrigin, DkimStatus, DomainName, KeyLength, SoaRecord, Timestamp, Verification,
-    VerificationError,
+    AccountId, Dkim, DkimOrigin, DkimStatus, Identity, IdentityName, KeyLength, Selector,
+    Timestamp, Verification,
 };
+use crate::ports::{Clock, KeyVault, PrivateKeyInput, Store};
+use crate::shared::{DEFAULT_KEY_LENGTH, KeyMaker, Records};
+use crate::verification::restart;
+use std::sync::Arc;
 
-/// How long after a key-length change another change is refused.
-pub const KEY_LENGTH_CHANGE_WINDOW_HOURS: i64 = 24;
-
-/// What the rule needs to know about an Easy DKIM identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyLengthHistory {
-    /// The length configured now (`NextSigningKeyLength`).
-    pub next_length: KeyLength,
-    /// The last change of the length, if any.
-    pub changed_at: Option<Timestamp>,
-    /// The last change down to 1024 bits, if any.
-    pub downgraded_at: Option<Timestamp>,
-}
-
-/// Decides whether `requested` may become the new key length at `now`.
-///
-/// SES developer guide, "Easy DKIM": the length cannot be switched to the length already
-/// configured, and cannot be changed more than once in 24 hours, except that the first
-/// downgrade to 1024 bits in that period is allowed. Both answer "the input you provided is
-/// invalid", i.e. a BadRequestException.
-pub fn check_key_length_change(
-    history: KeyLengthHistory,
-    requested: KeyLength,
-    now: Timestamp,
-) -> Result<(), Error> {
-    let field = "SigningAttributes.NextSigningKeyLength";
-    if requested == history.next_length {
-        return Err(Error::bad_request(
-            field,
-            format!(
-                "the DKIM key length is already {}; choose a different length",
-                length_name(requested)
-            ),
-        ));
-    }
-    let within = |t: Option<Timestamp>| {
-        t.is_some_and(|t| now < t.plus_hours(KEY_LENGTH_CHANGE_WINDOW_HOURS))
-    };
-    if within(history.changed_at) {
-        let first_downgrade = requested == KeyLength::Rsa1024 && !within(history.downgraded_at);
-        if !first_downgrade {
-            return Err(Error::bad_request(
-                field,
-                "the DKIM key length can be changed at most once in 24 hours",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The history after a permitted change to `requested` at `now`.
-pub fn record_key_length_change(
-    history: KeyLengthHistory,
-    requested: KeyLength,
-    now: Timestamp,
-) -> KeyLengthHistory {
-    KeyLengthHistory {
-        next_length: requested,
-        changed_at: Some(now),
-        downgraded_at: if requested == KeyLength::Rsa1024 {
-            Some(now)
-        } else {
-            history.downgraded_at
-        },
-    }
-}
-
-fn length_name(l: KeyLength) -> &'static str {
-    match l {
-        KeyLength::Rsa1024 => "RSA_1024_BIT",
-        KeyLength::Rsa2048 => "RSA_2048_BIT",
-    }
-}
-
-/// The verifier's timing rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VerifyPolicy {
-    /// First step of the re-check backoff (`--verify-interval`), in milliseconds.
-    pub first_interval_ms: i64,
-    /// The backoff's ceiling (an hour).
-    pub max_interval_ms: i64,
-    /// How long SES keeps looking before FAILED, and the grace after SUCCESS (72 hours).
-    pub window_hours: i64,
-    /// Re-check period after SUCCESS (daily).
-    pub recheck_hours: i64,
-    /// How long a claimed check may take before another node may claim the identity again
-    /// (a node that died mid-check loses its claims after this).
-    pub lease_ms: i64,
-}
-
-impl Default for VerifyPolicy {
-    fn default() -> VerifyPolicy {
-        VerifyPolicy {
-            first_interval_ms: 60_000,
-            max_interval_ms: Timestamp::HOUR,
-            window_hours: 72,
-            recheck_hours: 24,
-            lease_ms: 60_000,
-        }
-    }
-}
-
-impl VerifyPolicy {
-    /// The wait after `attempts` unsuccessful checks in a row: doubling from the first step.
-    pub fn backoff_ms(&self, attempts: u32) -> i64 {
-        let factor = 1i64 << attempts.min(30);
-        self.first_interval_ms
-            .saturating_mul(factor)
-            .min(self.max_interval_ms)
-            .max(1)
-    }
-}
-
-/// One DNS record the customer must publish.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExpectedRecord {
-    /// The owner name, e.g. `<token>._domainkey.example.com` (no trailing dot).
-    pub name: String,
-    /// What must be there.
-    pub expect: Expect,
-}
-
-/// The content an [`ExpectedRecord`] must have.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expect {
-    /// Easy DKIM: a CNAME (chain) to `<token>.<zone>`, where Sesame's key zone serves
-    /// `public_der`. A receiver follows the chain to that key, so a check is right only when the
-    /// key zone serves it too.
-    Cname {
-        /// The target, without a trailing dot.
-        target: String,
-        /// The key published under the token (empty if the token has none).
-        public_der: Vec<u8>,
+/// How a domain's DKIM should be set up.
+#[derive(Debug)]
+pub enum DkimSetup {
+    /// Easy DKIM with keys of `length` (default RSA-2048); `None` when the request named none.
+    Easy {
+        /// `NextSigningKeyLength`, if given.
+        length: Option<KeyLength>,
     },
-    /// BYODKIM: a DKIM TXT record whose `p=` is this public key (DER SubjectPublicKeyInfo).
-    DkimKey {
-        /// The key the record must carry.
-        public_der: Vec<u8>,
+    /// BYODKIM with the customer's selector and key.
+    External {
+        /// The selector.
+        selector: Selector,
+        /// The private key, DER.
+        private_key: PrivateKeyInput,
     },
 }
 
-/// The records a domain's DKIM set-up needs (SES: three CNAMEs, or one TXT for BYODKIM).
-pub fn expected_records(domain: &DomainName, dkim: &Dkim, zone: &str) -> Vec<ExpectedRecord> {
-    match &dkim.origin {
-        DkimOrigin::Easy { tokens, .. } => tokens
-            .iter()
-            .map(|t| ExpectedRecord {
-                name: format!("{}._domainkey.{}", t.as_str(), domain.as_str()),
-                expect: Expect::Cname {
-                    target: format!("{}.{zone}", t.as_str()),
-                    public_der: dkim
-                        .keys
-                        .iter()
-                        .find(|k| k.selector.as_str() == t.as_str())
-                        .map(|k| k.public_der.clone())
-                        .unwrap_or_default(),
-                },
-            })
-            .collect(),
-        DkimOrigin::External { selector } => dkim
-            .keys
-            .iter()
-            .take(1)
-            .map(|k| ExpectedRecord {
-                name: format!("{}._domainkey.{}", selector.as_str(), domain.as_str()),
-                expect: Expect::DkimKey {
-                    public_der: k.public_der.clone(),
-                },
-            })
-            .collect(),
-    }
+/// The DKIM use cases.
+pub struct DkimControl {
+    records: Records,
+    keys: KeyMaker,
+    clock: Arc<dyn Clock>,
+    rotation: RotationPolicy,
 }
 
-/// What a lookup of one expected record found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordCheck {
-    /// Present and right.
-    Valid,
-    /// NXDOMAIN.
-    HostNotFound,
-    /// The name exists without the expected type.
-    TypeNotFound,
-    /// Present with another value (what was seen, for `sesame dns-records --check`).
-    Wrong(String),
-    /// The resolver failed (SERVFAIL, REFUSED, timeout, no connection).
-    ServerError(String),
-}
-
-/// The result of one verification pass over all of an identity's records.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observation {
-    /// One entry per expected record, in order.
-    pub records: Vec<RecordCheck>,
-    /// The customer zone's SOA, if a negative answer or a lookup returned it.
-    pub soa: Option<SoaRecord>,
-}
-
-/// The verdict of an observation: every record right, something definitely wrong or missing,
-/// or the resolver could not say. A wrong value outranks a resolver failure elsewhere, and a
-/// resolver failure outranks "missing" (missing might only be the failure's shadow).
-fn verdict(obs: &Observation) -> Result<(), VerificationError> {
-    let any = |f: fn(&RecordCheck) -> bool| obs.records.iter().any(f);
-    if obs.records.is_empty() {
-        return Err(VerificationError::ServiceError);
-    }
-    if any(|r| matches!(r, RecordCheck::Wrong(_))) {
-        Err(VerificationError::InvalidValue)
-    } else if any(|r| matches!(r, RecordCheck::ServerError(_))) {
-        Err(VerificationError::DnsServerError)
-    } else if any(|r| matches!(r, RecordCheck::HostNotFound)) {
-        Err(VerificationError::HostNotFound)
-    } else if any(|r| matches!(r, RecordCheck::TypeNotFound)) {
-        Err(VerificationError::TypeNotFound)
-    } else {
-        Ok(())
-    }
-}
-
-/// The verification state right after DKIM is (re)configured: PENDING, checked at once, the
-/// 72-hour window starting now. The last success is kept for the record.
-pub fn restart(previous: &Verification, now: Timestamp) -> Verification {
-    Verification {
-        last_checked: previous.last_checked,
-        last_success: previous.last_success,
-        error: None,
-        soa: previous.soa.clone(),
-        pending_since: Some(now),
-        failing_since: None,
-        next_check_at: Some(now),
-        attempts: 0,
-    }
-}
-
-/// The DKIM verification state machine: from the current status and record, an observation
-/// made at `now` gives the next status and record.
-///
-/// - All records right: SUCCESS, re-checked daily.
-/// - Not yet seen (PENDING/TEMPORARY_FAILURE): PENDING on the backoff schedule until the
-///   72-hour window from configuration closes, then FAILED and no more checks.
-/// - Resolver failure before success: TEMPORARY_FAILURE, retried; never FAILED for that alone.
-/// - After SUCCESS, records missing or wrong: SUCCESS kept with the error shown for a 72-hour
-///   grace from the first miss, re-checked on the backoff schedule; then FAILED. A resolver
-///   failure after SUCCESS shows the error but starts no grace.
-/// - FAILED: stays, unchecked, until the set-up is configured again (`restart`).
-pub fn step(
-    status: DkimStatus,
-    v: &Verification,
-    obs: &Observation,
-    now: Timestamp,
-    policy: &VerifyPolicy,
-) -> (DkimStatus, Verification) {
-    let mut next = v.clone();
-    next.last_checked = Some(now);
-    if obs.soa.is_some() {
-        next.soa = obs.soa.clone();
-    }
-    let window_over =
-        |since: Option<Timestamp>| since.is_some_and(|t| now >= t.plus_hours(policy.window_hours));
-    let retry = |next: &mut Verification| {
-        next.next_check_at = Some(Timestamp(now.0 + policy.backoff_ms(next.attempts)));
-        next.attempts = next.attempts.saturating_add(1);
-    };
-    if status == DkimStatus::Failed || status == DkimStatus::NotStarted {
-        next.next_check_at = None;
-        return (status, next);
-    }
-    match verdict(obs) {
-        Ok(()) => {
-            next.error = None;
-            next.last_success = Some(now);
-            next.failing_since = None;
-            next.attempts = 0;
-            next.next_check_at = Some(now.plus_hours(policy.recheck_hours));
-            (DkimStatus::Success, next)
+impl DkimControl {
+    /// Wires the use cases to their ports, rotating under `rotation`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        vault: Arc<dyn KeyVault>,
+        clock: Arc<dyn Clock>,
+        rotation: RotationPolicy,
+    ) -> DkimControl {
+        DkimControl {
+            records: Records::new(store),
+            keys: KeyMaker::new(vault),
+            clock,
+            rotation,
         }
-        Err(VerificationError::DnsServerError) => {
-            next.error = Some(VerificationError::DnsServerError);
-            retry(&mut next);
-            let to = if status == DkimStatus::Success {
-                DkimStatus::Success
-            } else {
-                DkimStatus::TemporaryFailure
-            };
-            (to, next)
-        }
-        Err(error) => {
-            next.error = Some(error);
-            if status == DkimStatus::Success {
-                let since = *next.failing_since.get_or_insert(now);
-                if window_over(Some(since)) {
-                    next.next_check_at = None;
-                    return (DkimStatus::Failed, next);
+    }
+
+    /// PutEmailIdentityDkimAttributes: flips signing only, never the DKIM status.
+    pub fn put_dkim_attributes(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+        signing_enabled: bool,
+    ) -> Result<(), Error> {
+        // AWS answers an unknown identity here with a BadRequestException, not a 404
+        // (observed against SES; see SES-SEMANTICS.md section 3.5).
+        let unknown = || Error::Invalid(Invalid::NotVerifiedForDkim(name.as_str().to_owned()));
+        let Some(current) = self.records.load(account, name)? else {
+            return Err(unknown());
+        };
+        self.records
+            .save_modified(current, |id| {
+                match &mut id.dkim {
+                    Some(dkim) => dkim.signing_enabled = signing_enabled,
+                    // An address identity stores its own override of the domain's setting.
+                    None => id.signing_override = Some(signing_enabled),
                 }
-                retry(&mut next);
-                (DkimStatus::Success, next)
-            } else if window_over(next.pending_since) {
-                next.next_check_at = None;
-                (DkimStatus::Failed, next)
-            } else {
-                retry(&mut next);
-                (DkimStatus::Pending, next)
+                Ok(())
+            })
+            .map(|_| ())
+            .map_err(|e| match e {
+                Error::NotFound(_) => unknown(),
+                other => other,
+            })
+    }
+
+    /// PutEmailIdentityDkimSigningAttributes: switch origin, replace BYODKIM keys, or change
+    /// the Easy DKIM key length. Returns the identity as stored.
+    pub fn put_dkim_signing_attributes(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+        setup: DkimSetup,
+    ) -> Result<Identity, Error> {
+        if matches!(name, IdentityName::Email(_)) {
+            return Err(Invalid::DkimOnAddress.into());
+        }
+        let current = self.records.require(account, name)?;
+        let now = self.clock.now();
+        self.records.save_modified(current, |id| {
+            let previous = id.dkim.take();
+            let (next, fresh) =
+                self.configure(&setup, previous.as_ref(), &mut id.verification, now)?;
+            if fresh && previous.as_ref() != Some(&next) {
+                // New tokens or a new method: verification starts over (SES developer guide),
+                // and a domain is verified exactly when its DKIM is.
+                id.verification_status = DkimStatus::Pending;
+                id.verification = restart(&id.verification, now);
             }
+            id.dkim = Some(next);
+            Ok(())
+        })
+    }
+
+    /// The set-up `setup` asks for, given the one in place, and whether it is a new one (new
+    /// tokens or method) rather than a change under the same tokens.
+    fn configure(
+        &self,
+        setup: &DkimSetup,
+        previous: Option<&Dkim>,
+        v: &mut Verification,
+        now: Timestamp,
+    ) -> Result<(Dkim, bool), Error> {
+        // Signing stays as the customer left it; a new DKIM set-up starts enabled, as in SES.
+        let signing_enabled = previous.is_none_or(|p| p.signing_enabled);
+        match (setup, previous) {
+            // Easy DKIM already in place: only a key-length change means anything.
+            (
+                DkimSetup::Easy { length },
+                Some(
+                    prev @ Dkim {
+                        origin: DkimOrigin::Easy { tokens, lengths },
+                        ..
+                    },
+                ),
+            ) => {
+                let mut next = prev.clone();
+                let Some(requested) = *length else {
+                    if next.keys.staged().is_some() {
+                        v.next_check_at = Some(now);
+                    }
+                    return Ok((next, false));
+                };
+                keys::check_key_length_change(*lengths, requested, now)?;
+                next.origin = DkimOrigin::Easy {
+                    tokens: tokens.clone(),
+                    lengths: keys::record_key_length_change(*lengths, requested, now),
+                };
+                // The new length reaches signing through the staged rotation: a key of that
+                // length is published under a free token and signs once it is seen in DNS, so
+                // no signature is ever made with a key receivers cannot find yet.
+                let plan = keys::plan(
+                    &next.keys,
+                    requested,
+                    Trigger::LengthChange(requested),
+                    &self.rotation,
+                    now,
+                )?;
+                self.keys.carry_out(plan, &mut next, v, now)?;
+                Ok((next, false))
+            }
+            (DkimSetup::Easy { length }, _) => Ok((
+                self.keys
+                    .easy(length.unwrap_or(DEFAULT_KEY_LENGTH), signing_enabled, now)?,
+                true,
+            )),
+            (
+                DkimSetup::External {
+                    selector,
+                    private_key,
+                },
+                _,
+            ) => Ok((
+                self.keys
+                    .external(selector, private_key, signing_enabled, now)?,
+                true,
+            )),
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use KeyLength::*;
-
-    const T0: Timestamp = Timestamp(1_700_000_000_000);
-
-    fn h(next: KeyLength, changed: Option<i64>, down: Option<i64>) -> KeyLengthHistory {
-        KeyLengthHistory {
-            next_length: next,
-            changed_at: changed.map(|x| T0.plus_hours(x)),
-            downgraded_at: down.map(|x| T0.plus_hours(x)),
-        }
-    }
-
-    /// (history, requested, now in hours after T0, allowed?)
-    #[test]
-    fn key_length_change_table() {
-        let cases = [
-            (h(Rsa2048, None, None), Rsa2048, 0, false), // same length
-            (h(Rsa2048, None, None), Rsa1024, 0, true),  // first change ever
-            (h(Rsa1024, None, None), Rsa2048, 0, true),
-            (h(Rsa1024, Some(0), None), Rsa2048, 1, false), // second change within 24 h
-            (h(Rsa1024, Some(0), None), Rsa2048, 23, false),
-            (h(Rsa1024, Some(0), None), Rsa2048, 24, true), // window over
-            (h(Rsa2048, Some(0), None), Rsa1024, 1, true),  // first downgrade is the exception
-            (h(Rsa2048, Some(2), Some(0)), Rsa1024, 3, false), // a second downgrade is not
-            (h(Rsa2048, Some(2), Some(0)), Rsa1024, 24, true), // downgrade window over
-            (h(Rsa1024, Some(1), Some(1)), Rsa1024, 30, false), // same length, any time
-        ];
-        for (i, (hist, req, at, ok)) in cases.into_iter().enumerate() {
-            let got = check_key_length_change(hist, req, T0.plus_hours(at));
-            assert_eq!(got.is_ok(), ok, "case {i}: {got:?}");
-        }
-    }
-
-    #[test]
-    fn recording_tracks_downgrades() {
-        let after = record_key_length_change(h(Rsa2048, None, None), Rsa1024, T0);
-        assert_eq!(after, h(Rsa1024, Some(0), Some(0)));
-        let up = record_key_length_change(after, Rsa2048, T0.plus_hours(25));
-        assert_eq!(up, h(Rsa2048, Some(25), Some(0)));
-    }
-
-    fn obs(records: Vec<RecordCheck>) -> Observation {
-        Observation { records, soa: None }
-    }
-
-    fn hours(h: i64) -> Timestamp {
-        T0.plus_hours(h)
-    }
-
-    const POLICY: VerifyPolicy = VerifyPolicy {
-        first_interval_ms: 60_000,
-        max_interval_ms: Timestamp::HOUR,
-        window_hours: 72,
-        recheck_hours: 24,
-        lease_ms: 60_000,
-    };
-
-    /// Drives the machine through a script of (hours after T0, observation) and returns the
-    /// status after each step.
-    fn run(script: &[(i64, Vec<RecordCheck>)]) -> (Vec<DkimStatus>, Verification) {
-        let mut status = DkimStatus::Pending;
-        let mut v = restart(&Verification::default(), T0);
-        let mut seen = Vec::new();
-        for (at, records) in script {
-            let (s, n) = step(status, &v, &obs(records.clone()), hours(*at), &POLICY);
-            status = s;
-            v = n;
-            seen.push(status);
-        }
-        (seen, v)
-    }
-
-    use DkimStatus::{Failed, Pending, Success, TemporaryFailure};
-    use RecordCheck::{HostNotFound, ServerError, TypeNotFound, Valid, Wrong};
-
-    #[test]
-    fn pending_until_all_records_are_right() {
-        let (s, v) = run(&[
-            (0, vec![HostNotFound, HostNotFound, HostNotFound]),
-            (1, vec![Valid, TypeNotFound, Valid]),
-            (2, vec![Valid, Valid, Valid]),
-        ]);
-        assert_eq!(s, [Pending, Pending, Success]);
-        assert_eq!(v.error, None);
-        assert_eq!(v.last_success, Some(hours(2)));
-        assert_eq!(
-            v.next_check_at,
-            Some(hours(26)),
-            "daily re-check after SUCCESS"
-        );
-        assert_eq!(v.attempts, 0);
-    }
-
-    #[test]
-    fn errors_are_reported_by_kind() {
-        let (_, v) = run(&[(0, vec![Valid, HostNotFound, TypeNotFound])]);
-        assert_eq!(v.error, Some(VerificationError::HostNotFound));
-        let (_, v) = run(&[(0, vec![Valid, TypeNotFound, Valid])]);
-        assert_eq!(v.error, Some(VerificationError::TypeNotFound));
-        let (s, v) = run(&[(0, vec![Wrong("x".into()), ServerError("t".into()), Valid])]);
-        assert_eq!(
-            (s[0], v.error),
-            (Pending, Some(VerificationError::InvalidValue))
-        );
-    }
-
-    #[test]
-    fn failed_after_72_hours_without_success_and_then_no_more_checks() {
-        let (s, v) = run(&[
-            (0, vec![HostNotFound]),
-            (71, vec![HostNotFound]),
-            (72, vec![HostNotFound]),
-        ]);
-        assert_eq!(s, [Pending, Pending, Failed]);
-        assert_eq!(v.next_check_at, None);
-        let (s2, _) = step(Failed, &v, &obs(vec![Valid]), hours(80), &POLICY);
-        assert_eq!(s2, Failed, "FAILED waits for a new configuration");
-        let again = restart(&v, hours(81));
-        let (s3, _) = step(Pending, &again, &obs(vec![Valid]), hours(81), &POLICY);
-        assert_eq!(s3, Success);
-    }
-
-    #[test]
-    fn resolver_failures_are_temporary_and_never_fail_alone() {
-        let e = || vec![ServerError("SERVFAIL".into())];
-        let (s, v) = run(&[(0, e()), (50, e()), (100, e()), (101, vec![Valid])]);
-        assert_eq!(
-            s,
-            [
-                TemporaryFailure,
-                TemporaryFailure,
-                TemporaryFailure,
-                Success
-            ]
-        );
-        assert_eq!(v.error, None);
-        // A miss after the window still fails: the window counts from configuration.
-        let (s, v) = run(&[(0, e()), (73, vec![HostNotFound])]);
-        assert_eq!(s, [TemporaryFailure, Failed]);
-        assert_eq!(v.error, Some(VerificationError::HostNotFound));
-    }
-
-    #[test]
-    fn grace_after_success_then_failed() {
-        let (s, v) = run(&[
-            (0, vec![Valid]),
-            (24, vec![HostNotFound]),
-            (50, vec![HostNotFound]),
-            (95, vec![HostNotFound]),
-            (96, vec![HostNotFound]),
-        ]);
-        assert_eq!(s, [Success, Success, Success, Success, Failed]);
-        assert_eq!(v.failing_since, Some(hours(24)));
-        assert_eq!(v.error, Some(VerificationError::HostNotFound));
-        assert_eq!(v.next_check_at, None);
-        // Records that come back during the grace clear it.
-        let (s, v) = run(&[
-            (0, vec![Valid]),
-            (24, vec![Wrong("k".into())]),
-            (30, vec![Valid]),
-            (120, vec![HostNotFound]),
-        ]);
-        assert_eq!(s, [Success, Success, Success, Success]);
-        assert_eq!(
-            v.failing_since,
-            Some(hours(120)),
-            "a new grace starts at the new miss"
-        );
-        // A resolver outage after SUCCESS shows the error but keeps signing and starts no grace.
-        let (s, v) = run(&[
-            (0, vec![Valid]),
-            (24, vec![ServerError("timeout".into())]),
-            (200, vec![ServerError("timeout".into())]),
-        ]);
-        assert_eq!(s, [Success, Success, Success]);
-        assert_eq!(
-            (v.error, v.failing_since),
-            (Some(VerificationError::DnsServerError), None)
-        );
-    }
-
-    #[test]
-    fn backoff_doubles_from_the_first_interval_up_to_an_hour() {
-        let got: Vec<i64> = (0..9).map(|a| POLICY.backoff_ms(a) / 1000).collect();
-        assert_eq!(got, [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
-        let (_, v) = run(&[(0, vec![HostNotFound]), (1, vec![HostNotFound])]);
-        assert_eq!(v.next_check_at, Some(Timestamp(hours(1).0 + 120_000)));
-        assert_eq!(v.attempts, 2);
+    /// `sesame rotate`: stages a new Easy DKIM key now; it signs once seen in DNS.
+    pub fn rotate(&self, account: &AccountId, name: &IdentityName) -> Result<Identity, Error> {
+        let current = self.records.require(account, name)?;
+        let now = self.clock.now();
+        self.records.save_modified(current, |id| {
+            let dkim = id.dkim.as_mut().ok_or(Invalid::NoDkimKeys)?;
+            let DkimOrigin::Easy { lengths, .. } = &dkim.origin else {
+                return Err(Invalid::NotEasyDkim.into());
+            };
+            let plan = keys::plan(
+                &dkim.keys,
+                lengths.next_length,
+                Trigger::Rotate,
+                &self.rotation,
+                now,
+            )?;
+            // The plan checks DNS now; that check reschedules itself for the activation.
+            self.keys.carry_out(plan, dkim, &mut id.verification, now)
+        })
     }
 }

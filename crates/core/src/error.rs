@@ -1,33 +1,29 @@
 //! The one domain error enum. Its variants follow the exception shapes of the SESv2 model so
-//! the API edge can map each onto exactly one AWS error code; it knows no HTTP or AWS names.
-
-use std::fmt;
+//! the API edge can map each onto exactly one AWS error code; every payload is typed, so the
+//! edge also owns every message and knows which input member each refusal is about. The core
+//! holds no member paths and no client-facing sentences. Names travel as their canonical text,
+//! so this module depends on no other module of the crate.
 
 /// Everything a use case can refuse or fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The thing asked for does not exist (in the caller's account).
-    #[error("{0}")]
-    NotFound(String),
-    /// A create found the thing already there.
-    #[error("{0}")]
+    #[error("not found: {0:?}")]
+    NotFound(Missing),
+    /// A create found the identity already there.
+    #[error("{0} already exists")]
     AlreadyExists(String),
-    /// The request is invalid; `field` names the input member, `reason` says what is wrong.
-    #[error("{reason}")]
-    BadRequest {
-        /// The input member at fault.
-        field: &'static str,
-        /// A sentence for the client.
-        reason: String,
-    },
-    /// An account quota is exhausted.
-    #[error("{0}")]
-    LimitExceeded(String),
-    /// Mail that may not be sent (e.g. an unverified sender).
-    #[error("{0}")]
-    MessageRejected(String),
-    /// Another writer changed the record first; the client may retry.
-    #[error("{0}")]
+    /// The request is invalid.
+    #[error("invalid: {0:?}")]
+    Invalid(Invalid),
+    /// The account's identity quota is exhausted.
+    #[error("identity limit reached")]
+    LimitExceeded,
+    /// Mail that may not be sent.
+    #[error("rejected: {0:?}")]
+    MessageRejected(Rejection),
+    /// Another writer kept changing the identity first; the client may retry.
+    #[error("{0} was modified concurrently")]
     ConcurrentModification(String),
     /// The backing store is unreachable or failed; nothing was changed.
     #[error("service unavailable: {0}")]
@@ -37,14 +33,142 @@ pub enum Error {
     Internal(String),
 }
 
-impl Error {
-    /// Shorthand for [`Error::BadRequest`].
-    pub fn bad_request(field: &'static str, reason: impl fmt::Display) -> Error {
-        Error::BadRequest {
-            field,
-            reason: reason.to_string(),
-        }
+impl From<Invalid> for Error {
+    fn from(i: Invalid) -> Error {
+        Error::Invalid(i)
     }
+}
+
+/// What was not found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// An email identity of the caller's account.
+    Identity(String),
+    /// A configuration set (Sesame has none yet, so every name is unknown).
+    ConfigurationSet(String),
+}
+
+/// Why mail may not be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// These addresses are not verified identities of the caller's (nor are their domains).
+    NotVerified(Vec<String>),
+    /// The domain (or the address's domain) does not sign: DKIM disabled or not verified.
+    DoesNotSign(String),
+    /// The raw message's own headers cannot be sent as they are.
+    Message(MessageProblem),
+}
+
+/// What is wrong with a raw message's headers (the mail port finds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageProblem {
+    /// The header block is not a message (the mail parser gave up).
+    Unparsable,
+    /// Bare CR or LF line ends.
+    LineEnds,
+    /// Not exactly one `From:` header field.
+    FromCount(usize),
+    /// More than one `Sender:` header field.
+    SenderCount(usize),
+    /// A header mailbox that is not an address.
+    Mailbox(String),
+    /// A `From:`/`Sender:` mailbox that is not a valid email address.
+    SenderAddress(String),
+    /// Several `From:` mailboxes and no `Sender:` to say who sent it.
+    NoOwnSender(usize),
+    /// No recipient in the request's destination nor in the message's headers.
+    NoRecipients,
+    /// More recipients than one message may have.
+    TooManyRecipients {
+        /// The limit.
+        max: usize,
+        /// How many there were.
+        got: usize,
+    },
+}
+
+/// A refused input, typed; the edge decides which member it names and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalid {
+    /// An AccountId that is not twelve digits.
+    AccountId,
+    /// An identity name that is empty.
+    NameEmpty,
+    /// An identity name over 320 characters.
+    NameTooLong,
+    /// A domain name that is empty.
+    DomainEmpty,
+    /// A domain name over 253 characters.
+    DomainTooLong,
+    /// A domain name with one label.
+    DomainOneLabel(String),
+    /// A domain name with a label that is not 1..63 letters, digits or inner hyphens.
+    DomainLabel(String),
+    /// A domain name whose last label is all digits (an IP address).
+    DomainNumeric(String),
+    /// An address without an `@`.
+    AddressNoAt,
+    /// An address whose local part is empty or over 64 characters.
+    AddressLocalLength(String),
+    /// An address whose local part has a character SMTP forbids unquoted.
+    Address(String),
+    /// A selector that is empty or over 63 characters.
+    SelectorLength,
+    /// A selector with a character other than letters, digits and inner hyphens.
+    SelectorChars(String),
+    /// A DKIM token that is not 32 characters of `[a-z2-7]`.
+    Token,
+    /// A tag key that is empty or over 128 characters.
+    TagKeyLength,
+    /// A tag key with a character tags do not allow.
+    TagKeyChars(String),
+    /// A tag key with the reserved `aws:` prefix.
+    TagKeyReserved,
+    /// A tag value over 256 characters.
+    TagValueLength,
+    /// A tag value with a character tags do not allow.
+    TagValueChars(String),
+    /// The same tag key twice in one request.
+    TagKeyRepeated(String),
+    /// More tags than one resource may carry.
+    TooManyTags(usize),
+    /// DKIM signing attributes given for an address identity at creation.
+    DkimOnAddressAtCreate,
+    /// DKIM signing attributes set on an address identity.
+    DkimOnAddress,
+    /// The Easy DKIM key length asked for (in bits) is the one configured.
+    KeyLengthUnchanged(u32),
+    /// A second key-length change within 24 hours (not the first downgrade).
+    KeyLengthChangedRecently,
+    /// A rotation asked of an identity without DKIM keys (an address).
+    NoDkimKeys,
+    /// A rotation asked of a BYODKIM identity.
+    NotEasyDkim,
+    /// A rotation asked while one is in progress.
+    RotationInProgress,
+    /// Every token signs or keeps a retired key for mail in transit until this time (Unix ms).
+    NoFreeToken(i64),
+    /// PutEmailIdentityDkimAttributes on an identity that does not exist.
+    NotVerifiedForDkim(String),
+    /// A BYODKIM private key that cannot be used.
+    PrivateKey(KeyProblem),
+}
+
+/// What is wrong with a BYODKIM private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyProblem {
+    /// Not DER PKCS#1 or PKCS#8.
+    NotDer,
+    /// Not an RSA key.
+    NotRsa,
+    /// A modulus outside 1024..=2048 bits.
+    Bits(u32),
+    /// The CRT factors are missing (a public-only or stripped key).
+    MissingFactors,
+    /// More than two primes.
+    MultiPrime,
+    /// The numbers do not belong together.
+    Inconsistent,
 }
 
 /// What a `Store` can fail with; use cases turn these into [`Error`]s with context.

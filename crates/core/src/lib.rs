@@ -2,20 +2,32 @@
 //! It knows nothing of HTTP, SQL, DNS sockets or AWS names; it talks to the world only through
 //! the traits in `ports`.
 //!
-//! - `model`: validated newtypes and the identity record.
-//! - `dkim`: time-dependent DKIM rules (the once-a-day key-length change).
-//! - `service`: the use cases (`Service`).
-//! - `ports`: `Store`, `Clock`, `KeyVault`.
-//! - `error`: the one domain `Error` enum and `StoreError`.
-//! - `testing`: in-memory fakes of the ports for tests of this and other crates.
+//! Data and rules (pure):
+//! - `model`: validated values, the identity record, and the DKIM key slots.
+//! - `keys`: the once-a-day key-length rule and the rotation planner.
+//! - `verification` (its `rules`): the records a set-up needs and the check state machine.
+//! - `error`: the one domain `Error` enum with typed refusals, and `StoreError`.
+//!
+//! Use cases, each holding only the ports it uses:
+//! - `identities`: create, read, list, delete, feedback, tags.
+//! - `dkim`: DKIM signing attributes and rotation on request.
+//! - `verification` (its `Checks`): claim due checks and record their results.
+//! - `app`: all of them wired for a server.
+//!
+//! Doors out: `ports` (`Store`, `Clock`, `KeyVault`); `testing` has fakes of them.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod app;
 pub mod dkim;
 pub mod error;
+pub mod identities;
+pub mod keys;
 pub mod model;
 pub mod ports;
-pub mod service;
+mod shared;
 pub mod testing;
+pub mod verification;
 
 pub use error::{Error, StoreError};
+pub use shared::DEFAULT_KEY_LENGTH;

@@ -2,7 +2,7 @@
 //! only when told, a vault that makes placeholder keys instantly, and a map-backed store.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use crate::error::{Error, StoreError};
+use crate::error::{Error, Invalid, KeyProblem, StoreError};
 use crate::model::{
     AccountId, DkimToken, Identity, IdentityFilter, IdentityName, IdentitySummary, KeyLength,
     Timestamp,
@@ -45,7 +45,7 @@ impl KeyVault for FakeVault {
     }
     fn import(&self, key: &PrivateKeyInput) -> Result<NewKey, Error> {
         if key.0.is_empty() {
-            return Err(Error::bad_request("key", "empty"));
+            return Err(Error::Invalid(Invalid::PrivateKey(KeyProblem::NotDer)));
         }
         Ok(NewKey {
             bits: 2048,
@@ -59,7 +59,7 @@ impl KeyVault for FakeVault {
             .bytes()
             .map(|b| (b'a' + (b - b'0')) as char)
             .collect();
-        DkimToken::parse(&digits)
+        Ok(DkimToken::parse(&digits)?)
     }
 }
 
@@ -188,7 +188,7 @@ impl Store for MemStore {
             .filter(|d| matches!(d.origin, crate::model::DkimOrigin::Easy { .. }))
             .flat_map(|d| {
                 d.keys
-                    .iter()
+                    .keys()
                     .map(|k| (k.selector.as_str().to_owned(), k.public_der.clone()))
             })
             .collect())

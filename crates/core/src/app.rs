@@ -1,0 +1,63 @@
+//! The use cases wired together for a server: one place that builds each from the ports it
+//! needs. A command that needs one use case (the CLI) builds that one alone.
+
+use crate::dkim::DkimControl;
+use crate::identities::Identities;
+use crate::keys::RotationPolicy;
+use crate::ports::{Clock, KeyVault, Store};
+use crate::verification::{Checks, VerifyPolicy};
+use std::sync::Arc;
+
+/// Settings of the use cases that are not per request.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The most identities one account may hold (SES: 10,000 per region).
+    pub max_identities: u64,
+    /// The zone under which Easy DKIM public keys are published (`SigningHostedZone`).
+    pub dkim_zone: String,
+    /// The DNS verifier's timing rules.
+    pub verify: VerifyPolicy,
+    /// Easy DKIM key rotation.
+    pub rotation: RotationPolicy,
+}
+
+/// Every use case of a serving node.
+pub struct UseCases {
+    /// Identities, their feedback setting and tags.
+    pub identities: Identities,
+    /// DKIM signing attributes and rotation.
+    pub dkim: DkimControl,
+    /// DNS verification.
+    pub checks: Checks,
+    /// The configuration they were built with.
+    pub config: Config,
+}
+
+impl UseCases {
+    /// Builds every use case over the same ports.
+    pub fn new(
+        store: Arc<dyn Store>,
+        vault: Arc<dyn KeyVault>,
+        clock: Arc<dyn Clock>,
+        config: Config,
+    ) -> UseCases {
+        UseCases {
+            identities: Identities::new(
+                store.clone(),
+                vault.clone(),
+                clock.clone(),
+                config.max_identities,
+            ),
+            dkim: DkimControl::new(store.clone(), vault.clone(), clock.clone(), config.rotation),
+            checks: Checks::new(
+                store,
+                vault,
+                clock,
+                config.verify,
+                config.rotation,
+                config.dkim_zone.clone(),
+            ),
+            config,
+        }
+    }
+}

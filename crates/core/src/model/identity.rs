@@ -1,0 +1,121 @@
+//! The identity record as stored: its name, its DKIM set-up, its verification status and the
+//! DNS verifier's schedule.
+
+use super::dkim::Dkim;
+use super::names::{AccountId, IdentityName, IdentityType};
+use super::tags::Tag;
+use super::time::Timestamp;
+
+/// The model's `DkimStatus` (which is also `VerificationStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DkimStatus {
+    /// `PENDING`
+    Pending,
+    /// `SUCCESS`
+    Success,
+    /// `FAILED`
+    Failed,
+    /// `TEMPORARY_FAILURE`
+    TemporaryFailure,
+    /// `NOT_STARTED`
+    NotStarted,
+}
+
+/// The model's `VerificationError` values that a DNS check can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VerificationError {
+    /// `HOST_NOT_FOUND`: a name does not exist (NXDOMAIN).
+    HostNotFound,
+    /// `TYPE_NOT_FOUND`: the name exists but has no record of the expected type.
+    TypeNotFound,
+    /// `INVALID_VALUE`: a record exists with the wrong value.
+    InvalidValue,
+    /// `DNS_SERVER_ERROR`: the resolver failed (SERVFAIL, REFUSED, timeout).
+    DnsServerError,
+    /// `SERVICE_ERROR`: Sesame itself failed to check.
+    ServiceError,
+}
+
+/// The zone's SOA as seen during a check (`SOARecord`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoaRecord {
+    /// `PrimaryNameServer` (MNAME).
+    pub primary_name_server: String,
+    /// `AdminEmail` (RNAME).
+    pub admin_email: String,
+    /// `SerialNumber`.
+    pub serial: u64,
+}
+
+/// What the DNS verifier knows and plans for one identity.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Verification {
+    /// When the records were last looked at.
+    pub last_checked: Option<Timestamp>,
+    /// When they were last all found and right.
+    pub last_success: Option<Timestamp>,
+    /// What was wrong at the last check, if anything.
+    pub error: Option<VerificationError>,
+    /// The customer zone's SOA, when known.
+    pub soa: Option<SoaRecord>,
+    /// Start of the 72-hour window: when the set-up was (re)configured.
+    pub pending_since: Option<Timestamp>,
+    /// After SUCCESS: when the records were first found missing (start of the grace period).
+    pub failing_since: Option<Timestamp>,
+    /// When the next check is due; `None` when nobody looks any more (FAILED).
+    pub next_check_at: Option<Timestamp>,
+    /// Checks in a row that did not succeed (drives the backoff).
+    pub attempts: u32,
+}
+
+/// An email identity of one account, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The owning account.
+    pub account: AccountId,
+    /// The identity's name.
+    pub name: IdentityName,
+    /// Optimistic-concurrency version, bumped by every stored update.
+    pub version: u64,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// `FeedbackForwardingStatus`; true for new identities.
+    pub feedback_forwarding: bool,
+    /// DKIM for domain identities; `None` for addresses.
+    pub dkim: Option<Dkim>,
+    /// For an address: its own DKIM signing override (PutEmailIdentityDkimAttributes).
+    pub signing_override: Option<bool>,
+    /// The identity's own verification status.
+    pub verification_status: DkimStatus,
+    /// Tags in insertion order.
+    pub tags: Vec<Tag>,
+    /// The DNS verifier's record for this identity (domains only; default for addresses).
+    pub verification: Verification,
+}
+
+impl Identity {
+    /// Whether this identity may be used to send (`VerifiedForSendingStatus`).
+    pub fn verified_for_sending(&self) -> bool {
+        self.verification_status == DkimStatus::Success
+    }
+}
+
+/// One row of ListEmailIdentities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySummary {
+    /// The name.
+    pub name: IdentityName,
+    /// The verification status.
+    pub verification_status: DkimStatus,
+}
+
+/// The filters of ListEmailIdentities (`IdentityFilter`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityFilter {
+    /// `IDENTITY_NAME_CONTAINS`: a substring of the canonical name.
+    pub name_contains: Option<String>,
+    /// `IDENTITY_TYPE`.
+    pub identity_type: Option<IdentityType>,
+    /// `VERIFICATION_STATUS`.
+    pub verification_status: Option<DkimStatus>,
+}

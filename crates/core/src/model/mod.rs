@@ -1,0 +1,25 @@
+//! The domain's data: validated values and the identity record. Every value is built by
+//! `parse()` (or a checked constructor) and is valid for its whole life.
+//!
+//! - `time`: `Timestamp`.
+//! - `names`: account ids, domains, addresses, identity names, selectors, tokens.
+//! - `tags`: resource tags and their merge rule.
+//! - `dkim`: a domain's DKIM set-up and its key slots (`DkimKeys`).
+//! - `identity`: the identity record, its verification state and the list filters.
+
+mod dkim;
+mod identity;
+mod names;
+mod tags;
+mod time;
+
+pub use dkim::{Dkim, DkimKey, DkimKeys, DkimOrigin, KeyLength, KeyLengthHistory, SlotState};
+pub use identity::{
+    DkimStatus, Identity, IdentityFilter, IdentitySummary, SoaRecord, Verification,
+    VerificationError,
+};
+pub use names::{
+    AccountId, DkimToken, DomainName, EmailAddress, IdentityName, IdentityType, Selector,
+};
+pub use tags::{MAX_TAGS, Tag, merge_tags};
+pub use time::Timestamp;

@@ -1,0 +1,11 @@
+//! DNS verification: the pure rules (`rules`: the records a set-up needs and the state machine
+//! over observations) and the use case that claims due checks and records their results
+//! (`checks`), with the rotation steps that a check makes due.
+
+mod checks;
+mod rules;
+
+pub use checks::{Checks, DueCheck};
+pub use rules::{
+    Expect, ExpectedRecord, Observation, RecordCheck, VerifyPolicy, expected_records, restart, step,
+};

@@ -1,0 +1,522 @@
+//! The use cases end to end over the in-memory fakes: the daily key-length rule, limits,
+//! origin switches, verification with an injected clock, rotation (on request, by age and by
+//! length change) never breaking a signature, and optimistic concurrency.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use sesame_core::app::{Config, UseCases};
+use sesame_core::dkim::DkimSetup;
+use sesame_core::error::{Error, Invalid, StoreError};
+use sesame_core::identities::CreateIdentity;
+use sesame_core::keys::RotationPolicy;
+use sesame_core::model::{
+    AccountId, DkimOrigin, DkimStatus, Identity, IdentityFilter, IdentityName, IdentitySummary,
+    KeyLength, Selector, Timestamp,
+};
+use sesame_core::ports::{AccessKey, Account, Clock, PrivateKeyInput, Store};
+use sesame_core::testing::{FakeVault, ManualClock, MemStore};
+use sesame_core::verification::{Observation, RecordCheck, VerifyPolicy};
+use std::sync::Arc;
+
+struct Svc {
+    uc: UseCases,
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+}
+
+fn build(store: Arc<dyn Store>, rotation: RotationPolicy, max: u64) -> Svc {
+    let clock = Arc::new(ManualClock::new(Timestamp(1_700_000_000_000)));
+    let uc = UseCases::new(
+        store.clone(),
+        Arc::new(FakeVault::default()),
+        clock.clone(),
+        Config {
+            max_identities: max,
+            dkim_zone: "dkim.sesame.test".into(),
+            verify: VerifyPolicy::default(),
+            rotation,
+        },
+    );
+    Svc { uc, store, clock }
+}
+
+/// The selector that signs for the domain now: DKIM enabled and verified, the signing slot.
+fn signing_selector(s: &Svc, a: &AccountId, n: &IdentityName) -> String {
+    let id = s.uc.identities.get_identity(a, n).unwrap().identity;
+    assert_eq!(id.verification_status, DkimStatus::Success);
+    let dkim = id.dkim.unwrap();
+    assert!(dkim.signing_enabled);
+    dkim.keys.signing().selector.as_str().to_owned()
+}
+
+fn svc() -> (Svc, Arc<ManualClock>, AccountId) {
+    let s = build(Arc::new(MemStore::default()), RotationPolicy::default(), 3);
+    let clock = s.clock.clone();
+    (s, clock, AccountId::parse("123456789012").unwrap())
+}
+
+fn create(s: &Svc, a: &AccountId, name: &str, dkim: Option<DkimSetup>) -> Result<Identity, Error> {
+    s.uc.identities.create_identity(
+        a,
+        CreateIdentity {
+            name: IdentityName::parse(name).unwrap(),
+            tags: vec![],
+            dkim,
+            configuration_set: None,
+        },
+    )
+}
+
+fn length(s: &Svc, a: &AccountId, l: KeyLength) -> Result<sesame_core::model::Dkim, Error> {
+    let n = IdentityName::parse("example.com").unwrap();
+    s.uc.dkim
+        .put_dkim_signing_attributes(a, &n, DkimSetup::Easy { length: Some(l) })
+        .map(|id| id.dkim.unwrap())
+}
+
+#[test]
+fn key_length_change_follows_the_daily_rule_with_an_injected_clock() {
+    let (s, clock, a) = svc();
+    let created = create(&s, &a, "example.com", None).unwrap();
+    let dkim = created.dkim.unwrap();
+    let DkimOrigin::Easy { tokens, .. } = &dkim.origin else {
+        panic!()
+    };
+    assert_eq!(dkim.current_length(), Some(KeyLength::Rsa2048));
+
+    assert_eq!(
+        length(&s, &a, KeyLength::Rsa2048).unwrap_err(),
+        Error::Invalid(Invalid::KeyLengthUnchanged(2048))
+    );
+    clock.advance_hours(1);
+    let down = length(&s, &a, KeyLength::Rsa1024).unwrap();
+    // The new length arrives through a staged key: the signing key is unchanged until the
+    // new one has been seen in DNS, so CurrentSigningKeyLength stays truthful.
+    assert_eq!(down.current_length(), Some(KeyLength::Rsa2048));
+    let (staged, staged_key) = down
+        .keys
+        .staged()
+        .expect("a key of the new length is staged");
+    assert_eq!(staged_key.bits, 1024);
+    assert_ne!(staged, down.keys.signing_slot());
+    let DkimOrigin::Easy { tokens: same, .. } = &down.origin else {
+        panic!()
+    };
+    assert_eq!(same, tokens, "tokens survive a key-length change");
+    assert_eq!(
+        down.keys.signing(),
+        dkim.keys.signing(),
+        "the signing key stays"
+    );
+    assert!(down.keys.last_generation() > dkim.keys.last_generation());
+
+    clock.advance_hours(23);
+    let before =
+        s.uc.identities
+            .get_identity(&a, &IdentityName::parse("example.com").unwrap())
+            .unwrap();
+    assert_eq!(
+        length(&s, &a, KeyLength::Rsa2048).unwrap_err(),
+        Error::Invalid(Invalid::KeyLengthChangedRecently)
+    );
+    let after =
+        s.uc.identities
+            .get_identity(&a, &IdentityName::parse("example.com").unwrap())
+            .unwrap();
+    assert_eq!(
+        before.identity, after.identity,
+        "a refused change changes nothing"
+    );
+    clock.advance_hours(1);
+    assert!(
+        length(&s, &a, KeyLength::Rsa2048).is_ok(),
+        "24 hours later it is allowed"
+    );
+}
+
+#[test]
+fn limits_duplicates_and_addresses() {
+    let (s, _, a) = svc();
+    create(&s, &a, "a@example.com", None).unwrap();
+    assert!(matches!(
+        create(&s, &a, "a@example.com", None),
+        Err(Error::AlreadyExists(_))
+    ));
+    assert!(
+        create(&s, &a, "A@example.com", None).is_ok(),
+        "addresses are case-sensitive"
+    );
+    assert!(create(&s, &a, "EXAMPLE.org", None).is_ok());
+    assert!(
+        matches!(
+            create(&s, &a, "example.ORG", None),
+            Err(Error::AlreadyExists(_))
+        ),
+        "domains are not"
+    );
+    assert!(matches!(
+        create(&s, &a, "new.example.net", None),
+        Err(Error::LimitExceeded)
+    ));
+    let (s, _, a) = svc();
+    assert!(matches!(
+        create(
+            &s,
+            &a,
+            "b@example.com",
+            Some(DkimSetup::Easy { length: None })
+        ),
+        Err(Error::Invalid(Invalid::DkimOnAddressAtCreate))
+    ));
+}
+
+#[test]
+fn switching_origin_replaces_keys_and_tokens() {
+    let (s, _, a) = svc();
+    let n = IdentityName::parse("example.com").unwrap();
+    let easy = create(&s, &a, "example.com", None).unwrap().dkim.unwrap();
+    let ext_id =
+        s.uc.dkim
+            .put_dkim_signing_attributes(
+                &a,
+                &n,
+                DkimSetup::External {
+                    selector: Selector::parse("sel").unwrap(),
+                    private_key: PrivateKeyInput(vec![1, 2, 3]),
+                },
+            )
+            .unwrap();
+    assert_eq!(ext_id.verification_status, DkimStatus::Pending);
+    let ext = ext_id.dkim.unwrap();
+    assert!(matches!(ext.origin, DkimOrigin::External { .. }));
+    assert_eq!(ext.keys.len(), 1);
+    let back =
+        s.uc.dkim
+            .put_dkim_signing_attributes(&a, &n, DkimSetup::Easy { length: None })
+            .unwrap()
+            .dkim
+            .unwrap();
+    let (DkimOrigin::Easy { tokens: t1, .. }, DkimOrigin::Easy { tokens: t2, .. }) =
+        (&easy.origin, &back.origin)
+    else {
+        panic!()
+    };
+    assert_ne!(t1, t2, "a switch back to Easy DKIM makes new tokens");
+}
+
+#[test]
+fn verification_claims_checks_and_records_results_with_an_injected_clock() {
+    let (s, clock, a) = svc();
+    create(&s, &a, "example.com", None).unwrap();
+    create(&s, &a, "me@example.com", None).unwrap();
+    // Due right after configuration; addresses are never due.
+    let due = s.uc.checks.claim_due_checks(10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].records.len(), 3);
+    assert!(due[0].records[0].name.ends_with("._domainkey.example.com"));
+    assert!(
+        s.uc.checks.claim_due_checks(10).unwrap().is_empty(),
+        "leased"
+    );
+    let missing = Observation {
+        records: vec![RecordCheck::HostNotFound; 3],
+        soa: None,
+    };
+    let change =
+        s.uc.checks
+            .record_check(due[0].identity.clone(), &missing)
+            .unwrap();
+    assert_eq!(change, Some((DkimStatus::Pending, DkimStatus::Pending)));
+    assert!(
+        s.uc.checks.claim_due_checks(10).unwrap().is_empty(),
+        "backoff: not due yet"
+    );
+    clock.advance_hours(1);
+    let due = s.uc.checks.claim_due_checks(10).unwrap();
+    let found = Observation {
+        records: vec![RecordCheck::Valid; 3],
+        soa: None,
+    };
+    let change =
+        s.uc.checks
+            .record_check(due[0].identity.clone(), &found)
+            .unwrap();
+    assert_eq!(change, Some((DkimStatus::Pending, DkimStatus::Success)));
+    let n = IdentityName::parse("example.com").unwrap();
+    let view = s.uc.identities.get_identity(&a, &n).unwrap();
+    assert_eq!(view.identity.verification_status, DkimStatus::Success);
+    assert!(view.identity.verified_for_sending());
+    // A result computed before a configuration change is stale and dropped.
+    clock.advance_hours(25);
+    let due = s.uc.checks.claim_due_checks(10).unwrap();
+    assert_eq!(due.len(), 1, "daily re-check");
+    s.uc.dkim
+        .put_dkim_signing_attributes(
+            &a,
+            &n,
+            DkimSetup::External {
+                selector: Selector::parse("mine").unwrap(),
+                private_key: PrivateKeyInput(vec![1]),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        s.uc.checks
+            .record_check(due[0].identity.clone(), &found)
+            .unwrap(),
+        None
+    );
+    let view = s.uc.identities.get_identity(&a, &n).unwrap();
+    assert_eq!(
+        view.identity.verification_status,
+        DkimStatus::Pending,
+        "a new method: verify again"
+    );
+}
+
+/// Signatures made before, during and after a rotation and a key-length change all verify
+/// against what the key zone serves then and for the whole retention: the key that signed
+/// is the one published under its selector at signing time and stays so.
+#[test]
+fn rotation_never_breaks_a_signature() {
+    let (s, clock, a) = svc();
+    let n = IdentityName::parse("example.com").unwrap();
+    create(&s, &a, "example.com", None).unwrap();
+    let all_valid = Observation {
+        records: vec![RecordCheck::Valid; 3],
+        soa: None,
+    };
+    let check = |s: &Svc| {
+        for due in s.uc.checks.claim_due_checks(10).unwrap() {
+            s.uc.checks.record_check(due.identity, &all_valid).unwrap();
+        }
+    };
+    check(&s);
+    // (selector, public key) that signed, and when.
+    let mut signatures: Vec<(String, Vec<u8>, i64)> = Vec::new();
+    let sign = |s: &Svc, sigs: &mut Vec<(String, Vec<u8>, i64)>| {
+        let selector = signing_selector(s, &a, &n);
+        let view = s.uc.identities.get_identity(&a, &n).unwrap();
+        let dkim = view.identity.dkim.unwrap();
+        let key = dkim
+            .keys
+            .keys()
+            .find(|x| x.selector.as_str() == selector)
+            .unwrap();
+        sigs.push((selector, key.public_der.clone(), s.clock.now().0));
+    };
+    // What receivers can verify now: every published key by selector.
+    let zone = |s: &Svc| -> Vec<(String, Vec<u8>)> { s.store.published_keys().unwrap() };
+    let verifiable = |s: &Svc, sigs: &[(String, Vec<u8>, i64)]| {
+        let z = zone(s);
+        sigs.iter()
+            .all(|(sel, der, _)| z.contains(&(sel.clone(), der.clone())))
+    };
+
+    sign(&s, &mut signatures); // before
+    let first = signatures[0].clone();
+    let staged = s.uc.dkim.rotate(&a, &n).unwrap();
+    assert!(staged.dkim.unwrap().keys.staged().is_some());
+    assert_eq!(
+        s.uc.dkim.rotate(&a, &n).unwrap_err(),
+        Error::Invalid(Invalid::RotationInProgress),
+        "one at a time"
+    );
+    sign(&s, &mut signatures); // during: still the old key
+    assert_eq!(signatures[1].0, first.0, "the staged key does not sign yet");
+    assert!(verifiable(&s, &signatures));
+    clock.advance_hours(1); // past the activation delay
+    check(&s);
+    sign(&s, &mut signatures); // after
+    assert_ne!(
+        signatures[2].0, first.0,
+        "the new key signs once seen and delayed"
+    );
+    assert!(verifiable(&s, &signatures));
+    // A key-length change goes through the same staging.
+    clock.advance_hours(1);
+    let changed = length(&s, &a, KeyLength::Rsa1024).unwrap();
+    assert_eq!(changed.current_length(), Some(KeyLength::Rsa2048));
+    sign(&s, &mut signatures);
+    clock.advance_hours(1);
+    check(&s);
+    sign(&s, &mut signatures);
+    let view = s.uc.identities.get_identity(&a, &n).unwrap();
+    assert_eq!(
+        view.identity.dkim.as_ref().unwrap().current_length(),
+        Some(KeyLength::Rsa1024)
+    );
+    assert!(verifiable(&s, &signatures));
+    // Every token has now signed or is retained: a third rotation must wait for the
+    // retention of the first key to end, and all signatures stay verifiable meanwhile.
+    clock.advance_hours(1);
+    check(&s);
+    assert!(
+        matches!(
+            s.uc.dkim.rotate(&a, &n),
+            Err(Error::Invalid(Invalid::NoFreeToken(_)))
+        ),
+        "no free token"
+    );
+    for _ in 0..7 {
+        clock.advance_hours(24);
+        check(&s);
+        let within: Vec<_> = signatures
+            .iter()
+            .filter(|(_, _, at)| s.clock.now().0 < at + RotationPolicy::default().retention_ms)
+            .cloned()
+            .collect();
+        assert!(
+            verifiable(&s, &within),
+            "within the retention every signature verifies"
+        );
+    }
+    clock.advance_hours(1);
+    assert!(
+        s.uc.dkim.rotate(&a, &n).is_ok(),
+        "after the retention the first token is free again"
+    );
+}
+
+#[test]
+fn rotate_every_stages_and_activates_on_the_daily_checks() {
+    let s = build(
+        Arc::new(MemStore::default()),
+        RotationPolicy {
+            rotate_every_ms: Some(90 * 24 * Timestamp::HOUR),
+            ..RotationPolicy::default()
+        },
+        10,
+    );
+    let clock = s.clock.clone();
+    let a = AccountId::parse("123456789012").unwrap();
+    let n = IdentityName::parse("example.com").unwrap();
+    create(&s, &a, "example.com", None).unwrap();
+    let valid = Observation {
+        records: vec![RecordCheck::Valid; 3],
+        soa: None,
+    };
+    let check = || {
+        for due in s.uc.checks.claim_due_checks(10).unwrap() {
+            s.uc.checks.record_check(due.identity, &valid).unwrap();
+        }
+    };
+    check();
+    let first = signing_selector(&s, &a, &n);
+    let mut days = 0;
+    loop {
+        clock.advance_hours(24);
+        days += 1;
+        check();
+        let view = s.uc.identities.get_identity(&a, &n).unwrap();
+        if view.identity.dkim.unwrap().keys.staged().is_some() {
+            break;
+        }
+        assert_eq!(signing_selector(&s, &a, &n), first);
+        assert!(days < 92, "never staged");
+    }
+    assert_eq!(days, 90, "staged on the first daily check at 90 days");
+    assert_eq!(
+        signing_selector(&s, &a, &n),
+        first,
+        "staged, not yet signing"
+    );
+    clock.advance_hours(1);
+    check();
+    assert_ne!(
+        signing_selector(&s, &a, &n),
+        first,
+        "and signs after the delay"
+    );
+}
+
+/// A store whose first update loses a race: another writer commits just before it.
+struct RacingStore {
+    inner: MemStore,
+    raced: std::sync::atomic::AtomicBool,
+}
+
+impl Store for RacingStore {
+    fn insert_identity(&self, i: &Identity, m: u64) -> Result<(), StoreError> {
+        self.inner.insert_identity(i, m)
+    }
+    fn get_identity(
+        &self,
+        a: &AccountId,
+        n: &IdentityName,
+    ) -> Result<Option<Identity>, StoreError> {
+        self.inner.get_identity(a, n)
+    }
+    fn update_identity(&self, i: &Identity) -> Result<u64, StoreError> {
+        if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // The verifier, say, records a check first.
+            let mut other = self.inner.get_identity(&i.account, &i.name)?.unwrap();
+            other.verification.attempts += 1;
+            self.inner.update_identity(&other)?;
+        }
+        self.inner.update_identity(i)
+    }
+    fn delete_identity(&self, a: &AccountId, n: &IdentityName) -> Result<(), StoreError> {
+        self.inner.delete_identity(a, n)
+    }
+    fn list_identities(
+        &self,
+        a: &AccountId,
+        f: &IdentityFilter,
+        after: Option<&str>,
+        l: usize,
+    ) -> Result<Vec<IdentitySummary>, StoreError> {
+        self.inner.list_identities(a, f, after, l)
+    }
+    fn claim_due(&self, n: Timestamp, l: Timestamp, c: usize) -> Result<Vec<Identity>, StoreError> {
+        self.inner.claim_due(n, l, c)
+    }
+    fn published_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner.published_keys()
+    }
+    fn key_generation(&self) -> Result<u64, StoreError> {
+        self.inner.key_generation()
+    }
+    fn insert_account(&self, a: &Account) -> Result<(), StoreError> {
+        self.inner.insert_account(a)
+    }
+    fn account_by_name(&self, n: &str) -> Result<Option<Account>, StoreError> {
+        self.inner.account_by_name(n)
+    }
+    fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.inner.list_accounts()
+    }
+    fn put_access_key(&self, k: &AccessKey) -> Result<(), StoreError> {
+        self.inner.put_access_key(k)
+    }
+    fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
+        self.inner.access_key(id)
+    }
+    fn access_keys_of(&self, a: &AccountId) -> Result<Vec<AccessKey>, StoreError> {
+        self.inner.access_keys_of(a)
+    }
+}
+
+#[test]
+fn a_write_that_loses_a_race_is_applied_again_to_the_fresh_record() {
+    let store = Arc::new(RacingStore {
+        inner: MemStore::default(),
+        raced: std::sync::atomic::AtomicBool::new(true),
+    });
+    let s = build(store.clone(), RotationPolicy::default(), 10);
+    let a = AccountId::parse("123456789012").unwrap();
+    let n = IdentityName::parse("example.com").unwrap();
+    create(&s, &a, "example.com", None).unwrap();
+    store
+        .raced
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    s.uc.identities
+        .put_feedback_attributes(&a, &n, false)
+        .unwrap();
+    let got = s.uc.identities.get_identity(&a, &n).unwrap().identity;
+    assert!(!got.feedback_forwarding, "the change landed");
+    assert_eq!(
+        got.verification.attempts, 1,
+        "and so did the other writer's"
+    );
+    assert_eq!(got.version, 3);
+}
