@@ -4,7 +4,9 @@
 
 use crate::sigv4::SigError;
 use axum::http::StatusCode;
+use crate::refusals;
 use sesame_core::Error;
+use sesame_core::error::Invalid;
 
 /// Failures of the protocol itself; they never reach the domain.
 #[derive(Debug)]
@@ -51,6 +53,8 @@ pub struct ApiError {
     pub message: String,
     /// Detail for the log only (internal errors); never sent.
     pub log_detail: Option<String>,
+    /// The request member a refusal is about (for the log; SES's messages name it already).
+    pub member: Option<&'static str>,
 }
 
 /// The codes of authentication failures (`EdgeError::Auth`).
@@ -74,20 +78,27 @@ fn api(status: u16, code: &'static str, message: impl Into<String>) -> ApiError 
         code,
         message: message.into(),
         log_detail: None,
+        member: None,
     }
 }
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         // Statuses are the model's `error.httpStatusCode` for each exception shape; the test
-        // below checks them against tests/data/model-facts.json.
+        // below checks them against tests/data/model-facts.json. Every text is `refusals`'.
         match e {
-            Error::NotFound(m) => api(404, "NotFoundException", m),
-            Error::AlreadyExists(m) => api(400, "AlreadyExistsException", m),
-            Error::BadRequest { reason, .. } => api(400, "BadRequestException", reason),
-            Error::LimitExceeded(m) => api(400, "LimitExceededException", m),
-            Error::MessageRejected(m) => api(400, "MessageRejected", m),
-            Error::ConcurrentModification(m) => api(500, "ConcurrentModificationException", m),
+            Error::NotFound(m) => api(404, "NotFoundException", refusals::missing(&m)),
+            Error::AlreadyExists(name) => {
+                api(400, "AlreadyExistsException", refusals::already_exists(&name))
+            }
+            Error::Invalid(i) => api(400, "BadRequestException", refusals::invalid(&i)),
+            Error::LimitExceeded => api(400, "LimitExceededException", refusals::LIMIT_EXCEEDED),
+            Error::MessageRejected(r) => api(400, "MessageRejected", refusals::rejection(&r)),
+            Error::ConcurrentModification(name) => api(
+                500,
+                "ConcurrentModificationException",
+                refusals::concurrent(&name),
+            ),
             Error::Unavailable(detail) => ApiError {
                 log_detail: Some(detail),
                 ..api(
@@ -105,6 +116,33 @@ impl From<Error> for ApiError {
                 )
             },
         }
+    }
+}
+
+/// A request member that fails the operation's validation: a BadRequestException whose
+/// message is `message`, recorded against `member` (the model's path, e.g. `Tag.Key`).
+pub fn invalid(member: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        member: Some(member),
+        ..api(400, "BadRequestException", message)
+    }
+}
+
+/// A resource the edge itself finds missing (an ARN that names nothing of the caller's).
+pub fn not_found(message: impl Into<String>) -> ApiError {
+    api(404, "NotFoundException", message)
+}
+
+/// Attaches the request member to a domain refusal of a value parsed from it.
+pub fn at(member: &'static str) -> impl Fn(Invalid) -> ApiError {
+    move |i| invalid(member, refusals::invalid(&i))
+}
+
+/// Attaches the request member a use case's refusal is about, when it is an invalid input.
+pub fn about(member: &'static str) -> impl Fn(Error) -> ApiError {
+    move |e| match e {
+        Error::Invalid(i) => at(member)(i),
+        other => other.into(),
     }
 }
 
@@ -194,6 +232,7 @@ mod tests {
     //! `httpStatusCode`, and `fault` for the server's faults, which model-facts.json omits).
     use super::*;
     use serde_json::Value;
+    use sesame_core::error::{Missing, Rejection};
 
     /// What a client must see for one error.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,17 +273,17 @@ mod tests {
 
     cases! {
         expected_domain, domain_samples, Error;
-        Error::NotFound(_) => Error::NotFound("no identity example.com".into()),
+        Error::NotFound(_) => Error::NotFound(Missing::Identity("example.com".into())),
             x("NotFoundException", 404);
-        Error::AlreadyExists(_) => Error::AlreadyExists("example.com exists".into()),
+        Error::AlreadyExists(_) => Error::AlreadyExists("example.com".into()),
             x("AlreadyExistsException", 400);
-        Error::BadRequest { .. } => Error::bad_request("EmailIdentity", "too long"),
+        Error::Invalid(_) => Error::Invalid(Invalid::NameTooLong),
             x("BadRequestException", 400);
-        Error::LimitExceeded(_) => Error::LimitExceeded("10000 identities".into()),
+        Error::LimitExceeded => Error::LimitExceeded,
             x("LimitExceededException", 400);
-        Error::MessageRejected(_) => Error::MessageRejected("unverified sender".into()),
+        Error::MessageRejected(_) => Error::MessageRejected(Rejection::NotVerified(vec!["a@example.com".into()])),
             x("MessageRejected", 400);
-        Error::ConcurrentModification(_) => Error::ConcurrentModification("version moved".into()),
+        Error::ConcurrentModification(_) => Error::ConcurrentModification("example.com".into()),
             x("ConcurrentModificationException", 500);
         Error::Unavailable(_) => Error::Unavailable("sqlite: database is locked at /secret/db".into()),
             Expected { logged: true, ..x("ServiceUnavailable", 503) };

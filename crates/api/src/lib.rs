@@ -14,6 +14,7 @@
 pub mod errors;
 pub mod handlers;
 pub mod model_routes;
+pub mod refusals;
 pub mod routes;
 pub mod sigv4;
 pub mod throttle;
@@ -30,7 +31,7 @@ use handlers::{Ctx, Input, PageTokens};
 use sesame_core::Error;
 use sesame_core::model::AccountId;
 use sesame_core::ports::Clock;
-use sesame_core::service::Service;
+use sesame_core::app::UseCases;
 use std::sync::Arc;
 use std::time::Instant;
 use throttle::Throttle;
@@ -76,7 +77,7 @@ pub struct PeerAddr(pub std::net::SocketAddr);
 /// Everything the edge needs, shared by all requests.
 pub struct ApiState {
     /// The use cases.
-    pub service: Arc<Service>,
+    pub service: Arc<UseCases>,
     /// The region this endpoint serves: SigV4 scopes and ARNs must name it.
     pub region: String,
     /// Access key → account and secret.

@@ -24,11 +24,11 @@ pub struct Config {
 /// Every use case of a serving node.
 pub struct UseCases {
     /// Identities, their feedback setting and tags.
-    pub identities: Identities,
+    pub identities: Arc<Identities>,
     /// DKIM signing attributes and rotation.
-    pub dkim: DkimControl,
+    pub dkim: Arc<DkimControl>,
     /// DNS verification.
-    pub checks: Checks,
+    pub checks: Arc<Checks>,
     /// The configuration they were built with.
     pub config: Config,
 }
@@ -42,21 +42,26 @@ impl UseCases {
         config: Config,
     ) -> UseCases {
         UseCases {
-            identities: Identities::new(
+            identities: Arc::new(Identities::new(
                 store.clone(),
                 vault.clone(),
                 clock.clone(),
                 config.max_identities,
-            ),
-            dkim: DkimControl::new(store.clone(), vault.clone(), clock.clone(), config.rotation),
-            checks: Checks::new(
+            )),
+            dkim: Arc::new(DkimControl::new(
+                store.clone(),
+                vault.clone(),
+                clock.clone(),
+                config.rotation,
+            )),
+            checks: Arc::new(Checks::new(
                 store,
                 vault,
                 clock,
                 config.verify,
                 config.rotation,
                 config.dkim_zone.clone(),
-            ),
+            )),
             config,
         }
     }

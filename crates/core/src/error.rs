@@ -59,32 +59,35 @@ pub enum Rejection {
     Message(MessageProblem),
 }
 
-/// What is wrong with a raw message's headers (the mail port finds it).
+/// Why a raw message's own headers cannot be sent as they are (the mail port finds it): a
+/// receiver could read its author differently from us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageProblem {
-    /// The header block is not a message (the mail parser gave up).
-    Unparsable,
-    /// Bare CR or LF line ends.
-    LineEnds,
     /// Not exactly one `From:` header field.
-    FromCount(usize),
+    FromCount {
+        /// How many there are.
+        count: usize,
+        /// Every address they name.
+        addresses: Vec<String>,
+    },
     /// More than one `Sender:` header field.
-    SenderCount(usize),
-    /// A header mailbox that is not an address.
-    Mailbox(String),
+    SenderCount {
+        /// How many there are.
+        count: usize,
+        /// Every address they name.
+        addresses: Vec<String>,
+    },
+    /// A `From:` or `Sender:` field that does not read as mailboxes.
+    Mailbox {
+        /// `From` or `Sender`.
+        field: &'static str,
+        /// The field's text as written.
+        text: String,
+    },
     /// A `From:`/`Sender:` mailbox that is not a valid email address.
     SenderAddress(String),
     /// Several `From:` mailboxes and no `Sender:` to say who sent it.
     NoOwnSender(usize),
-    /// No recipient in the request's destination nor in the message's headers.
-    NoRecipients,
-    /// More recipients than one message may have.
-    TooManyRecipients {
-        /// The limit.
-        max: usize,
-        /// How many there were.
-        got: usize,
-    },
 }
 
 /// A refused input, typed; the edge decides which member it names and what it says.
@@ -152,6 +155,19 @@ pub enum Invalid {
     NotVerifiedForDkim(String),
     /// A BYODKIM private key that cannot be used.
     PrivateKey(KeyProblem),
+    /// A raw message without a header section that can be parsed.
+    RawUnparsable,
+    /// A raw message whose header section has a bare CR or mixes CRLF and bare LF.
+    RawLineEnds,
+    /// No recipient in the request's destination nor in the message's headers.
+    NoRecipients,
+    /// More recipients than one message may have.
+    TooManyRecipients {
+        /// The limit.
+        max: usize,
+        /// How many there were.
+        got: usize,
+    },
 }
 
 /// What is wrong with a BYODKIM private key.

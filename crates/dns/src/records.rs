@@ -2,7 +2,7 @@
 //! zone-file lines for `sesame dns-records`, and the tag parsing the verifier uses to compare a
 //! published key with the expected one (RFC 6376 section 3.6.1).
 
-use sesame_core::dkim::{Expect, ExpectedRecord};
+use sesame_core::verification::{Expect, ExpectedRecord};
 
 /// The longest DNS character-string (RFC 1035 section 3.3: one length octet).
 pub const MAX_STRING: usize = 255;

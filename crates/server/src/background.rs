@@ -3,7 +3,7 @@
 //! hands the observations to the core.
 
 use sesame_core::ports::Store;
-use sesame_core::service::{DueCheck, Service};
+use sesame_core::verification::{Checks, DueCheck};
 use sesame_dns::responder::{Snapshot, SnapshotHandle};
 use sesame_dns::verifier::Verifier;
 use std::net::SocketAddr;
@@ -139,7 +139,7 @@ pub async fn serve_dns(
 /// slowest answer of each batch). Results are written one identity at a time; concurrent
 /// writes share commits in the store.
 pub async fn verify_loop(
-    service: Arc<Service>,
+    service: Arc<Checks>,
     verifier: Arc<Verifier>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -179,7 +179,7 @@ pub async fn verify_loop(
     }
 }
 
-async fn check_one(service: Arc<Service>, verifier: Arc<Verifier>, check: DueCheck) {
+async fn check_one(service: Arc<Checks>, verifier: Arc<Verifier>, check: DueCheck) {
     let observation = verifier.observe(&check.records).await;
     let name = check.identity.name.to_string();
     let account = check.identity.account.as_str().to_owned();

@@ -134,28 +134,18 @@ pub fn key(cmd: KeyCommand, opened: &Opened, clock: &dyn Clock) -> anyhow::Resul
 /// under each says what the DNS shows for it right now.
 #[allow(clippy::print_stdout)]
 pub fn dns_records(args: DnsRecordsArgs, opened: &Opened) -> anyhow::Result<()> {
-    use sesame_core::dkim::{Observation, RecordCheck};
     use sesame_core::model::IdentityName;
-    use sesame_core::service::{Service, ServiceConfig};
-    use std::sync::Arc;
+    use sesame_core::verification::{DnsRecords, Observation, RecordCheck};
     let account = find_account(opened.store.as_ref(), &args.account)?;
-    let name = match IdentityName::parse(&args.identity)? {
+    let name = match IdentityName::parse(&args.identity).map_err(refused)? {
         // An address signs with its domain's key, so its domain's records are the ones.
         IdentityName::Email(e) => IdentityName::Domain(e.domain()),
         d => d,
     };
-    let service = Service::new(
-        opened.store.clone(),
-        Arc::new(sesame_crypto::OpenSslVault::new(opened.sealer.clone())),
-        Arc::new(SystemClock),
-        ServiceConfig {
-            max_identities: u64::MAX,
-            dkim_zone: args.dkim_zone.trim_end_matches('.').to_ascii_lowercase(),
-            verify: Default::default(),
-            rotation: Default::default(),
-        },
-    );
-    let records = service.expected_records(&account.id, &name)?;
+    let zone = args.dkim_zone.trim_end_matches('.').to_ascii_lowercase();
+    let records = DnsRecords::new(opened.store.clone(), zone)
+        .expected_records(&account.id, &name)
+        .map_err(refused)?;
     if records.is_empty() {
         bail!("{name} has no DKIM set-up, so it needs no records");
     }
@@ -241,36 +231,41 @@ pub fn sign(account: &str, identity: &str, opened: &Opened) -> anyhow::Result<()
 /// `sesame rotate`: stages a new Easy DKIM key; it starts signing once the verifier has seen the
 /// domain's records after it was published and the activation delay has passed.
 #[allow(clippy::print_stdout)]
-pub fn rotate(account: &str, identity: &str, opened: &Opened) -> anyhow::Result<()> {
-    use sesame_core::model::{DkimOrigin, IdentityName};
-    use sesame_core::service::{Service, ServiceConfig};
+pub fn rotate(
+    account: &str,
+    identity: &str,
+    rotation: sesame_core::keys::RotationPolicy,
+    opened: &Opened,
+) -> anyhow::Result<()> {
+    use sesame_core::dkim::DkimControl;
+    use sesame_core::model::IdentityName;
     use std::sync::Arc;
     let account = find_account(opened.store.as_ref(), account)?;
-    let service = Service::new(
+    // Only the retention matters here (which tokens are free); the activation is the
+    // verifying node's, under its own policy.
+    let dkim = DkimControl::new(
         opened.store.clone(),
         Arc::new(sesame_crypto::OpenSslVault::new(opened.sealer.clone())),
         Arc::new(SystemClock),
-        ServiceConfig {
-            max_identities: u64::MAX,
-            dkim_zone: String::new(),
-            verify: Default::default(),
-            rotation: Default::default(),
-        },
+        rotation,
     );
-    let dkim = service.rotate(&account.id, &IdentityName::parse(identity)?)?;
-    let staged = dkim.staged.context("no key was staged")?;
-    let token = match &dkim.origin {
-        DkimOrigin::Easy { tokens, .. } => tokens[staged].as_str().to_owned(),
-        DkimOrigin::External { selector } => selector.as_str().to_owned(),
-    };
+    let name = IdentityName::parse(identity).map_err(refused)?;
+    let rotated = dkim.rotate(&account.id, &name).map_err(refused)?;
+    let keys = rotated.dkim.context("no DKIM set-up")?.keys;
+    let (_, staged) = keys.staged().context("no key was staged")?;
     println!(
         "{}",
         json!({
             "Identity": identity,
-            "StagedToken": token,
-            "KeyBits": dkim.keys[staged].bits,
-            "SigningToken": dkim.signing_key().map(|k| k.selector.as_str().to_owned()),
+            "StagedToken": staged.selector.as_str(),
+            "KeyBits": staged.bits,
+            "SigningToken": keys.signing().selector.as_str(),
         })
     );
     Ok(())
+}
+
+/// A domain refusal as the operator reads it: the same sentence an API client gets.
+fn refused(e: impl Into<sesame_core::Error>) -> anyhow::Error {
+    anyhow::anyhow!(sesame_api::errors::ApiError::from(e.into()).message)
 }

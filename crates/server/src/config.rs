@@ -53,6 +53,10 @@ pub enum Command {
         /// The account (name or id).
         #[arg(long, default_value = "default")]
         account: String,
+        /// How long a replaced key stays published for mail in transit: a token whose key
+        /// retired less than this ago is not reused (the same setting as `serve`'s).
+        #[arg(long, env = "SESAME_KEY_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+        key_retention: Duration,
         #[command(flatten)]
         store: StoreArgs,
     },

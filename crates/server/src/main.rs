@@ -63,10 +63,15 @@ fn main() -> anyhow::Result<()> {
         Command::Rotate {
             identity,
             account,
+            key_retention,
             store,
         } => {
             let opened = open(&store)?;
-            cli::rotate(&account, &identity, &opened)
+            let rotation = RotationPolicy {
+                retention_ms: millis(key_retention),
+                ..RotationPolicy::default()
+            };
+            cli::rotate(&account, &identity, rotation, &opened)
         }
         Command::Migrate { store } => {
             // Opening a store applies its pending migrations (under an advisory lock on

@@ -1,19 +1,18 @@
 //! Identity operations: CreateEmailIdentity, GetEmailIdentity, ListEmailIdentities,
 //! DeleteEmailIdentity and the three Put…Attributes operations.
 
-use super::{
-    Ctx, Input, bad_enum, body, identity_label, json, key_length_name, parse_key_length,
-    parse_status, required, status_name, type_name,
-};
-use crate::errors::{ApiError, EdgeError};
+use super::{Ctx, Input, bad_enum, body, identity_label, json, parse_key_length, parse_status, required};
+use crate::errors::{ApiError, EdgeError, about, at, invalid};
 use crate::wire::{input as win, output as wout};
 use sesame_core::Error;
+use sesame_core::dkim::DkimSetup;
+use sesame_core::error::Invalid;
+use sesame_core::identities::{CreateIdentity, Page};
 use sesame_core::model::{
-    Dkim, DkimOrigin, IdentityFilter, IdentityName, IdentityType, Selector, Tag, Timestamp,
-    Verification, VerificationError,
+    Dkim, DkimOrigin, DkimStatus, IdentityFilter, IdentityName, IdentityType, KeyLength, Selector,
+    Tag, Timestamp, Verification,
 };
 use sesame_core::ports::PrivateKeyInput;
-use sesame_core::service::{CreateIdentity, DkimSetup};
 
 /// ListEmailIdentities' page size when the request names none (moto's; AWS documents none).
 const DEFAULT_PAGE_SIZE: usize = 100;
@@ -22,15 +21,23 @@ const MAX_PAGE_SIZE: i64 = 1000;
 /// `PrivateKey` shape: `max: 20480`.
 pub const PRIVATE_KEY_MAX: usize = 20480;
 
-pub(super) fn tags_from_wire(tags: Option<Vec<win::Tag>>) -> Result<Vec<Tag>, Error> {
+pub(super) fn tags_from_wire(tags: Option<Vec<win::Tag>>) -> Result<Vec<Tag>, ApiError> {
     tags.unwrap_or_default()
         .into_iter()
         .map(|t| {
             let key = required(t.key, "Tag.Key")?;
             let value = required(t.value, "Tag.Value")?;
-            Tag::parse(&key, &value)
+            Tag::parse(&key, &value).map_err(|i| at(tag_member(&i))(i))
         })
         .collect()
+}
+
+/// The member of a tag a refusal is about.
+pub(super) fn tag_member(i: &Invalid) -> &'static str {
+    match i {
+        Invalid::TagValueLength | Invalid::TagValueChars(_) => "Tag.Value",
+        _ => "Tag.Key",
+    }
 }
 
 pub(super) fn tags_to_wire(tags: &[Tag]) -> Vec<wout::Tag> {
@@ -48,17 +55,16 @@ fn epoch(t: Timestamp) -> f64 {
 
 /// Checks the `PrivateKey` shape (1..20480 characters of `^[a-zA-Z0-9+\/]+={0,2}$`) and
 /// decodes it; the messages say what to fix, since PEM input is the common mistake.
-fn private_key(text: &str) -> Result<PrivateKeyInput, Error> {
-    let member = "SigningAttributes.DomainSigningPrivateKey";
+fn private_key(member: &'static str, text: &str) -> Result<PrivateKeyInput, ApiError> {
     if text.contains("-----BEGIN") {
-        return Err(Error::bad_request(
+        return Err(invalid(
             member,
             "the private key must be the base64 DER body only: remove the -----BEGIN/END----- \
              lines and all line breaks",
         ));
     }
     if text.is_empty() || text.len() > PRIVATE_KEY_MAX {
-        return Err(Error::bad_request(
+        return Err(invalid(
             member,
             format!("the private key must have 1 to {PRIVATE_KEY_MAX} characters"),
         ));
@@ -69,7 +75,7 @@ fn private_key(text: &str) -> Result<PrivateKeyInput, Error> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
     if !pattern_ok {
-        return Err(Error::bad_request(
+        return Err(invalid(
             member,
             "the private key must be base64 (letters, digits, '+', '/', up to two '=' at the \
              end) without line breaks or spaces",
@@ -78,7 +84,7 @@ fn private_key(text: &str) -> Result<PrivateKeyInput, Error> {
     data_encoding::BASE64_NOPAD
         .decode(body.as_bytes())
         .map(PrivateKeyInput)
-        .map_err(|_| Error::bad_request(member, "the private key is not valid base64"))
+        .map_err(|_| invalid(member, "the private key is not valid base64"))
 }
 
 pub(super) fn is_deed_origin(origin: &str) -> bool {
@@ -89,12 +95,35 @@ pub(super) fn is_deed_origin(origin: &str) -> bool {
     })
 }
 
-fn unknown_origin(member: &'static str, value: &str) -> Error {
+fn unknown_origin(member: &'static str, value: &str) -> ApiError {
     bad_enum(member, value, &["AWS_SES", "EXTERNAL", "AWS_SES_<REGION>"])
 }
 
+/// The request members of a `DkimSigningAttributes`: CreateEmailIdentity calls it
+/// `DkimSigningAttributes`, PutEmailIdentityDkimSigningAttributes `SigningAttributes`.
+struct Members {
+    selector: &'static str,
+    private_key: &'static str,
+    length: &'static str,
+}
+
+const AT_CREATE: Members = Members {
+    selector: "DkimSigningAttributes.DomainSigningSelector",
+    private_key: "DkimSigningAttributes.DomainSigningPrivateKey",
+    length: "DkimSigningAttributes.NextSigningKeyLength",
+};
+
+const AT_PUT: Members = Members {
+    selector: "SigningAttributes.DomainSigningSelector",
+    private_key: "SigningAttributes.DomainSigningPrivateKey",
+    length: "SigningAttributes.NextSigningKeyLength",
+};
+
 /// BYODKIM selector and key from a `DkimSigningAttributes`, if any is given.
-fn external_setup(attrs: &mut win::DkimSigningAttributes) -> Result<Option<DkimSetup>, Error> {
+fn external_setup(
+    attrs: &mut win::DkimSigningAttributes,
+    m: &Members,
+) -> Result<Option<DkimSetup>, ApiError> {
     match (
         attrs.domain_signing_selector.take(),
         attrs.domain_signing_private_key.take(),
@@ -102,24 +131,24 @@ fn external_setup(attrs: &mut win::DkimSigningAttributes) -> Result<Option<DkimS
         (None, None) => Ok(None),
         (Some(sel), Some(key)) => {
             if attrs.next_signing_key_length.is_some() {
-                return Err(Error::bad_request(
-                    "SigningAttributes.NextSigningKeyLength",
+                return Err(invalid(
+                    m.length,
                     "NextSigningKeyLength applies to Easy DKIM only; do not send it with your own \
                      selector and private key",
                 ));
             }
             Ok(Some(DkimSetup::External {
-                selector: Selector::parse(&sel)?,
-                private_key: private_key(&key)?,
+                selector: Selector::parse(&sel).map_err(at(m.selector))?,
+                private_key: private_key(m.private_key, &key)?,
             }))
         }
-        (Some(_), None) => Err(Error::bad_request(
-            "SigningAttributes.DomainSigningPrivateKey",
+        (Some(_), None) => Err(invalid(
+            m.private_key,
             "Bring Your Own DKIM needs both DomainSigningSelector and DomainSigningPrivateKey; \
              the private key is missing",
         )),
-        (None, Some(_)) => Err(Error::bad_request(
-            "SigningAttributes.DomainSigningSelector",
+        (None, Some(_)) => Err(invalid(
+            m.selector,
             "Bring Your Own DKIM needs both DomainSigningSelector and DomainSigningPrivateKey; \
              the selector is missing",
         )),
@@ -128,19 +157,20 @@ fn external_setup(attrs: &mut win::DkimSigningAttributes) -> Result<Option<DkimS
 
 fn easy_length(
     attrs: &win::DkimSigningAttributes,
-) -> Result<Option<sesame_core::model::KeyLength>, Error> {
+    m: &Members,
+) -> Result<Option<KeyLength>, ApiError> {
     attrs
         .next_signing_key_length
         .as_deref()
-        .map(|l| parse_key_length("SigningAttributes.NextSigningKeyLength", l))
+        .map(|l| parse_key_length(m.length, l))
         .transpose()
 }
 
 /// The `DkimAttributes` of a DKIM set-up, as GetEmailIdentity and CreateEmailIdentity show it.
-fn dkim_to_wire(dkim: &Dkim, zone: &str) -> wout::DkimAttributes {
+fn dkim_to_wire(dkim: &Dkim, status: DkimStatus, zone: &str) -> wout::DkimAttributes {
     let mut out = wout::DkimAttributes {
         signing_enabled: Some(dkim.signing_enabled),
-        status: Some(status_name(dkim.status)),
+        status: Some(status.name()),
         ..Default::default()
     };
     match &dkim.origin {
@@ -148,9 +178,9 @@ fn dkim_to_wire(dkim: &Dkim, zone: &str) -> wout::DkimAttributes {
             out.tokens = Some(tokens.iter().map(|t| t.as_str().to_owned()).collect());
             out.signing_hosted_zone = Some(zone.to_owned());
             out.signing_attributes_origin = Some("AWS_SES");
-            out.next_signing_key_length = Some(key_length_name(lengths.next_length));
-            out.current_signing_key_length = dkim.current_length().map(key_length_name);
-            out.last_key_generation_timestamp = dkim.last_key_generation().map(epoch);
+            out.next_signing_key_length = Some(lengths.next_length.name());
+            out.current_signing_key_length = dkim.current_length().map(KeyLength::name);
+            out.last_key_generation_timestamp = Some(epoch(dkim.keys.last_generation()));
         }
         DkimOrigin::External { .. } => {
             // The BYODKIM guide's GetEmailIdentity example shows an empty token list
@@ -164,7 +194,8 @@ fn dkim_to_wire(dkim: &Dkim, zone: &str) -> wout::DkimAttributes {
 
 pub(super) fn create(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
     let req: win::CreateEmailIdentityRequest = body(input)?;
-    let name = IdentityName::parse(&required(req.email_identity, "EmailIdentity")?)?;
+    let name = IdentityName::parse(&required(req.email_identity, "EmailIdentity")?)
+        .map_err(at("EmailIdentity"))?;
     let tags = tags_from_wire(req.tags)?;
     let dkim = match req.dkim_signing_attributes {
         None => None,
@@ -172,7 +203,7 @@ pub(super) fn create(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiErr
             if let Some(origin) = attrs.domain_signing_attributes_origin.as_deref() {
                 let member = "DkimSigningAttributes.DomainSigningAttributesOrigin";
                 return Err(if is_deed_origin(origin) || origin == "AWS_SES" || origin == "EXTERNAL" {
-                    Error::bad_request(
+                    invalid(
                         member,
                         "Deterministic Easy DKIM replication (DomainSigningAttributesOrigin) is \
                          not supported by Sesame",
@@ -182,15 +213,15 @@ pub(super) fn create(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiErr
                 }
                 .into());
             }
-            match external_setup(&mut attrs)? {
+            match external_setup(&mut attrs, &AT_CREATE)? {
                 Some(ext) => Some(ext),
                 None => Some(DkimSetup::Easy {
-                    length: easy_length(&attrs)?,
+                    length: easy_length(&attrs, &AT_CREATE)?,
                 }),
             }
         }
     };
-    let identity = ctx.service.create_identity(
+    let identity = ctx.service.identities.create_identity(
         ctx.account,
         CreateIdentity {
             name,
@@ -199,21 +230,25 @@ pub(super) fn create(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiErr
             configuration_set: req.configuration_set_name,
         },
     )?;
-    let zone = &ctx.service.config().dkim_zone;
+    let zone = &ctx.service.config.dkim_zone;
     json(&wout::CreateEmailIdentityResponse {
-        identity_type: type_name(identity.name.kind()),
+        identity_type: identity.name.kind().name(),
         verified_for_sending_status: identity.verified_for_sending(),
-        dkim_attributes: identity.dkim.as_ref().map(|d| dkim_to_wire(d, zone)),
+        dkim_attributes: identity
+            .dkim
+            .as_ref()
+            .map(|d| dkim_to_wire(d, identity.verification_status, zone)),
     })
 }
 
 pub(super) fn get(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
     let name = identity_label(input)?;
-    let view = ctx.service.get_identity(ctx.account, &name)?;
-    let zone = &ctx.service.config().dkim_zone;
+    let view = ctx.service.identities.get_identity(ctx.account, &name)?;
+    let zone = &ctx.service.config.dkim_zone;
     let id = &view.identity;
     let dkim_attributes = match (&id.dkim, &view.inherited_dkim) {
-        (Some(d), _) | (None, Some(d)) => dkim_to_wire(d, zone),
+        (Some(d), _) => dkim_to_wire(d, id.verification_status, zone),
+        (None, Some(inherited)) => dkim_to_wire(&inherited.dkim, inherited.status, zone),
         // An address without a domain identity: what SES shows for it (SES-SEMANTICS.md 3.2).
         (None, None) => wout::DkimAttributes {
             signing_enabled: Some(false),
@@ -224,7 +259,7 @@ pub(super) fn get(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError>
         },
     };
     json(&wout::GetEmailIdentityResponse {
-        identity_type: type_name(id.name.kind()),
+        identity_type: id.name.kind().name(),
         feedback_forwarding_status: id.feedback_forwarding,
         verified_for_sending_status: id.verified_for_sending(),
         dkim_attributes,
@@ -233,7 +268,7 @@ pub(super) fn get(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError>
         },
         policies: Default::default(),
         tags: tags_to_wire(&id.tags),
-        verification_status: status_name(id.verification_status),
+        verification_status: id.verification_status.name(),
         verification_info: verification_to_wire(&id.verification),
     })
 }
@@ -242,13 +277,7 @@ fn verification_to_wire(v: &Verification) -> wout::VerificationInfo {
     wout::VerificationInfo {
         last_checked_timestamp: v.last_checked.map(epoch),
         last_success_timestamp: v.last_success.map(epoch),
-        error_type: v.error.map(|e| match e {
-            VerificationError::HostNotFound => "HOST_NOT_FOUND",
-            VerificationError::TypeNotFound => "TYPE_NOT_FOUND",
-            VerificationError::InvalidValue => "INVALID_VALUE",
-            VerificationError::DnsServerError => "DNS_SERVER_ERROR",
-            VerificationError::ServiceError => "SERVICE_ERROR",
-        }),
+        error_type: v.error.map(|e| e.name()),
         soa_record: v.soa.as_ref().map(|s| wout::SoaRecord {
             primary_name_server: s.primary_name_server.clone(),
             admin_email: s.admin_email.clone(),
@@ -260,25 +289,25 @@ fn verification_to_wire(v: &Verification) -> wout::VerificationInfo {
 /// A filter, canonicalised so a page token can be bound to it.
 fn parse_filter(
     raw: Option<std::collections::BTreeMap<String, String>>,
-) -> Result<(IdentityFilter, bool, String), Error> {
+) -> Result<(IdentityFilter, bool, String), ApiError> {
     let mut filter = IdentityFilter::default();
     let mut matches_nothing = false;
     let mut canonical = String::new();
     for (key, value) in raw.unwrap_or_default() {
         if value.is_empty() {
-            return Err(Error::bad_request(
+            return Err(invalid(
                 "Filter",
                 format!("the value of filter {key} must not be empty"),
             ));
         }
         match key.as_str() {
             "IDENTITY_NAME_CONTAINS" => filter.name_contains = Some(value.clone()),
-            "IDENTITY_TYPE" => match value.as_str() {
-                "EMAIL_ADDRESS" => filter.identity_type = Some(IdentityType::EmailAddress),
-                "DOMAIN" => filter.identity_type = Some(IdentityType::Domain),
+            "IDENTITY_TYPE" => match IdentityType::from_name(&value) {
+                Some(t) => filter.identity_type = Some(t),
                 // A valid type that Sesame (like SES) never creates.
-                "MANAGED_DOMAIN" => matches_nothing = true,
-                other => {
+                None if value == "MANAGED_DOMAIN" => matches_nothing = true,
+                None => {
+                    let other = value.as_str();
                     return Err(bad_enum(
                         "Filter.IDENTITY_TYPE",
                         other,
@@ -321,7 +350,7 @@ pub(super) fn list(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError
                 "NextToken" => r.next_token = Some(v.clone()),
                 "PageSize" => {
                     r.page_size = Some(v.parse().map_err(|_| {
-                        Error::bad_request("PageSize", format!("PageSize '{v}' is not an integer"))
+                        invalid("PageSize", format!("PageSize '{v}' is not an integer"))
                     })?)
                 }
                 _ => {}
@@ -335,11 +364,10 @@ pub(super) fn list(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError
         None => DEFAULT_PAGE_SIZE,
         Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n as usize,
         Some(n) => {
-            return Err(Error::bad_request(
+            return Err(invalid(
                 "PageSize",
                 format!("PageSize must be between 1 and {MAX_PAGE_SIZE}; got {n}"),
-            )
-            .into());
+            ));
         }
     };
     let (filter, matches_nothing, canonical) = parse_filter(req.filter)?;
@@ -361,12 +389,13 @@ pub(super) fn list(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError
         }
     };
     let page = if matches_nothing {
-        sesame_core::service::Page {
+        Page {
             items: vec![],
             continue_after: None,
         }
     } else {
         ctx.service
+            .identities
             .list_identities(ctx.account, &filter, after.as_deref(), page_size)?
     };
     let next_token = match page.continue_after {
@@ -381,10 +410,10 @@ pub(super) fn list(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError
             .items
             .iter()
             .map(|i| wout::IdentityInfo {
-                identity_type: type_name(i.name.kind()),
+                identity_type: i.name.kind().name(),
                 identity_name: i.name.as_str().to_owned(),
-                sending_enabled: i.verification_status == sesame_core::model::DkimStatus::Success,
-                verification_status: status_name(i.verification_status),
+                sending_enabled: i.verification_status == DkimStatus::Success,
+                verification_status: i.verification_status.name(),
             })
             .collect(),
         next_token,
@@ -393,7 +422,7 @@ pub(super) fn list(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError
 
 pub(super) fn delete(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
     let name = identity_label(input)?;
-    ctx.service.delete_identity(ctx.account, &name)?;
+    ctx.service.identities.delete_identity(ctx.account, &name)?;
     json(&wout::Empty {})
 }
 
@@ -403,7 +432,9 @@ pub(super) fn put_dkim(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiE
     // Absent means false: the member is a plain boolean in the model.
     let enabled = req.signing_enabled.unwrap_or(false);
     ctx.service
-        .put_dkim_attributes(ctx.account, &name, enabled)?;
+        .dkim
+        .put_dkim_attributes(ctx.account, &name, enabled)
+        .map_err(about("EmailIdentity"))?;
     json(&wout::Empty {})
 }
 
@@ -421,55 +452,58 @@ pub(super) fn put_dkim_signing(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u
             domain_signing_attributes_origin: None,
         });
     if attrs.domain_signing_attributes_origin.is_some() {
-        return Err(Error::bad_request(
+        return Err(invalid(
             "SigningAttributes.DomainSigningAttributesOrigin",
             "DomainSigningAttributesOrigin is not allowed in PutEmailIdentityDkimSigningAttributes",
-        )
-        .into());
+        ));
     }
     let setup = match origin.as_str() {
         "AWS_SES" => {
             if attrs.domain_signing_selector.is_some() || attrs.domain_signing_private_key.is_some()
             {
-                return Err(Error::bad_request(
+                return Err(invalid(
                     "SigningAttributes",
                     "with SigningAttributesOrigin AWS_SES (Easy DKIM) Sesame makes the keys; do \
                      not send DomainSigningSelector or DomainSigningPrivateKey",
-                )
-                .into());
+                ));
             }
             DkimSetup::Easy {
-                length: easy_length(&attrs)?,
+                length: easy_length(&attrs, &AT_PUT)?,
             }
         }
-        "EXTERNAL" => external_setup(&mut attrs)?.ok_or_else(|| {
-            Error::bad_request(
+        "EXTERNAL" => external_setup(&mut attrs, &AT_PUT)?.ok_or_else(|| {
+            invalid(
                 "SigningAttributes",
                 "SigningAttributesOrigin EXTERNAL needs SigningAttributes with \
                  DomainSigningSelector and DomainSigningPrivateKey",
             )
         })?,
         other if is_deed_origin(other) => {
-            return Err(Error::bad_request(
+            return Err(invalid(
                 member,
                 "only AWS_SES or EXTERNAL can be set with PutEmailIdentityDkimSigningAttributes",
-            )
-            .into());
+            ));
         }
-        other => return Err(unknown_origin(member, other).into()),
+        other => return Err(unknown_origin(member, other)),
     };
-    let dkim = ctx
+    let identity = ctx
         .service
-        .put_dkim_signing_attributes(ctx.account, &name, setup)?;
+        .dkim
+        .put_dkim_signing_attributes(ctx.account, &name, setup)
+        .map_err(about("SigningAttributes"))?;
+    let dkim = identity
+        .dkim
+        .as_ref()
+        .ok_or_else(|| Error::Internal("a domain identity without DKIM".into()))?;
     let (tokens, zone) = match &dkim.origin {
         DkimOrigin::Easy { tokens, .. } => (
             tokens.iter().map(|t| t.as_str().to_owned()).collect(),
-            Some(ctx.service.config().dkim_zone.clone()),
+            Some(ctx.service.config.dkim_zone.clone()),
         ),
         DkimOrigin::External { selector } => (vec![selector.as_str().to_owned()], None),
     };
     json(&wout::PutEmailIdentityDkimSigningAttributesResponse {
-        dkim_status: status_name(dkim.status),
+        dkim_status: identity.verification_status.name(),
         dkim_tokens: tokens,
         signing_hosted_zone: zone,
     })
@@ -480,6 +514,7 @@ pub(super) fn put_feedback(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, 
     let name = identity_label(input)?;
     let enabled = req.email_forwarding_enabled.unwrap_or(false);
     ctx.service
+        .identities
         .put_feedback_attributes(ctx.account, &name, enabled)?;
     json(&wout::Empty {})
 }
@@ -490,9 +525,13 @@ mod tests {
 
     #[test]
     fn private_key_text_checks() {
-        let reason = |t: &str| match private_key(t) {
-            Err(Error::BadRequest { reason, .. }) => reason,
-            _ => panic!("{t} accepted"),
+        let member = AT_PUT.private_key;
+        let reason = |t: &str| match private_key(member, t) {
+            Err(e) => {
+                assert_eq!(e.member, Some(member));
+                e.message
+            }
+            Ok(_) => panic!("{t} accepted"),
         };
         assert!(
             reason("-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----")
@@ -502,9 +541,9 @@ mod tests {
         assert!(reason("abc===").contains("base64"));
         assert!(reason("").contains("1 to"));
         assert!(reason(&"A".repeat(PRIVATE_KEY_MAX + 4)).contains("1 to"));
-        assert_eq!(private_key("AAEC").unwrap().0, vec![0, 1, 2]);
-        assert_eq!(private_key("AAE=").unwrap().0, vec![0, 1]);
-        assert_eq!(private_key("AAE").unwrap().0, vec![0, 1]);
+        assert_eq!(private_key(member, "AAEC").unwrap().0, vec![0, 1, 2]);
+        assert_eq!(private_key(member, "AAE=").unwrap().0, vec![0, 1]);
+        assert_eq!(private_key(member, "AAE").unwrap().0, vec![0, 1]);
     }
 
     #[test]

@@ -8,13 +8,13 @@ mod limits_tests;
 mod send;
 mod tags;
 
-use crate::errors::{ApiError, EdgeError};
+use crate::errors::{ApiError, EdgeError, at, invalid};
 use crate::routes::{Operation, Route};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sesame_core::Error;
-use sesame_core::model::{AccountId, DkimStatus, IdentityName, IdentityType, KeyLength};
-use sesame_core::service::Service;
+use sesame_core::app::UseCases;
+use sesame_core::model::{AccountId, DkimStatus, IdentityName, KeyLength};
 
 /// Seals and opens ListEmailIdentities page tokens, so they are opaque and tamper-proof.
 pub trait PageTokens: Send + Sync {
@@ -27,7 +27,7 @@ pub trait PageTokens: Send + Sync {
 /// What a handler needs besides its input.
 pub struct Ctx<'a> {
     /// The use cases.
-    pub service: &'a Service,
+    pub service: &'a UseCases,
     /// The caller's account.
     pub account: &'a AccountId,
     /// The region this endpoint serves (for ARNs).
@@ -82,12 +82,12 @@ fn json(value: &impl Serialize) -> Result<Vec<u8>, ApiError> {
 }
 
 /// A required member that is absent, in the wording AWS's validation uses.
-fn required<T>(value: Option<T>, member: &'static str) -> Result<T, Error> {
+fn required<T>(value: Option<T>, member: &'static str) -> Result<T, ApiError> {
     value.ok_or_else(|| missing(member))
 }
 
-fn missing(member: &'static str) -> Error {
-    Error::bad_request(
+fn missing(member: &'static str) -> ApiError {
+    invalid(
         member,
         format!(
             "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
@@ -96,8 +96,8 @@ fn missing(member: &'static str) -> Error {
 }
 
 /// An enum member with a value outside the model's set.
-fn bad_enum(member: &'static str, value: &str, allowed: &[&str]) -> Error {
-    Error::bad_request(
+fn bad_enum(member: &'static str, value: &str, allowed: &[&str]) -> ApiError {
+    invalid(
         member,
         format!(
             "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
@@ -107,58 +107,15 @@ fn bad_enum(member: &'static str, value: &str, allowed: &[&str]) -> Error {
 }
 
 /// The identity named by the `{EmailIdentity}` label.
-fn identity_label(input: &Input<'_>) -> Result<IdentityName, Error> {
+fn identity_label(input: &Input<'_>) -> Result<IdentityName, ApiError> {
     let raw = input.route.label("EmailIdentity").unwrap_or_default();
-    IdentityName::parse(raw)
+    IdentityName::parse(raw).map_err(at("EmailIdentity"))
 }
 
-fn status_name(s: DkimStatus) -> &'static str {
-    match s {
-        DkimStatus::Pending => "PENDING",
-        DkimStatus::Success => "SUCCESS",
-        DkimStatus::Failed => "FAILED",
-        DkimStatus::TemporaryFailure => "TEMPORARY_FAILURE",
-        DkimStatus::NotStarted => "NOT_STARTED",
-    }
+fn parse_status(member: &'static str, s: &str) -> Result<DkimStatus, ApiError> {
+    DkimStatus::from_name(s).ok_or_else(|| bad_enum(member, s, DkimStatus::NAMES))
 }
 
-const STATUS_NAMES: &[&str] = &[
-    "PENDING",
-    "SUCCESS",
-    "FAILED",
-    "TEMPORARY_FAILURE",
-    "NOT_STARTED",
-];
-
-fn parse_status(member: &'static str, s: &str) -> Result<DkimStatus, Error> {
-    Ok(match s {
-        "PENDING" => DkimStatus::Pending,
-        "SUCCESS" => DkimStatus::Success,
-        "FAILED" => DkimStatus::Failed,
-        "TEMPORARY_FAILURE" => DkimStatus::TemporaryFailure,
-        "NOT_STARTED" => DkimStatus::NotStarted,
-        other => return Err(bad_enum(member, other, STATUS_NAMES)),
-    })
-}
-
-fn key_length_name(l: KeyLength) -> &'static str {
-    match l {
-        KeyLength::Rsa1024 => "RSA_1024_BIT",
-        KeyLength::Rsa2048 => "RSA_2048_BIT",
-    }
-}
-
-fn parse_key_length(member: &'static str, s: &str) -> Result<KeyLength, Error> {
-    match s {
-        "RSA_1024_BIT" => Ok(KeyLength::Rsa1024),
-        "RSA_2048_BIT" => Ok(KeyLength::Rsa2048),
-        other => Err(bad_enum(member, other, &["RSA_1024_BIT", "RSA_2048_BIT"])),
-    }
-}
-
-fn type_name(t: IdentityType) -> &'static str {
-    match t {
-        IdentityType::EmailAddress => "EMAIL_ADDRESS",
-        IdentityType::Domain => "DOMAIN",
-    }
+fn parse_key_length(member: &'static str, s: &str) -> Result<KeyLength, ApiError> {
+    KeyLength::from_name(s).ok_or_else(|| bad_enum(member, s, KeyLength::NAMES))
 }

@@ -6,10 +6,12 @@
 //! - `tags`: resource tags and their merge rule.
 //! - `dkim`: a domain's DKIM set-up and its key slots (`DkimKeys`).
 //! - `identity`: the identity record, its verification state and the list filters.
+//! - `spelling`: the one spelling of each enumerated value (`SUCCESS`, `RSA_2048_BIT`, ...).
 
 mod dkim;
 mod identity;
 mod names;
+mod spelling;
 mod tags;
 mod time;
 

@@ -3,8 +3,7 @@
 //! write, together with the rotation step the result makes due.
 
 use super::rules::{ExpectedRecord, Observation, VerifyPolicy, expected_records, step};
-use crate::error::Error;
-use crate::error::StoreError;
+use crate::error::{Error, StoreError};
 use crate::keys::{self, Plan, RotationPolicy, Trigger};
 use crate::model::{AccountId, DkimOrigin, DkimStatus, Identity, IdentityName, Timestamp};
 use crate::ports::{Clock, KeyVault, Store};
@@ -20,14 +19,46 @@ pub struct DueCheck {
     pub records: Vec<ExpectedRecord>,
 }
 
+/// The DNS records identities need, as `sesame dns-records` prints them.
+pub struct DnsRecords {
+    records: Records,
+    dkim_zone: String,
+}
+
+impl DnsRecords {
+    /// Reads identities from `store`; Easy DKIM keys are published under `dkim_zone`.
+    pub fn new(store: Arc<dyn Store>, dkim_zone: String) -> DnsRecords {
+        DnsRecords {
+            records: Records::new(store),
+            dkim_zone,
+        }
+    }
+
+    /// The DNS records an identity needs; empty for addresses.
+    pub fn expected_records(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+    ) -> Result<Vec<ExpectedRecord>, Error> {
+        Ok(self.of(&self.records.require(account, name)?))
+    }
+
+    fn of(&self, identity: &Identity) -> Vec<ExpectedRecord> {
+        match (&identity.name, &identity.dkim) {
+            (IdentityName::Domain(d), Some(dkim)) => expected_records(d, dkim, &self.dkim_zone),
+            _ => vec![],
+        }
+    }
+}
+
 /// The verification use case.
 pub struct Checks {
     records: Records,
+    dns: DnsRecords,
     keys: KeyMaker,
     clock: Arc<dyn Clock>,
     verify: VerifyPolicy,
     rotation: RotationPolicy,
-    dkim_zone: String,
 }
 
 impl Checks {
@@ -42,28 +73,12 @@ impl Checks {
         dkim_zone: String,
     ) -> Checks {
         Checks {
-            records: Records::new(store),
+            records: Records::new(store.clone()),
+            dns: DnsRecords::new(store, dkim_zone),
             keys: KeyMaker::new(vault),
             clock,
             verify,
             rotation,
-            dkim_zone,
-        }
-    }
-
-    /// The DNS records an identity needs (for `sesame dns-records`); empty for addresses.
-    pub fn expected_records(
-        &self,
-        account: &AccountId,
-        name: &IdentityName,
-    ) -> Result<Vec<ExpectedRecord>, Error> {
-        Ok(self.records_of(&self.records.require(account, name)?))
-    }
-
-    fn records_of(&self, identity: &Identity) -> Vec<ExpectedRecord> {
-        match (&identity.name, &identity.dkim) {
-            (IdentityName::Domain(d), Some(dkim)) => expected_records(d, dkim, &self.dkim_zone),
-            _ => vec![],
         }
     }
 
@@ -79,7 +94,7 @@ impl Checks {
         Ok(claimed
             .into_iter()
             .map(|identity| DueCheck {
-                records: self.records_of(&identity),
+                records: self.dns.of(&identity),
                 identity,
             })
             .collect())

@@ -5,7 +5,7 @@
 mod checks;
 mod rules;
 
-pub use checks::{Checks, DueCheck};
+pub use checks::{Checks, DnsRecords, DueCheck};
 pub use rules::{
     Expect, ExpectedRecord, Observation, RecordCheck, VerifyPolicy, expected_records, restart, step,
 };
