@@ -7,7 +7,7 @@
 use sesame_core::Error;
 use sesame_core::model::{AccountId, DkimOrigin, DkimToken, IdentityName, KeyLength, Timestamp};
 use sesame_core::ports::{Account, Clock, KeyVault, NewKey, PrivateKeyInput, Store};
-use sesame_core::service::{CreateIdentity, Service, ServiceConfig};
+use sesame_core::identities::{CreateIdentity, Identities};
 use sesame_crypto::{MasterKey, OpenSslVault, Sealer};
 use std::path::Path;
 use std::sync::Arc;
@@ -72,16 +72,11 @@ pub fn easy_dkim(
     let store: Arc<dyn Store> = Arc::new(
         sesame_store::SqliteStore::open(&data_dir.join("sesame.db")).expect("open the store"),
     );
-    let service = Arc::new(Service::new(
+    let service = Arc::new(Identities::new(
         store.clone(),
         Arc::new(SharedKey { key, real }),
         Arc::new(Wall),
-        ServiceConfig {
-            max_identities: 10_000,
-            dkim_zone: "dkim.sesame.internal".into(),
-            verify: Default::default(),
-            rotation: Default::default(),
-        },
+        10_000,
     ));
     let ids: Vec<AccountId> = (0..accounts)
         .map(|a| {

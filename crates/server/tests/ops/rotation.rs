@@ -22,7 +22,7 @@ use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
-use sesame_core::model::{AccountId, Dkim, DkimStatus, IdentityName};
+use sesame_core::model::{AccountId, Dkim, DkimStatus, Identity, IdentityName, SlotState};
 use sesame_core::ports::Store;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -85,13 +85,15 @@ struct Watch {
 }
 
 impl Watch {
-    fn dkim(&self) -> Dkim {
+    fn identity(&self) -> Identity {
         self.store
             .get_identity(&self.account, &self.name)
             .unwrap()
             .expect("the identity exists")
-            .dkim
-            .expect("a domain has DKIM")
+    }
+
+    fn dkim(&self) -> Dkim {
+        self.identity().dkim.expect("a domain has DKIM")
     }
 
     /// Polls the store until `done` holds, checking on every poll that `retired` (a key that
@@ -171,9 +173,9 @@ async fn the_server_rotates_by_itself_and_keeps_a_retired_key_published_for_the_
         zone: key_zone(server.dns),
     };
     let first = w.dkim();
-    let a0 = first.active;
-    let token0 = first.keys[a0].selector.as_str().to_owned();
-    let key0 = first.keys[a0].public_der.clone();
+    let a0 = first.keys.signing_slot();
+    let token0 = first.keys.signing().selector.as_str().to_owned();
+    let key0 = first.keys.signing().public_der.clone();
     let deadline = Instant::now() + DEADLINE;
     while served(&w.zone, &token0).await.as_deref() != Some(key0.as_slice()) {
         assert!(
@@ -182,7 +184,7 @@ async fn the_server_rotates_by_itself_and_keeps_a_retired_key_published_for_the_
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    while now_ms() < first.keys[a0].created_at.0 + ROTATE_EVERY_MS {
+    while now_ms() < first.keys.signing().created_at.0 + ROTATE_EVERY_MS {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     customers.withhold(DOMAIN, false);
@@ -191,26 +193,27 @@ async fn the_server_rotates_by_itself_and_keeps_a_retired_key_published_for_the_
     // made after the activation delay. Nothing but the verifier runs.
     let d = w
         .wait("rotated by --rotate-every", None, |d| {
-            d.active != a0 && d.staged.is_none()
+            d.keys.signing_slot() != a0 && d.keys.staged().is_none()
         })
         .await;
-    assert_eq!(d.status, DkimStatus::Success);
-    let a1 = d.active;
-    let retired_at = d.keys[a0]
-        .retired_at
-        .expect("the replaced key is marked retired")
-        .0;
+    assert_eq!(w.identity().verification_status, DkimStatus::Success);
+    let a1 = d.keys.signing_slot();
+    let Some(SlotState::Retired(retired_at)) = d.keys.state(a0) else {
+        panic!("the replaced key is marked retired: {d:?}");
+    };
+    let retired_at = retired_at.0;
     assert_ne!(
-        d.keys[a1].public_der, first.keys[a1].public_der,
+        d.keys.signing().public_der,
+        first.keys.key(a1).unwrap().public_der,
         "a fresh key signs"
     );
     assert!(
-        retired_at >= d.keys[a1].created_at.0 + DELAY_MS,
+        retired_at >= d.keys.signing().created_at.0 + DELAY_MS,
         "activated only after --rotation-delay"
     );
     let retired = Some((token0.as_str(), key0.as_slice(), retired_at));
-    let token1 = d.keys[a1].selector.as_str().to_owned();
-    let key1 = d.keys[a1].public_der.clone();
+    let token1 = d.keys.signing().selector.as_str().to_owned();
+    let key1 = d.keys.signing().public_der.clone();
     let deadline = Instant::now() + DEADLINE;
     while served(&w.zone, &token1).await.as_deref() != Some(key1.as_slice()) {
         assert!(
@@ -236,16 +239,20 @@ async fn the_server_rotates_by_itself_and_keeps_a_retired_key_published_for_the_
     change(DkimSigningKeyLength::Rsa2048Bit).await.unwrap();
     let d = w
         .wait("rotated to 2048 bits", retired, |d| {
-            d.active != a1 && d.staged.is_none()
+            d.keys.signing_slot() != a1 && d.keys.staged().is_none()
         })
         .await;
     assert_ne!(
-        d.active,
+        d.keys.signing_slot(),
         a0,
         "the token of the key retired {} ms ago took a new key within the retention",
         now_ms() - retired_at
     );
-    assert_eq!(d.keys[a0].public_der, key0, "the retired key is kept");
+    assert_eq!(
+        d.keys.key(a0).unwrap().public_der,
+        key0,
+        "the retired key is kept"
+    );
 
     // 3. A third needs a retired key's token: refused until the first retired key's retention
     // is over, then accepted, and that key leaves the zone.
@@ -299,10 +306,13 @@ async fn the_server_rotates_by_itself_and_keeps_a_retired_key_published_for_the_
     );
     let d = w.dkim();
     assert!(
-        d.staged == Some(a0) || d.active == a0,
+        matches!(
+            d.keys.state(a0),
+            Some(SlotState::Staged | SlotState::Signing)
+        ),
         "the first retired key's token took the new key: {d:?}"
     );
-    let replacement = d.keys[a0].public_der.clone();
+    let replacement = d.keys.key(a0).unwrap().public_der.clone();
     assert_ne!(replacement, key0);
     let deadline = Instant::now() + DEADLINE;
     loop {
