@@ -1309,13 +1309,15 @@ mod tests {
         );
     }
 
+    use crate::ports::{AccountStore, CheckQueue, IdentityStore, KeyZoneSource};
+
     /// A store whose first update loses a race: another writer commits just before it.
     struct RacingStore {
         inner: MemStore,
         raced: std::sync::atomic::AtomicBool,
     }
 
-    impl Store for RacingStore {
+    impl IdentityStore for RacingStore {
         fn insert_identity(&self, i: &Identity, m: u64) -> Result<(), StoreError> {
             self.inner.insert_identity(i, m)
         }
@@ -1347,6 +1349,9 @@ mod tests {
         ) -> Result<Vec<IdentitySummary>, StoreError> {
             self.inner.list_identities(a, f, after, l)
         }
+    }
+
+    impl CheckQueue for RacingStore {
         fn claim_due(
             &self,
             n: Timestamp,
@@ -1355,12 +1360,18 @@ mod tests {
         ) -> Result<Vec<Identity>, StoreError> {
             self.inner.claim_due(n, l, c)
         }
+    }
+
+    impl KeyZoneSource for RacingStore {
         fn published_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
             self.inner.published_keys()
         }
         fn key_generation(&self) -> Result<u64, StoreError> {
             self.inner.key_generation()
         }
+    }
+
+    impl AccountStore for RacingStore {
         fn insert_account(&self, a: &crate::ports::Account) -> Result<(), StoreError> {
             self.inner.insert_account(a)
         }

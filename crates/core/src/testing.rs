@@ -7,7 +7,10 @@ use crate::model::{
     AccountId, DkimToken, Identity, IdentityFilter, IdentityName, IdentitySummary, KeyLength,
     Timestamp,
 };
-use crate::ports::{AccessKey, Account, Clock, KeyVault, NewKey, PrivateKeyInput, Store};
+use crate::ports::{
+    AccessKey, Account, AccountStore, CheckQueue, Clock, IdentityStore, KeyVault, KeyZoneSource,
+    NewKey, PrivateKeyInput,
+};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -73,7 +76,7 @@ pub struct MemStore {
     keys: Mutex<Vec<AccessKey>>,
 }
 
-impl Store for MemStore {
+impl IdentityStore for MemStore {
     fn insert_identity(&self, identity: &Identity, max: u64) -> Result<(), StoreError> {
         let mut m = self.identities.lock().unwrap();
         let key = (
@@ -155,6 +158,9 @@ impl Store for MemStore {
             })
             .collect())
     }
+}
+
+impl CheckQueue for MemStore {
     fn claim_due(
         &self,
         now: Timestamp,
@@ -181,6 +187,9 @@ impl Store for MemStore {
         }
         Ok(due.into_iter().cloned().collect())
     }
+}
+
+impl KeyZoneSource for MemStore {
     fn published_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let m = self.identities.lock().unwrap();
         Ok(m.values()
@@ -196,6 +205,9 @@ impl Store for MemStore {
     fn key_generation(&self) -> Result<u64, StoreError> {
         Ok(self.generation.load(Ordering::SeqCst))
     }
+}
+
+impl AccountStore for MemStore {
     fn insert_account(&self, account: &Account) -> Result<(), StoreError> {
         let mut a = self.accounts.lock().unwrap();
         if a.iter()

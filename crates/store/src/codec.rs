@@ -2,6 +2,8 @@
 //! rebuilds it, re-validating every value through the core's `parse()` constructors so a
 //! corrupted row surfaces as an error instead of an invalid domain value.
 
+use crate::row::Cell;
+pub use crate::row::{IdentityRow, corrupt};
 use sesame_core::StoreError;
 use sesame_core::dkim::KeyLengthHistory;
 use sesame_core::model::{
@@ -28,37 +30,6 @@ fn parse_error(s: &str) -> Result<VerificationError, StoreError> {
         "SERVICE_ERROR" => VerificationError::ServiceError,
         other => return Err(corrupt(format!("verification error {other}"))),
     })
-}
-
-/// The identity columns, in backend-neutral types.
-pub struct IdentityRow {
-    pub name: String,
-    pub version: i64,
-    pub created_at: i64,
-    pub feedback_forwarding: bool,
-    pub signing_override: Option<bool>,
-    pub verification_status: String,
-    pub dkim_origin: Option<String>,
-    pub dkim_signing_enabled: Option<bool>,
-    pub dkim_status: Option<String>,
-    pub dkim_tokens: Option<String>,
-    pub dkim_selector: Option<String>,
-    pub dkim_next_length: Option<i64>,
-    pub dkim_length_changed_at: Option<i64>,
-    pub dkim_downgraded_at: Option<i64>,
-    /// JSON array of `[key, value]` pairs.
-    pub tags: String,
-    pub v_last_checked: Option<i64>,
-    pub v_last_success: Option<i64>,
-    pub v_error: Option<String>,
-    /// JSON `[primary, admin, serial]`.
-    pub v_soa: Option<String>,
-    pub v_pending_since: Option<i64>,
-    pub v_failing_since: Option<i64>,
-    pub v_next_check_at: Option<i64>,
-    pub v_attempts: i64,
-    pub dkim_active: i64,
-    pub dkim_staged: Option<i64>,
 }
 
 /// One DKIM key row.
@@ -90,11 +61,6 @@ pub fn keys_unchanged(stored: &[StoredKey], identity: &Identity) -> bool {
                 && s.2 == k.sealed_private
                 && s.3 == k.retired_at.map(|t| t.0)
         })
-}
-
-/// A stored value that fails validation.
-pub fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("corrupt row in the store: {e}"))
 }
 
 pub fn type_text(t: IdentityType) -> &'static str {
@@ -288,4 +254,14 @@ pub fn decode_identity(
         tags,
         verification,
     })
+}
+
+/// What `IdentitySql::upsert` binds for `identity` stored at `version`: `row::KEY_COLUMNS`,
+/// then the row's own columns.
+pub fn upsert_cells(identity: &Identity, version: u64) -> Vec<Cell> {
+    let key = [identity.account.as_str(), type_text(identity.name.kind())];
+    key.into_iter()
+        .map(|v| Cell::Text(Some(v.to_owned())))
+        .chain(encode_identity(identity, version).into_cells())
+        .collect()
 }
