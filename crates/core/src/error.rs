@@ -33,6 +33,15 @@ pub enum Error {
     Internal(String),
 }
 
+/// For logs and corrupt-row diagnostics only: what a client reads is the edge's sentence.
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid value: {self:?}")
+    }
+}
+
+impl std::error::Error for Invalid {}
+
 impl From<Invalid> for Error {
     fn from(i: Invalid) -> Error {
         Error::Invalid(i)

@@ -50,9 +50,10 @@ impl fmt::Debug for AccessKey {
     }
 }
 
-/// Durable storage. Every method is one transaction: it either happens entirely or not at all,
-/// and once it returns `Ok` the change survives a crash.
-pub trait Store: Send + Sync {
+/// Durable storage of identities. Like every store trait here, each method is one transaction:
+/// it either happens entirely or not at all, and once it returns `Ok` the change survives a
+/// crash.
+pub trait IdentityStore: Send + Sync {
     /// Inserts a new identity unless the name is taken (`AlreadyExists`) or the account already
     /// holds `max_identities` (`LimitExceeded`); both checks happen inside the transaction.
     fn insert_identity(&self, identity: &Identity, max_identities: u64) -> Result<(), StoreError>;
@@ -63,7 +64,8 @@ pub trait Store: Send + Sync {
         name: &IdentityName,
     ) -> Result<Option<Identity>, StoreError>;
     /// Replaces an identity if its stored version still equals `identity.version` (`Conflict`
-    /// otherwise, `NotFound` if it is gone); stores `version + 1` and returns it.
+    /// otherwise, `NotFound` if it is gone); stores `version + 1` and returns it. Any write of
+    /// an identity ends its verification lease (see `CheckQueue`).
     fn update_identity(&self, identity: &Identity) -> Result<u64, StoreError>;
     /// Deletes an identity with its keys and tags (`NotFound` if absent).
     fn delete_identity(&self, account: &AccountId, name: &IdentityName) -> Result<(), StoreError>;
@@ -76,7 +78,10 @@ pub trait Store: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<IdentitySummary>, StoreError>;
+}
 
+/// The queue of due verifications, shared by every node's verifier (one transaction a call).
+pub trait CheckQueue: Send + Sync {
     /// Atomically picks up to `limit` identities whose `next_check_at` is due and that no live
     /// lease holds, leases them until `lease_until`, and returns them. Two callers never get
     /// the same identity while the lease lasts; any write of the identity ends the lease.
@@ -86,11 +91,18 @@ pub trait Store: Send + Sync {
         lease_until: Timestamp,
         limit: usize,
     ) -> Result<Vec<Identity>, StoreError>;
+}
+
+/// What the DNS key zone is built from: read-only, one consistent read a call.
+pub trait KeyZoneSource: Send + Sync {
     /// Every Easy DKIM public key currently published: `(token, DER SubjectPublicKeyInfo)`.
     fn published_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// A number that changes whenever the published keys may have changed (cheap to poll).
     fn key_generation(&self) -> Result<u64, StoreError>;
+}
 
+/// Accounts and their access keys (one transaction a call, durable on `Ok`).
+pub trait AccountStore: Send + Sync {
     /// Creates an account (`AlreadyExists` if the name or id is taken).
     fn insert_account(&self, account: &Account) -> Result<(), StoreError>;
     /// Finds an account by its name.
@@ -104,6 +116,13 @@ pub trait Store: Send + Sync {
     /// All access keys of an account.
     fn access_keys_of(&self, account: &AccountId) -> Result<Vec<AccessKey>, StoreError>;
 }
+
+/// A whole store: every concern over one database, so that a backend implements the four and
+/// code wiring the server holds one `Arc<dyn Store>` that it upcasts to the concern each part
+/// needs (`Arc<dyn KeyZoneSource>` for the key-zone follower, say).
+pub trait Store: IdentityStore + CheckQueue + KeyZoneSource + AccountStore {}
+
+impl<T: IdentityStore + CheckQueue + KeyZoneSource + AccountStore + ?Sized> Store for T {}
 
 /// A fresh or imported key pair, private half already sealed.
 #[derive(Clone)]

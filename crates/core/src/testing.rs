@@ -5,9 +5,12 @@
 use crate::error::{Error, Invalid, KeyProblem, StoreError};
 use crate::model::{
     AccountId, DkimToken, Identity, IdentityFilter, IdentityName, IdentitySummary, KeyLength,
-    Timestamp,
+    SlotState, Timestamp,
 };
-use crate::ports::{AccessKey, Account, Clock, KeyVault, NewKey, PrivateKeyInput, Store};
+use crate::ports::{
+    AccessKey, Account, AccountStore, CheckQueue, Clock, IdentityStore, KeyVault, KeyZoneSource,
+    NewKey, PrivateKeyInput,
+};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -73,7 +76,7 @@ pub struct MemStore {
     keys: Mutex<Vec<AccessKey>>,
 }
 
-impl Store for MemStore {
+impl IdentityStore for MemStore {
     fn insert_identity(&self, identity: &Identity, max: u64) -> Result<(), StoreError> {
         let mut m = self.identities.lock().unwrap();
         let key = (
@@ -111,7 +114,16 @@ impl Store for MemStore {
         if stored.version != identity.version {
             return Err(StoreError::Conflict);
         }
-        let keys = |i: &Identity| i.dkim.as_ref().map(|d| d.keys.clone());
+        // What the key zone serves: each key with its retirement time, not which one signs
+        // (as the SQL stores' key rows).
+        let keys = |i: &Identity| {
+            i.dkim.as_ref().map(|d| {
+                d.keys
+                    .slots()
+                    .map(|(k, s)| (k.clone(), matches!(s, SlotState::Retired(_)).then_some(s)))
+                    .collect::<Vec<_>>()
+            })
+        };
         if keys(stored) != keys(identity) {
             self.generation.fetch_add(1, Ordering::SeqCst);
         }
@@ -155,6 +167,9 @@ impl Store for MemStore {
             })
             .collect())
     }
+}
+
+impl CheckQueue for MemStore {
     fn claim_due(
         &self,
         now: Timestamp,
@@ -181,6 +196,9 @@ impl Store for MemStore {
         }
         Ok(due.into_iter().cloned().collect())
     }
+}
+
+impl KeyZoneSource for MemStore {
     fn published_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let m = self.identities.lock().unwrap();
         Ok(m.values()
@@ -196,6 +214,9 @@ impl Store for MemStore {
     fn key_generation(&self) -> Result<u64, StoreError> {
         Ok(self.generation.load(Ordering::SeqCst))
     }
+}
+
+impl AccountStore for MemStore {
     fn insert_account(&self, account: &Account) -> Result<(), StoreError> {
         let mut a = self.accounts.lock().unwrap();
         if a.iter()

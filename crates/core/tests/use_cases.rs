@@ -12,7 +12,10 @@ use sesame_core::model::{
     AccountId, DkimOrigin, DkimStatus, Identity, IdentityFilter, IdentityName, IdentitySummary,
     KeyLength, Selector, Timestamp,
 };
-use sesame_core::ports::{AccessKey, Account, Clock, PrivateKeyInput, Store};
+use sesame_core::ports::{
+    AccessKey, Account, AccountStore, CheckQueue, Clock, IdentityStore, KeyZoneSource,
+    PrivateKeyInput, Store,
+};
 use sesame_core::testing::{FakeVault, ManualClock, MemStore};
 use sesame_core::verification::{Observation, RecordCheck, VerifyPolicy};
 use std::sync::Arc;
@@ -435,7 +438,7 @@ struct RacingStore {
     raced: std::sync::atomic::AtomicBool,
 }
 
-impl Store for RacingStore {
+impl IdentityStore for RacingStore {
     fn insert_identity(&self, i: &Identity, m: u64) -> Result<(), StoreError> {
         self.inner.insert_identity(i, m)
     }
@@ -467,15 +470,24 @@ impl Store for RacingStore {
     ) -> Result<Vec<IdentitySummary>, StoreError> {
         self.inner.list_identities(a, f, after, l)
     }
+}
+
+impl CheckQueue for RacingStore {
     fn claim_due(&self, n: Timestamp, l: Timestamp, c: usize) -> Result<Vec<Identity>, StoreError> {
         self.inner.claim_due(n, l, c)
     }
+}
+
+impl KeyZoneSource for RacingStore {
     fn published_keys(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.inner.published_keys()
     }
     fn key_generation(&self) -> Result<u64, StoreError> {
         self.inner.key_generation()
     }
+}
+
+impl AccountStore for RacingStore {
     fn insert_account(&self, a: &Account) -> Result<(), StoreError> {
         self.inner.insert_account(a)
     }

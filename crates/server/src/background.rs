@@ -2,7 +2,7 @@
 //! listeners, and the verifier loop that claims due identities, looks at their records and
 //! hands the observations to the core.
 
-use sesame_core::ports::Store;
+use sesame_core::ports::KeyZoneSource;
 use sesame_core::verification::{Checks, DueCheck};
 use sesame_dns::responder::{Snapshot, SnapshotHandle};
 use sesame_dns::verifier::Verifier;
@@ -23,7 +23,10 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Builds the zone from the store's published keys.
-pub async fn load_snapshot(store: Arc<dyn Store>, zone: String) -> anyhow::Result<(u64, Snapshot)> {
+pub async fn load_snapshot(
+    store: Arc<dyn KeyZoneSource>,
+    zone: String,
+) -> anyhow::Result<(u64, Snapshot)> {
     let (generation, keys) = blocking(move || -> anyhow::Result<_> {
         // The generation first: a change racing with the read shows as a newer generation.
         let g = store.key_generation()?;
@@ -38,7 +41,7 @@ pub async fn load_snapshot(store: Arc<dyn Store>, zone: String) -> anyhow::Resul
 /// Keeps `handle` in step with the store until shutdown, asking every `poll` whether the keys
 /// changed (a write shows within this).
 pub async fn follow_store(
-    store: Arc<dyn Store>,
+    store: Arc<dyn KeyZoneSource>,
     zone: String,
     handle: SnapshotHandle,
     mut generation: u64,

@@ -16,7 +16,7 @@ use config::{Cli, Command, ServeArgs, StoreArgs};
 use sesame_api::ApiState;
 use sesame_api::throttle::Throttle;
 use sesame_core::dkim::VerifyPolicy;
-use sesame_core::ports::{Clock, Store};
+use sesame_core::ports::{Clock, KeyZoneSource, Store};
 use sesame_core::service::{RotationPolicy, Service, ServiceConfig};
 use sesame_crypto::{OpenSslVault, PoolConfig, PooledVault, Sealer};
 use sesame_dns::responder::SnapshotHandle;
@@ -243,7 +243,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding DNS to {}", args.dns_addr))?;
         let dns = tcp.local_addr()?;
-        let (generation, snapshot) = background::load_snapshot(store.clone(), zone.clone()).await?;
+        // The key zone reads only the published keys, never the rest of the store.
+        let key_source: Arc<dyn KeyZoneSource> = store.clone();
+        let (generation, snapshot) =
+            background::load_snapshot(key_source.clone(), zone.clone()).await?;
         let snapshot = SnapshotHandle::new(snapshot);
         let verifier = Arc::new(
             Verifier::new(resolver, VERIFY_LOOKUP_TIMEOUT)
@@ -253,7 +256,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut background = tokio::task::JoinSet::new();
         background.spawn(background::follow_store(
-            store.clone(),
+            key_source,
             zone.clone(),
             snapshot.clone(),
             generation,

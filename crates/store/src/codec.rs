@@ -2,63 +2,17 @@
 //! rebuilds it, re-validating every value through the core's `parse()` constructors so a
 //! corrupted row surfaces as an error instead of an invalid domain value.
 
+use crate::row::Cell;
+pub use crate::row::{IdentityRow, corrupt};
 use sesame_core::StoreError;
-use sesame_core::dkim::KeyLengthHistory;
 use sesame_core::model::{
-    AccountId, Dkim, DkimKey, DkimOrigin, DkimStatus, DkimToken, Identity, IdentityName,
-    IdentityType, KeyLength, Selector, SoaRecord, Tag, Timestamp, Verification, VerificationError,
+    AccountId, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus, DkimToken, Identity, IdentityName,
+    KeyLength, KeyLengthHistory, Selector, SlotState, SoaRecord, Tag, Timestamp, Verification,
+    VerificationError,
 };
 
-fn error_text(e: VerificationError) -> &'static str {
-    match e {
-        VerificationError::HostNotFound => "HOST_NOT_FOUND",
-        VerificationError::TypeNotFound => "TYPE_NOT_FOUND",
-        VerificationError::InvalidValue => "INVALID_VALUE",
-        VerificationError::DnsServerError => "DNS_SERVER_ERROR",
-        VerificationError::ServiceError => "SERVICE_ERROR",
-    }
-}
-
 fn parse_error(s: &str) -> Result<VerificationError, StoreError> {
-    Ok(match s {
-        "HOST_NOT_FOUND" => VerificationError::HostNotFound,
-        "TYPE_NOT_FOUND" => VerificationError::TypeNotFound,
-        "INVALID_VALUE" => VerificationError::InvalidValue,
-        "DNS_SERVER_ERROR" => VerificationError::DnsServerError,
-        "SERVICE_ERROR" => VerificationError::ServiceError,
-        other => return Err(corrupt(format!("verification error {other}"))),
-    })
-}
-
-/// The identity columns, in backend-neutral types.
-pub struct IdentityRow {
-    pub name: String,
-    pub version: i64,
-    pub created_at: i64,
-    pub feedback_forwarding: bool,
-    pub signing_override: Option<bool>,
-    pub verification_status: String,
-    pub dkim_origin: Option<String>,
-    pub dkim_signing_enabled: Option<bool>,
-    pub dkim_status: Option<String>,
-    pub dkim_tokens: Option<String>,
-    pub dkim_selector: Option<String>,
-    pub dkim_next_length: Option<i64>,
-    pub dkim_length_changed_at: Option<i64>,
-    pub dkim_downgraded_at: Option<i64>,
-    /// JSON array of `[key, value]` pairs.
-    pub tags: String,
-    pub v_last_checked: Option<i64>,
-    pub v_last_success: Option<i64>,
-    pub v_error: Option<String>,
-    /// JSON `[primary, admin, serial]`.
-    pub v_soa: Option<String>,
-    pub v_pending_since: Option<i64>,
-    pub v_failing_since: Option<i64>,
-    pub v_next_check_at: Option<i64>,
-    pub v_attempts: i64,
-    pub dkim_active: i64,
-    pub dkim_staged: Option<i64>,
+    VerificationError::from_name(s).ok_or_else(|| corrupt(format!("verification error {s}")))
 }
 
 /// One DKIM key row.
@@ -78,51 +32,41 @@ pub type StoredKey = (String, Vec<u8>, Vec<u8>, Option<i64>);
 /// Whether the stored key rows already equal the identity's keys, so a write that changes only
 /// flags, tags or verification state leaves the key rows (and the key-zone generation) alone.
 pub fn keys_unchanged(stored: &[StoredKey], identity: &Identity) -> bool {
-    let keys = identity
-        .dkim
-        .as_ref()
-        .map(|d| d.keys.as_slice())
-        .unwrap_or_default();
+    let keys = key_rows(identity);
     stored.len() == keys.len()
-        && stored.iter().zip(keys).all(|(s, k)| {
-            s.0 == k.selector.as_str()
+        && stored.iter().zip(&keys).all(|(s, k)| {
+            s.0 == k.selector
                 && s.1 == k.public_der
                 && s.2 == k.sealed_private
-                && s.3 == k.retired_at.map(|t| t.0)
+                && s.3 == k.retired_at
         })
 }
 
-/// A stored value that fails validation.
-pub fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("corrupt row in the store: {e}"))
+/// The identity's key rows in slot order, each with its retirement time (the signing and the
+/// staged slot are told by the identity row's `dkim_active`/`dkim_staged`).
+pub fn key_rows(identity: &Identity) -> Vec<KeyRow> {
+    let Some(d) = &identity.dkim else {
+        return vec![];
+    };
+    d.keys
+        .slots()
+        .map(|(k, state)| KeyRow {
+            selector: k.selector.as_str().to_owned(),
+            bits: k.bits,
+            public_der: k.public_der.clone(),
+            sealed_private: k.sealed_private.clone(),
+            created_at: k.created_at.0,
+            retired_at: match state {
+                SlotState::Retired(at) => Some(at.0),
+                _ => None,
+            },
+        })
+        .collect()
 }
 
-pub fn type_text(t: IdentityType) -> &'static str {
-    match t {
-        IdentityType::EmailAddress => "EMAIL_ADDRESS",
-        IdentityType::Domain => "DOMAIN",
-    }
-}
-
-pub fn status_text(s: DkimStatus) -> &'static str {
-    match s {
-        DkimStatus::Pending => "PENDING",
-        DkimStatus::Success => "SUCCESS",
-        DkimStatus::Failed => "FAILED",
-        DkimStatus::TemporaryFailure => "TEMPORARY_FAILURE",
-        DkimStatus::NotStarted => "NOT_STARTED",
-    }
-}
-
+/// The stored spelling of a status (the model's, as everywhere).
 pub fn parse_status(s: &str) -> Result<DkimStatus, StoreError> {
-    Ok(match s {
-        "PENDING" => DkimStatus::Pending,
-        "SUCCESS" => DkimStatus::Success,
-        "FAILED" => DkimStatus::Failed,
-        "TEMPORARY_FAILURE" => DkimStatus::TemporaryFailure,
-        "NOT_STARTED" => DkimStatus::NotStarted,
-        other => return Err(corrupt(format!("status {other}"))),
-    })
+    DkimStatus::from_name(s).ok_or_else(|| corrupt(format!("status {s}")))
 }
 
 fn length_of(bits: i64) -> Result<KeyLength, StoreError> {
@@ -141,7 +85,7 @@ pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
         created_at: identity.created_at.0,
         feedback_forwarding: identity.feedback_forwarding,
         signing_override: identity.signing_override,
-        verification_status: status_text(identity.verification_status).to_owned(),
+        verification_status: identity.verification_status.name().to_owned(),
         dkim_origin: None,
         dkim_signing_enabled: None,
         dkim_status: None,
@@ -154,7 +98,7 @@ pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
         tags: serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
         v_last_checked: v.last_checked.map(|t| t.0),
         v_last_success: v.last_success.map(|t| t.0),
-        v_error: v.error.map(|e| error_text(e).to_owned()),
+        v_error: v.error.map(|e| e.name().to_owned()),
         v_soa: v.soa.as_ref().map(|s| {
             serde_json::json!([s.primary_name_server, s.admin_email, s.serial]).to_string()
         }),
@@ -166,10 +110,12 @@ pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
         dkim_staged: None,
     };
     if let Some(d) = &identity.dkim {
-        row.dkim_active = d.active as i64;
-        row.dkim_staged = d.staged.map(|s| s as i64);
+        row.dkim_active = d.keys.signing_slot() as i64;
+        row.dkim_staged = d.keys.staged().map(|(s, _)| s as i64);
         row.dkim_signing_enabled = Some(d.signing_enabled);
-        row.dkim_status = Some(status_text(d.status).to_owned());
+        // The column predates the one status record: a domain's DKIM status is its
+        // verification status, written to both so older readers see the same.
+        row.dkim_status = Some(identity.verification_status.name().to_owned());
         match &d.origin {
             DkimOrigin::Easy { tokens, lengths } => {
                 row.dkim_origin = Some("AWS_SES".into());
@@ -202,14 +148,16 @@ pub fn decode_identity(
     let keys = keys
         .into_iter()
         .map(|k| {
-            Ok(DkimKey {
-                selector: Selector::parse(&k.selector).map_err(corrupt)?,
-                bits: k.bits,
-                public_der: k.public_der,
-                sealed_private: k.sealed_private,
-                created_at: Timestamp(k.created_at),
-                retired_at: k.retired_at.map(Timestamp),
-            })
+            Ok((
+                DkimKey {
+                    selector: Selector::parse(&k.selector).map_err(corrupt)?,
+                    bits: k.bits,
+                    public_der: k.public_der,
+                    sealed_private: k.sealed_private,
+                    created_at: Timestamp(k.created_at),
+                },
+                k.retired_at.map(Timestamp),
+            ))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let dkim = match row.dkim_origin.as_deref() {
@@ -244,13 +192,13 @@ pub fn decode_identity(
             };
             let active = index(row.dkim_active)?;
             let staged = row.dkim_staged.map(index).transpose()?;
+            let keys = DkimKeys::from_stored(keys, active, staged).ok_or_else(|| {
+                corrupt(format!("key slots: signing {active}, staged {staged:?}"))
+            })?;
             Some(Dkim {
                 signing_enabled: row.dkim_signing_enabled.unwrap_or(false),
-                status: parse_status(row.dkim_status.as_deref().unwrap_or("NOT_STARTED"))?,
                 origin,
                 keys,
-                active,
-                staged,
             })
         }
     };
@@ -288,4 +236,14 @@ pub fn decode_identity(
         tags,
         verification,
     })
+}
+
+/// What `IdentitySql::upsert` binds for `identity` stored at `version`: `row::KEY_COLUMNS`,
+/// then the row's own columns.
+pub fn upsert_cells(identity: &Identity, version: u64) -> Vec<Cell> {
+    let key = [identity.account.as_str(), identity.name.kind().name()];
+    key.into_iter()
+        .map(|v| Cell::Text(Some(v.to_owned())))
+        .chain(encode_identity(identity, version).into_cells())
+        .collect()
 }

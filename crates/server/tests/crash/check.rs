@@ -9,7 +9,7 @@ use crate::load::{Dk, Ledger, Shape, State, admits};
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
 use sesame_core::model::{AccountId, DkimOrigin, DkimStatus, Identity, IdentityName};
-use sesame_core::ports::Store;
+use sesame_core::ports::IdentityStore;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What one check found.

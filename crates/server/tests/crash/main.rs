@@ -151,7 +151,7 @@ async fn wait_success(c: &Client, names: &[String], limit: Duration) -> Vec<Stri
 /// How many sweep identities the killed server had recorded as SUCCESS for this trial's
 /// selector (read from the database with no server running).
 fn sweep_done(dir: &Path, account: &str, selector: &str) -> usize {
-    use sesame_core::ports::Store;
+    use sesame_core::ports::IdentityStore;
     let store = sesame_store::SqliteStore::open(&dir.join("sesame.db")).unwrap();
     let account = sesame_core::model::AccountId::parse(account).unwrap();
     (0..SWEEP)
@@ -173,7 +173,7 @@ fn sweep_done(dir: &Path, account: &str, selector: &str) -> usize {
 /// How many of `names` show a rotation in the database (a staged key or a retired one), read
 /// with no server running.
 fn rotated(dir: &Path, account: &str, names: &[String]) -> usize {
-    use sesame_core::ports::Store;
+    use sesame_core::ports::IdentityStore;
     if names.is_empty() {
         return 0;
     }

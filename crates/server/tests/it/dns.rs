@@ -498,7 +498,7 @@ struct IdentityKeys {
 /// Reads `identity`'s keys (and no other identity's) from the store in `data_dir`, opening
 /// the private halves with the data dir's master key.
 fn identity_keys(data_dir: &Path, account: &str, identity: &str) -> IdentityKeys {
-    use sesame_core::ports::Store;
+    use sesame_core::ports::IdentityStore;
     let master = std::fs::read_to_string(data_dir.join("master.key")).unwrap();
     let vault = sesame_crypto::OpenSslVault::new(sesame_crypto::Sealer::new(
         sesame_crypto::MasterKey::parse(&master).unwrap(),

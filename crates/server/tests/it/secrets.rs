@@ -2,7 +2,7 @@
 
 use crate::harness::{Server, raw_request, rsa_key_b64};
 use sesame_core::model::{AccountId, DkimOrigin, IdentityName};
-use sesame_core::ports::Store;
+use sesame_core::ports::IdentityStore;
 use sesame_crypto::{MasterKey, OpenSslVault, Sealer};
 use sesame_store::SqliteStore;
 

@@ -23,7 +23,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 use sesame_core::model::{AccountId, Dkim, DkimStatus, Identity, IdentityName, SlotState};
-use sesame_core::ports::Store;
+use sesame_core::ports::IdentityStore;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
