@@ -23,6 +23,8 @@ mod pipeline;
 pub mod routes;
 pub mod sigv4;
 mod state;
+#[cfg(test)]
+mod testing;
 pub mod throttle;
 // DTO members mirror the model one to one; the model documents them.
 #[allow(missing_docs)]

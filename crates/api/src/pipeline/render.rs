@@ -32,26 +32,21 @@ pub struct Outcome {
 
 /// The response to `outcome`, logged.
 pub fn render(st: &ApiState, outcome: Outcome) -> Response {
-    let Outcome {
-        request_id,
-        op,
-        account,
-        peer,
-        started,
-        result,
-    } = outcome;
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (request_id, op) = (outcome.request_id, outcome.op);
+    let ms = outcome.started.elapsed().as_secs_f64() * 1000.0;
     // Past its budget of failed authentications a source gets 429s and no log line each, so
     // nobody without credentials can flood the log.
     let mut quiet = false;
-    let result = match result {
-        Err(e) if e.is_auth_failure() => match peer.map(|ip| st.auth_failures.admit_failure(ip)) {
-            Some(false) => {
-                quiet = true;
-                Err(EdgeError::SourceThrottled.into())
+    let result = match outcome.result {
+        Err(e) if e.is_auth_failure() => {
+            match outcome.peer.map(|ip| st.auth_failures.admit_failure(ip)) {
+                Some(false) => {
+                    quiet = true;
+                    Err(EdgeError::SourceThrottled.into())
+                }
+                _ => Err(e),
             }
-            _ => Err(e),
-        },
+        }
         other => other,
     };
     let (status, body, error_code) = match result {
@@ -71,7 +66,7 @@ pub fn render(st: &ApiState, outcome: Outcome) -> Response {
         tracing::info!(
             target: LOG_TARGET,
             request_id,
-            account,
+            account = outcome.account,
             op,
             status = status.as_u16(),
             error = error_code.unwrap_or(""),

@@ -3,29 +3,20 @@
 //! and a good request is looked up exactly once.
 
 use super::handle;
-use crate::handlers::PageTokens;
 use crate::sigv4::{self, PathRules};
-use crate::state::{ApiState, Credential, CredentialLookup, Secret};
-use crate::throttle::{SourceThrottle, Throttle};
+use crate::state::{Credential, CredentialLookup};
+use crate::testing::{self, KEY, SECRET};
 use axum::body::Body;
 use axum::extract::State;
 use sesame_core::Error;
-use sesame_core::model::{AccountId, Timestamp};
-use sesame_core::ports::Clock;
-use sesame_core::service::{Service, ServiceConfig};
-use sesame_core::testing::{FakeVault, ManualClock, MemStore};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-const KEY: &str = "AKIDSESAMETEST";
-const SECRET: &str = "secret-of-the-test-key";
-/// 2026-11-26T12:00:00Z.
-const NOW_MS: i64 = 1_795_694_400_000;
+/// `testing::NOW_MS` as an `X-Amz-Date`.
 const NOW: &str = "20261126T120000Z";
 const HOST: &str = "email.us-east-1.amazonaws.com";
 
-/// Counts its calls; `Panics` fails the test the moment storage would be touched.
+/// Counts its calls; with `panics` it fails the test the moment storage would be touched.
 struct Lookup {
     calls: AtomicUsize,
     panics: bool,
@@ -38,50 +29,8 @@ impl CredentialLookup for Lookup {
             !self.panics,
             "the credential of {access_key_id} was looked up"
         );
-        Ok((access_key_id == KEY).then(|| Credential {
-            account: AccountId::parse("123456789012").unwrap(),
-            secret: Secret(SECRET.into()),
-            enabled: true,
-        }))
+        Ok(testing::known_key(access_key_id))
     }
-}
-
-struct PlainTokens;
-
-impl PageTokens for PlainTokens {
-    fn seal(&self, payload: &[u8]) -> Result<Vec<u8>, Error> {
-        Ok(payload.to_vec())
-    }
-    fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
-        Some(sealed.to_vec())
-    }
-}
-
-fn state(lookup: Arc<Lookup>) -> Arc<ApiState> {
-    let clock = Arc::new(ManualClock::new(Timestamp(NOW_MS)));
-    let service = Service::new(
-        Arc::new(MemStore::default()),
-        Arc::new(FakeVault::default()),
-        clock.clone(),
-        ServiceConfig {
-            max_identities: 100,
-            dkim_zone: "dkim.test".into(),
-            verify: Default::default(),
-            rotation: Default::default(),
-        },
-    );
-    Arc::new(ApiState {
-        service: Arc::new(service),
-        region: "us-east-1".into(),
-        credentials: lookup,
-        pages: Arc::new(PlainTokens),
-        clock: clock as Arc<dyn Clock>,
-        throttle: Throttle::new(0, 0),
-        auth_failures: SourceThrottle::new(0, 0),
-        body_timeout: Duration::from_secs(30),
-        signing_keys: sigv4::SigningKeyCache::new(),
-        inline_reads: false,
-    })
 }
 
 /// A request to `path` (with `query`) whose `Authorization` names `credential` and
@@ -171,7 +120,7 @@ async fn run(req: &Req<'_>, panics: bool) -> (u16, String, usize) {
         calls: AtomicUsize::new(0),
         panics,
     });
-    let resp = handle(State(state(lookup.clone())), req.build()).await;
+    let resp = handle(State(Arc::new(testing::state(lookup.clone()))), req.build()).await;
     let status = resp.status().as_u16();
     let code = resp
         .headers()
