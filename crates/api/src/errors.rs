@@ -530,7 +530,7 @@ mod tests {
         use crate::{ApiState, Credential, CredentialLookup, PeerAddr, Secret};
         use sesame_core::model::{AccountId, Timestamp};
         use sesame_core::ports::Clock;
-        use sesame_core::service::{Service, ServiceConfig};
+        use sesame_core::app::{Config, UseCases};
         use sesame_core::testing::{FakeVault, ManualClock, MemStore};
         use std::sync::{Arc, Mutex};
         use std::time::Duration;
@@ -582,11 +582,11 @@ mod tests {
         /// test's runtime.
         async fn serve(throttle: (u32, u32), source: (u32, u32), body_timeout: Duration) -> Server {
             let clock = Arc::new(ManualClock::new(Timestamp(NOW_MS)));
-            let service = Service::new(
+            let service = UseCases::new(
                 Arc::new(MemStore::default()),
                 Arc::new(FakeVault::default()),
                 clock.clone(),
-                ServiceConfig {
+                Config {
                     max_identities: 100,
                     dkim_zone: "dkim.test".into(),
                     verify: Default::default(),

@@ -3,95 +3,97 @@
 //! path against the model's URI templates.
 
 use crate::errors::EdgeError;
+use crate::limits::{MAX_BODY_BYTES, MAX_SEND_BODY_BYTES};
 use crate::model_routes::MODEL_ROUTES;
 use percent_encoding::percent_decode_str;
 
-/// The operations Sesame implements, named as in the model.
+/// Whether an operation changes anything (a write, key generation, mail).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
+enum Access {
+    Read,
+    Write,
+}
+
+/// Declares `Operation` and everything known per operation from one row each, so that a new
+/// operation is one row and no per-operation list can miss it. Routes come from the model
+/// (`MODEL_ROUTES`), by the operation's name.
+macro_rules! operations {
+    ($($(#[$doc:meta])* $op:ident { access: $access:ident, max_body: $max_body:expr } ,)*) => {
+        /// The operations Sesame implements, named as in the model.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Operation {
+            $($(#[$doc])* $op,)*
+            /// Any other operation of the model, by name; answered with a clear error.
+            Unsupported(&'static str),
+        }
+
+        impl Operation {
+            /// Every operation Sesame implements.
+            pub const IMPLEMENTED: &[Operation] = &[$(Operation::$op,)*];
+
+            fn from_name(name: &'static str) -> Operation {
+                match name {
+                    $(stringify!($op) => Operation::$op,)*
+                    other => Operation::Unsupported(other),
+                }
+            }
+
+            /// The model's name of the operation.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Operation::$op => stringify!($op),)*
+                    Operation::Unsupported(name) => name,
+                }
+            }
+
+            fn access(&self) -> Access {
+                match self {
+                    $(Operation::$op => Access::$access,)*
+                    Operation::Unsupported(_) => Access::Write,
+                }
+            }
+
+            /// The largest request body the operation accepts: SendEmail carries whole
+            /// messages (40 MB, base64 in JSON); everything else is small.
+            pub fn max_body_bytes(&self) -> usize {
+                match self {
+                    $(Operation::$op => $max_body,)*
+                    Operation::Unsupported(_) => MAX_BODY_BYTES,
+                }
+            }
+        }
+    };
+}
+
+operations! {
     /// `POST /v2/email/identities`
-    CreateEmailIdentity,
+    CreateEmailIdentity { access: Write, max_body: MAX_BODY_BYTES },
     /// `GET /v2/email/identities/{EmailIdentity}`
-    GetEmailIdentity,
+    GetEmailIdentity { access: Read, max_body: MAX_BODY_BYTES },
     /// `POST /v2/email/list-identities`, or the legacy `GET /v2/email/identities`.
-    ListEmailIdentities,
+    ListEmailIdentities { access: Read, max_body: MAX_BODY_BYTES },
     /// `DELETE /v2/email/identities/{EmailIdentity}`
-    DeleteEmailIdentity,
+    DeleteEmailIdentity { access: Write, max_body: MAX_BODY_BYTES },
     /// `PUT /v2/email/identities/{EmailIdentity}/dkim`
-    PutEmailIdentityDkimAttributes,
+    PutEmailIdentityDkimAttributes { access: Write, max_body: MAX_BODY_BYTES },
     /// `PUT /v2/email/identities/{EmailIdentity}/dkim/signing`
-    PutEmailIdentityDkimSigningAttributes,
+    PutEmailIdentityDkimSigningAttributes { access: Write, max_body: MAX_BODY_BYTES },
     /// `PUT /v2/email/identities/{EmailIdentity}/feedback`
-    PutEmailIdentityFeedbackAttributes,
+    PutEmailIdentityFeedbackAttributes { access: Write, max_body: MAX_BODY_BYTES },
     /// `POST /v2/email/tags`
-    TagResource,
+    TagResource { access: Write, max_body: MAX_BODY_BYTES },
     /// `DELETE /v2/email/tags`
-    UntagResource,
+    UntagResource { access: Write, max_body: MAX_BODY_BYTES },
     /// `GET /v2/email/tags`
-    ListTagsForResource,
+    ListTagsForResource { access: Read, max_body: MAX_BODY_BYTES },
     /// `POST /v2/email/outbound-emails`
-    SendEmail,
-    /// Any other operation of the model, by name; answered with a clear error.
-    Unsupported(&'static str),
+    SendEmail { access: Write, max_body: MAX_SEND_BODY_BYTES },
 }
 
 impl Operation {
     /// Whether the operation only reads (no write, no key generation, no mail).
     pub fn is_read_only(&self) -> bool {
-        matches!(
-            self,
-            Operation::GetEmailIdentity
-                | Operation::ListEmailIdentities
-                | Operation::ListTagsForResource
-        )
-    }
-
-    fn from_name(name: &'static str) -> Operation {
-        match name {
-            "CreateEmailIdentity" => Operation::CreateEmailIdentity,
-            "GetEmailIdentity" => Operation::GetEmailIdentity,
-            "ListEmailIdentities" => Operation::ListEmailIdentities,
-            "DeleteEmailIdentity" => Operation::DeleteEmailIdentity,
-            "PutEmailIdentityDkimAttributes" => Operation::PutEmailIdentityDkimAttributes,
-            "PutEmailIdentityDkimSigningAttributes" => {
-                Operation::PutEmailIdentityDkimSigningAttributes
-            }
-            "PutEmailIdentityFeedbackAttributes" => Operation::PutEmailIdentityFeedbackAttributes,
-            "TagResource" => Operation::TagResource,
-            "UntagResource" => Operation::UntagResource,
-            "ListTagsForResource" => Operation::ListTagsForResource,
-            "SendEmail" => Operation::SendEmail,
-            other => Operation::Unsupported(other),
-        }
-    }
-
-    /// The largest request body the operation accepts: SendEmail carries whole messages
-    /// (40 MB, base64 in JSON); everything else is small.
-    pub fn max_body_bytes(&self) -> usize {
-        match self {
-            Operation::SendEmail => crate::MAX_SEND_BODY_BYTES,
-            _ => crate::MAX_BODY_BYTES,
-        }
-    }
-
-    /// The model's name of the operation.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Operation::CreateEmailIdentity => "CreateEmailIdentity",
-            Operation::GetEmailIdentity => "GetEmailIdentity",
-            Operation::ListEmailIdentities => "ListEmailIdentities",
-            Operation::DeleteEmailIdentity => "DeleteEmailIdentity",
-            Operation::PutEmailIdentityDkimAttributes => "PutEmailIdentityDkimAttributes",
-            Operation::PutEmailIdentityDkimSigningAttributes => {
-                "PutEmailIdentityDkimSigningAttributes"
-            }
-            Operation::PutEmailIdentityFeedbackAttributes => "PutEmailIdentityFeedbackAttributes",
-            Operation::TagResource => "TagResource",
-            Operation::UntagResource => "UntagResource",
-            Operation::ListTagsForResource => "ListTagsForResource",
-            Operation::SendEmail => "SendEmail",
-            Operation::Unsupported(name) => name,
-        }
+        self.access() == Access::Read
     }
 }
 
@@ -304,6 +306,38 @@ mod tests {
                 ("TagKeys", "b c"),
                 ("TagKeys", "d e"),
                 ("x", "")
+            ]
+        );
+    }
+
+    /// Each row of the operations table names an operation of the model and resolves back to
+    /// itself, and only SendEmail may carry a whole message.
+    #[test]
+    fn the_operations_table_names_model_operations() {
+        for op in Operation::IMPLEMENTED {
+            assert!(
+                MODEL_ROUTES.iter().any(|(name, _, _)| *name == op.name()),
+                "{op:?} is not in the model"
+            );
+            assert_eq!(Operation::from_name(op.name()), *op);
+            let big = *op == Operation::SendEmail;
+            assert_eq!(op.max_body_bytes() == MAX_SEND_BODY_BYTES, big, "{op:?}");
+        }
+        let other = Operation::from_name("CreateContactList");
+        assert_eq!(other, Operation::Unsupported("CreateContactList"));
+        assert!(!other.is_read_only());
+        assert_eq!(other.max_body_bytes(), MAX_BODY_BYTES);
+        let reads: Vec<&str> = Operation::IMPLEMENTED
+            .iter()
+            .filter(|op| op.is_read_only())
+            .map(|op| op.name())
+            .collect();
+        assert_eq!(
+            reads,
+            [
+                "GetEmailIdentity",
+                "ListEmailIdentities",
+                "ListTagsForResource"
             ]
         );
     }

@@ -6,7 +6,7 @@ use crate::routes::resolve;
 use serde_json::{Value, json};
 use sesame_core::Error;
 use sesame_core::model::{AccountId, Timestamp};
-use sesame_core::service::{Service, ServiceConfig};
+use sesame_core::app::{Config, UseCases};
 use sesame_core::testing::{FakeVault, ManualClock, MemStore};
 use std::sync::Arc;
 
@@ -36,11 +36,11 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let service = Service::new(
+        let service = UseCases::new(
             Arc::new(MemStore::default()),
             Arc::new(FakeVault::default()),
             Arc::new(ManualClock::new(Timestamp(1_700_000_000_000))),
-            ServiceConfig {
+            Config {
                 max_identities: 100,
                 dkim_zone: "dkim.test".into(),
                 verify: Default::default(),
