@@ -30,7 +30,7 @@ fn limit(name: &str) -> Value {
 }
 
 struct Fixture {
-    service: Service,
+    service: UseCases,
     account: AccountId,
 }
 
