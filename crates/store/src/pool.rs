@@ -60,6 +60,7 @@ impl<C: Connector> Pool<C> {
 
     /// Adds an already-open connection (one the caller opened before the pool existed) as
     /// idle; it counts against `max` like any other.
+    #[cfg(feature = "postgres")]
     pub fn adopt(&self, conn: C::Conn) -> Result<(), StoreError> {
         let mut slots = self.slots.lock().map_err(poisoned)?;
         slots.open += 1;
@@ -121,6 +122,7 @@ impl<C: Connector> Deref for Lease<'_, C> {
 
 impl<C: Connector> Lease<'_, C> {
     /// The connection, mutably (PostgreSQL's client needs `&mut` to start a transaction).
+    #[cfg(feature = "postgres")]
     pub fn get_mut(&mut self) -> &mut C::Conn {
         self.conn
             .as_mut()

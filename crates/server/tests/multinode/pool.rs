@@ -1,5 +1,5 @@
 //! A node's PostgreSQL pool holds at most 16 connections (`MAX_CONNECTIONS` in
-//! `crates/store/src/postgres.rs`): under a load that wants 64 at once the node opens 16, the
+//! `crates/store/src/postgres/mod.rs`): under a load that wants 64 at once the node opens 16, the
 //! other requests wait for one, and the load completes.
 
 use crate::db::{Held, with_client};
