@@ -63,8 +63,10 @@ pub trait IdentityStore: Send + Sync {
         account: &AccountId,
         name: &IdentityName,
     ) -> Result<Option<Identity>, StoreError>;
-    /// Replaces an identity if its stored version still equals `identity.version` (`Conflict`
-    /// otherwise, `NotFound` if it is gone); stores `version + 1` and returns it. Any write of
+    /// Replaces an identity if its stored version and creation time still equal
+    /// `identity.version` and `identity.created_at` (`Conflict` otherwise: a copy read before a
+    /// delete and re-create is stale even where the versions match; `NotFound` if it is gone);
+    /// stores `version + 1` and returns it. Any write of
     /// an identity ends its verification lease (see `CheckQueue`).
     fn update_identity(&self, identity: &Identity) -> Result<u64, StoreError>;
     /// Deletes an identity with its keys and tags (`NotFound` if absent).

@@ -111,7 +111,7 @@ impl IdentityStore for MemStore {
             identity.name.as_str().to_owned(),
         );
         let stored = m.get_mut(&key).ok_or(StoreError::NotFound)?;
-        if stored.version != identity.version {
+        if stored.version != identity.version || stored.created_at != identity.created_at {
             return Err(StoreError::Conflict);
         }
         // What the key zone serves: each key with its retirement time, not which one signs

@@ -162,13 +162,16 @@ impl IdentityStore for PostgresStore {
         self.tx(|tx| {
             let row = tx
                 .query_opt(
-                    "SELECT version FROM identities WHERE account_id = $1 AND name = $2 FOR UPDATE",
+                    "SELECT version, created_at FROM identities WHERE account_id = $1 AND name = $2 FOR UPDATE",
                     &[&identity.account.as_str(), &identity.name.as_str()],
                 )
                 .map_err(unavailable)?;
-            match row.map(|r| r.get::<_, i64>(0) as u64) {
+            match row.map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1))) {
                 None => Err(StoreError::NotFound),
-                Some(v) if v != identity.version => Err(StoreError::Conflict),
+                // A copy read before a delete and re-create: same version, another identity.
+                Some((v, created)) if v != identity.version || created != identity.created_at.0 => {
+                    Err(StoreError::Conflict)
+                }
                 Some(_) => {
                     let next = identity.version + 1;
                     save_identity(tx, identity, next)?;

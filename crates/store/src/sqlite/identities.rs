@@ -123,19 +123,21 @@ fn save_identity(
     Ok(())
 }
 
+/// The stored version and creation time: a version names a state of one incarnation of the
+/// identity, since a deleted and re-created identity starts again at version 1.
 fn stored_version(
     tx: &Transaction<'_>,
     account: &AccountId,
     name: &str,
-) -> Result<Option<u64>, StoreError> {
+) -> Result<Option<(u64, i64)>, StoreError> {
     tx.row(
-        "SELECT version FROM identities WHERE account_id = ?1 AND name = ?2",
+        "SELECT version, created_at FROM identities WHERE account_id = ?1 AND name = ?2",
         params![account.as_str(), name],
-        |r| r.get::<_, i64>(0),
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
     )
     .optional()
     .map_err(unavailable)
-    .map(|v| v.map(|v| v as u64))
+    .map(|v| v.map(|(v, c)| (v as u64, c)))
 }
 
 /// Whether the stored keys already equal the identity's, so a write that changes only flags,
@@ -185,7 +187,11 @@ pub(super) fn update_identity(
 ) -> Result<u64, StoreError> {
     match stored_version(tx, &identity.account, identity.name.as_str())? {
         None => return Err(StoreError::NotFound),
-        Some(v) if v != identity.version => return Err(StoreError::Conflict),
+        // A copy read before a delete and re-create matches the new identity's version but
+        // not its creation time: it is stale, not a state of this identity.
+        Some((v, created)) if v != identity.version || created != identity.created_at.0 => {
+            return Err(StoreError::Conflict);
+        }
         Some(_) => {}
     }
     let next = identity.version + 1;
