@@ -46,8 +46,7 @@ pub fn invalid(i: &Invalid) -> String {
         I::TagKeyRepeated(k) => format!("tag key '{k}' appears more than once"),
         I::TooManyTags(n) => format!("a resource can have at most {n} tags"),
         I::DkimOnAddressAtCreate => {
-            "DkimSigningAttributes can only be specified when the email identity is a domain"
-                .into()
+            "DkimSigningAttributes can only be specified when the email identity is a domain".into()
         }
         I::DkimOnAddress => "DKIM signing attributes can only be set on a domain identity".into(),
         I::KeyLengthUnchanged(bits) => format!(
@@ -142,9 +141,9 @@ fn message(p: &MessageProblem) -> String {
         MessageProblem::Mailbox { field, text } => {
             format!("the raw message's {field} header does not name a valid mailbox: '{text}'")
         }
-        MessageProblem::SenderAddress(a) => format!(
-            "the raw message names '{a}' as its sender, which is not a valid email address"
-        ),
+        MessageProblem::SenderAddress(a) => {
+            format!("the raw message names '{a}' as its sender, which is not a valid email address")
+        }
         MessageProblem::NoOwnSender(n) => {
             format!("the raw message has {n} From mailboxes and no Sender header")
         }

@@ -5,9 +5,9 @@ use crate::handlers::PageTokens;
 use crate::sigv4::SigningKeyCache;
 use crate::throttle::{SourceThrottle, Throttle};
 use sesame_core::Error;
+use sesame_core::app::UseCases;
 use sesame_core::model::AccountId;
 use sesame_core::ports::Clock;
-use sesame_core::app::UseCases;
 use std::sync::Arc;
 
 /// A secret access key; its `Debug` never shows it.

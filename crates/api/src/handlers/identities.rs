@@ -1,7 +1,9 @@
 //! Identity operations: CreateEmailIdentity, GetEmailIdentity, ListEmailIdentities,
 //! DeleteEmailIdentity and the three Put…Attributes operations.
 
-use super::{Ctx, Input, bad_enum, body, identity_label, json, parse_key_length, parse_status, required};
+use super::{
+    Ctx, Input, bad_enum, body, identity_label, json, parse_key_length, parse_status, required,
+};
 use crate::errors::{ApiError, EdgeError, about, at, invalid};
 use crate::wire::{input as win, output as wout};
 use sesame_core::Error;
@@ -339,27 +341,25 @@ fn parse_filter(
 const TOKEN_VERSION: &str = "sesame-page-v1";
 
 pub(super) fn list(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
-    let req: win::ListEmailIdentitiesRequest = if input.route.labels.is_empty()
-        && !input.query.is_empty()
-        && input.body.is_empty()
-    {
-        // The legacy GET form carries NextToken and PageSize in the query string.
-        let mut r = win::ListEmailIdentitiesRequest::default();
-        for (k, v) in input.query {
-            match k.as_str() {
-                "NextToken" => r.next_token = Some(v.clone()),
-                "PageSize" => {
-                    r.page_size = Some(v.parse().map_err(|_| {
-                        invalid("PageSize", format!("PageSize '{v}' is not an integer"))
-                    })?)
+    let req: win::ListEmailIdentitiesRequest =
+        if input.route.labels.is_empty() && !input.query.is_empty() && input.body.is_empty() {
+            // The legacy GET form carries NextToken and PageSize in the query string.
+            let mut r = win::ListEmailIdentitiesRequest::default();
+            for (k, v) in input.query {
+                match k.as_str() {
+                    "NextToken" => r.next_token = Some(v.clone()),
+                    "PageSize" => {
+                        r.page_size = Some(v.parse().map_err(|_| {
+                            invalid("PageSize", format!("PageSize '{v}' is not an integer"))
+                        })?)
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
-        }
-        r
-    } else {
-        body(input)?
-    };
+            r
+        } else {
+            body(input)?
+        };
     let page_size = match req.page_size {
         None => DEFAULT_PAGE_SIZE,
         Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n as usize,

@@ -5,8 +5,8 @@ use super::{Ctx, Input, PageTokens, dispatch};
 use crate::routes::resolve;
 use serde_json::{Value, json};
 use sesame_core::Error;
-use sesame_core::model::{AccountId, Timestamp};
 use sesame_core::app::{Config, UseCases};
+use sesame_core::model::{AccountId, Timestamp};
 use sesame_core::testing::{FakeVault, ManualClock, MemStore};
 use std::sync::Arc;
 

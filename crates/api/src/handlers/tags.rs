@@ -15,10 +15,7 @@ fn identity_of(ctx: &Ctx<'_>, arn: &str) -> Result<IdentityName, ApiError> {
     }
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let [prefix, partition, service, region, account, resource] = parts[..] else {
-        return Err(invalid(
-            member,
-            format!("'{arn}' is not a valid ARN"),
-        ));
+        return Err(invalid(member, format!("'{arn}' is not a valid ARN")));
     };
     if prefix != "arn" || partition.is_empty() || service != "ses" {
         return Err(invalid(
