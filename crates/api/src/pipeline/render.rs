@@ -49,14 +49,14 @@ pub fn render(st: &ApiState, outcome: Outcome) -> Response {
         }
         other => other,
     };
-    let (status, body, error_code) = match result {
-        Ok(body) => (StatusCode::OK, body, None),
+    let (status, body, error_code, member) = match result {
+        Ok(body) => (StatusCode::OK, body, None, None),
         Err(e) => {
             if let Some(detail) = &e.log_detail {
                 tracing::error!(target: LOG_TARGET, request_id, op, detail, "request failed");
             }
             let body = serde_json::json!({"__type": e.code, "message": e.message});
-            (e.status, body.to_string().into_bytes(), Some(e.code))
+            (e.status, body.to_string().into_bytes(), Some(e.code), e.member)
         }
     };
     // Never the body, headers or signature: they can carry keys and secrets.
@@ -70,6 +70,7 @@ pub fn render(st: &ApiState, outcome: Outcome) -> Response {
             op,
             status = status.as_u16(),
             error = error_code.unwrap_or(""),
+            member = member.unwrap_or(""),
             ms,
             "request"
         );
