@@ -555,8 +555,15 @@ mod tests {
                 },
             );
             let keys = Arc::new(Keys::default());
+            let sending = sesame_core::sending::Sending::new(
+                Arc::new(MemStore::default()),
+                Arc::new(FakeVault::default()),
+                clock.clone(),
+                Arc::new(sesame_core::testing::MemMailer::default()),
+            );
             let state = Arc::new(ApiState {
                 service: Arc::new(service),
+                sending: Arc::new(sending),
                 region: "us-east-1".into(),
                 credentials: keys.clone(),
                 pages: Arc::new(PlainTokens),

@@ -77,6 +77,8 @@ pub struct PeerAddr(pub std::net::SocketAddr);
 pub struct ApiState {
     /// The use cases.
     pub service: Arc<Service>,
+    /// SendEmail.
+    pub sending: Arc<sesame_core::sending::Sending>,
     /// The region this endpoint serves: SigV4 scopes and ARNs must name it.
     pub region: String,
     /// Access key → account and secret.
@@ -204,6 +206,7 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
             }
             let ctx = Ctx {
                 service: &st.service,
+                sending: &st.sending,
                 account: &account,
                 region: &st.region,
                 pages: st.pages.as_ref(),

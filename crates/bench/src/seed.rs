@@ -43,6 +43,20 @@ impl KeyVault for SharedKey {
     fn new_token(&self) -> Result<DkimToken, Error> {
         self.real.new_token()
     }
+    fn new_message_id(&self) -> Result<String, Error> {
+        self.real.new_message_id()
+    }
+    fn sign(
+        &self,
+        sealed_private: &[u8],
+        message: &[u8],
+        domain: &str,
+        selector: &str,
+        now: Timestamp,
+    ) -> Result<Vec<u8>, Error> {
+        self.real
+            .sign(sealed_private, message, domain, selector, now)
+    }
 }
 
 /// An Easy DKIM domain identity the seeder made: its name and its three tokens.

@@ -5,7 +5,9 @@
 //! - `model`: validated newtypes and the identity record.
 //! - `dkim`: time-dependent DKIM rules (the once-a-day key-length change).
 //! - `service`: the use cases (`Service`).
-//! - `ports`: `Store`, `Clock`, `KeyVault`.
+//! - `sending`: SendEmail (`Sending`: a validated `Draft` authorised, signed by the vault and
+//!   delivered by the mail port), and the key that signs for an identity.
+//! - `ports`: `Store`, `Clock`, `KeyVault`, `Mailer`.
 //! - `error`: the one domain `Error` enum and `StoreError`.
 //! - `testing`: in-memory fakes of the ports for tests of this and other crates.
 #![warn(missing_docs)]
@@ -15,6 +17,7 @@ pub mod dkim;
 pub mod error;
 pub mod model;
 pub mod ports;
+pub mod sending;
 pub mod service;
 pub mod testing;
 

@@ -1,10 +1,11 @@
-//! The only doors out of the core: storage, the clock and the key vault. Implementations live
-//! in `sesame-store`, `sesame-crypto` and the server; tests use the fakes in `testing`.
+//! The only doors out of the core: storage, the clock, the key vault and the mail system.
+//! Implementations live in `sesame-store`, `sesame-crypto`, `sesame-mail` and the server; tests
+//! use the fakes in `testing`.
 
 use crate::error::{Error, StoreError};
 use crate::model::{
-    AccountId, DkimToken, Identity, IdentityFilter, IdentityName, IdentitySummary, KeyLength,
-    Timestamp,
+    AccountId, DkimToken, EmailAddress, Identity, IdentityFilter, IdentityName, IdentitySummary,
+    KeyLength, Timestamp,
 };
 use std::fmt;
 
@@ -142,6 +143,20 @@ pub trait KeyVault: Send + Sync {
     fn import(&self, key: &PrivateKeyInput) -> Result<NewKey, Error>;
     /// A fresh Easy DKIM token from a CSPRNG.
     fn new_token(&self) -> Result<DkimToken, Error>;
+    /// A fresh SendEmail message id from a CSPRNG: a UUID v4 in its usual text form, the shape
+    /// SES's `MessageId` has.
+    fn new_message_id(&self) -> Result<String, Error>;
+    /// `message` with a DKIM-Signature for `d=domain`, `s=selector`, signed at `now` (its `t=`)
+    /// prepended, made with the sealed private key; the vault unseals it (and may keep the
+    /// unsealed key, so only this trait's implementation ever holds it).
+    fn sign(
+        &self,
+        sealed_private: &[u8],
+        message: &[u8],
+        domain: &str,
+        selector: &str,
+        now: Timestamp,
+    ) -> Result<Vec<u8>, Error>;
 }
 
 /// `n` calls of `vault.generate(length)`, on parallel scoped threads when there is more than
@@ -166,29 +181,124 @@ pub fn generate_parallel<V: KeyVault + ?Sized>(
     })
 }
 
-/// DKIM-signs a message with a sealed key; the implementation unseals (and may cache) the key.
-pub trait MailSigner: Send + Sync {
-    /// `message` with a DKIM-Signature for `d=domain`, `s=selector`, signed at `now` (its `t=`)
-    /// prepended.
-    fn sign(
-        &self,
-        message: &[u8],
-        domain: &str,
-        selector: &str,
-        sealed_private: &[u8],
-        now: Timestamp,
-    ) -> Result<Vec<u8>, Error>;
+/// A mailbox as a client wrote it (`"Name" <addr>` or a bare address) with its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    /// The text as given, display name included; written into the message as it is.
+    pub written: String,
+    /// The address inside it.
+    pub address: EmailAddress,
 }
 
-/// Hands a finished message on (a directory, an SMTP relay); returning `Ok` means it is safe.
-pub trait Outbox: Send + Sync {
+impl Mailbox {
+    /// Reads `written`; `field` names where it came from in a refusal.
+    pub fn parse(field: &'static str, written: &str) -> Result<Mailbox, Error> {
+        // A control character in a display name would end up inside a header we write (CR or
+        // LF start a new field: header injection).
+        if written.chars().any(char::is_control) {
+            return Err(Error::bad_request(
+                field,
+                format!(
+                    "{written:?} is not a valid email address: it contains a control character"
+                ),
+            ));
+        }
+        let inner = match (written.rfind('<'), written.rfind('>')) {
+            (Some(o), Some(c)) if o < c => written[o + 1..c].trim(),
+            _ => written.trim(),
+        };
+        let address = EmailAddress::parse(inner).map_err(|_| {
+            Error::bad_request(field, format!("'{written}' is not a valid email address"))
+        })?;
+        Ok(Mailbox {
+            written: written.to_owned(),
+            address,
+        })
+    }
+}
+
+/// Whom a message goes to, as the request names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Destination {
+    /// `To:` recipients.
+    pub to: Vec<Mailbox>,
+    /// `Cc:` recipients.
+    pub cc: Vec<Mailbox>,
+    /// Recipients of the envelope only, never written into the message.
+    pub bcc: Vec<Mailbox>,
+}
+
+impl Destination {
+    /// Every recipient's address, To then Cc then Bcc (the SMTP envelope).
+    pub fn recipients(&self) -> Vec<EmailAddress> {
+        self.to
+            .iter()
+            .chain(&self.cc)
+            .chain(&self.bcc)
+            .map(|m| m.address.clone())
+            .collect()
+    }
+}
+
+/// A message to compose from its parts (SendEmail's `Simple` content), validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimpleMessage {
+    /// The author, also the envelope sender.
+    pub from: Mailbox,
+    /// `Reply-To:` mailboxes.
+    pub reply_to: Vec<Mailbox>,
+    /// The subject line.
+    pub subject: String,
+    /// The text part.
+    pub text: Option<String>,
+    /// The HTML part.
+    pub html: Option<String>,
+    /// Extra header fields (name, value), none of those the composer writes itself.
+    pub headers: Vec<(String, String)>,
+}
+
+/// The addresses a whole message names in its header section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderAddresses {
+    /// Every mailbox of its one `From:` field, in order.
+    pub from: Vec<String>,
+    /// The mailbox of its `Sender:` field, if any.
+    pub sender: Option<String>,
+    /// Its To, Cc and Bcc addresses, in that order.
+    pub recipients: Vec<String>,
+}
+
+/// Why a whole message's header section is not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderFault {
+    /// It cannot be read reliably at all (no headers, inconsistent line ends): a bad request.
+    Malformed(String),
+    /// It reads, but names its author in a way that cannot be checked (no or several `From:`
+    /// fields, a mailbox without an address): the message is refused.
+    Refused(String),
+}
+
+/// The mail system: the message format (composing, reading headers) and delivery (a directory,
+/// an SMTP relay). Delivering `Ok` means the message is safe.
+pub trait Mailer: Send + Sync {
+    /// `message` as MIME with `Message-ID: <message_id>` and `Date:` at `now`; Bcc recipients
+    /// of `destination` are never written into it.
+    fn compose(
+        &self,
+        message: &SimpleMessage,
+        destination: &Destination,
+        message_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<u8>, Error>;
+    /// Who a whole message says it is from and for.
+    fn read_headers(&self, message: &[u8]) -> Result<HeaderAddresses, HeaderFault>;
     /// Delivers `message` under `message_id` from `from` to `recipients` (the SMTP envelope:
     /// Bcc recipients are here, not in the message).
     fn deliver(
         &self,
         message_id: &str,
-        from: &crate::model::EmailAddress,
-        recipients: &[crate::model::EmailAddress],
+        from: &EmailAddress,
+        recipients: &[EmailAddress],
         message: &[u8],
     ) -> Result<(), Error>;
 }

@@ -8,8 +8,7 @@ use crate::model::{
     AccountId, Dkim, DkimKey, DkimOrigin, DkimStatus, Identity, IdentityFilter, IdentityName,
     IdentitySummary, KeyLength, Selector, Tag, Timestamp, Verification, merge_tags,
 };
-use crate::model::{DomainName, EmailAddress};
-use crate::ports::{Clock, KeyVault, MailSigner, NewKey, Outbox, PrivateKeyInput, Store};
+use crate::ports::{Clock, KeyVault, NewKey, PrivateKeyInput, Store};
 use std::sync::Arc;
 
 /// Settings of the service that are not per request.
@@ -104,48 +103,12 @@ pub struct Page {
     pub continue_after: Option<String>,
 }
 
-/// SES's refusal of a sender that is not a verified identity of the caller's.
-fn not_verified(addresses: &[&str]) -> Error {
-    Error::MessageRejected(format!(
-        "Email address is not verified. The following identities failed the check: {}",
-        addresses.join(", ")
-    ))
-}
-
 /// The use cases.
 pub struct Service {
     store: Arc<dyn Store>,
     vault: Arc<dyn KeyVault>,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
-    mail: Option<(Arc<dyn MailSigner>, Arc<dyn Outbox>)>,
-}
-
-/// A message ready to go, as SendEmail built it.
-pub struct Outgoing {
-    /// The envelope sender (FromEmailAddress, or the message's own sender).
-    pub from: EmailAddress,
-    /// Every address the message itself claims as its author: each mailbox of its `From:`
-    /// header, then its `Sender:`. The first one's domain signs (receivers align DKIM with the
-    /// `From:` domain). Each, like `from`, must be an identity the caller may send as.
-    pub authors: Vec<EmailAddress>,
-    /// Every recipient, Bcc included (the SMTP envelope).
-    pub recipients: Vec<EmailAddress>,
-    /// The id the caller gets back and the outbox files it under.
-    pub message_id: String,
-    /// The whole MIME message.
-    pub message: Vec<u8>,
-}
-
-/// Which key signs mail from a sender, if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SigningChoice {
-    /// `d=`
-    pub domain: String,
-    /// `s=`
-    pub selector: String,
-    /// The sealed private key.
-    pub sealed_private: Vec<u8>,
 }
 
 /// The key length of new Easy DKIM identities (SES developer guide: RSA_2048_BIT).
@@ -184,145 +147,12 @@ impl Service {
             vault,
             clock,
             config,
-            mail: None,
         }
-    }
-
-    /// Enables sending: messages are signed by `signer` and handed to `outbox`.
-    pub fn with_mail(mut self, signer: Arc<dyn MailSigner>, outbox: Arc<dyn Outbox>) -> Service {
-        self.mail = Some((signer, outbox));
-        self
     }
 
     /// The current time, from the injected clock.
     pub fn now(&self) -> Timestamp {
         self.clock.now()
-    }
-
-    /// The domain and its parents that can be identities (`a.b.example.com`, `b.example.com`,
-    /// `example.com`), most specific first.
-    fn domain_chain(domain: &DomainName) -> Vec<IdentityName> {
-        let labels: Vec<&str> = domain.as_str().split('.').collect();
-        (0..labels.len().saturating_sub(1))
-            .filter_map(|i| DomainName::parse(&labels[i..].join(".")).ok())
-            .map(IdentityName::Domain)
-            .collect()
-    }
-
-    /// Decides whether `from` may send, and with which key it is signed. The address identity
-    /// or its (most specific) domain identity must be verified for sending (SES: otherwise
-    /// MessageRejected); signing needs the domain's DKIM enabled and verified (SUCCESS), and no
-    /// signing override switched off on the address.
-    pub fn sender(
-        &self,
-        account: &AccountId,
-        from: &EmailAddress,
-    ) -> Result<Option<SigningChoice>, Error> {
-        let address = self.load(account, &IdentityName::Email(from.clone()))?;
-        let mut domain = None;
-        for name in Self::domain_chain(&from.domain()) {
-            if let Some(d) = self.load(account, &name)? {
-                domain = Some(d);
-                break;
-            }
-        }
-        let verified = address.as_ref().is_some_and(Identity::verified_for_sending)
-            || domain.as_ref().is_some_and(Identity::verified_for_sending);
-        if !verified {
-            return Err(not_verified(&[from.as_str()]));
-        }
-        if address.as_ref().and_then(|a| a.signing_override) == Some(false) {
-            return Ok(None);
-        }
-        let Some(d) = domain else { return Ok(None) };
-        let Some(dkim) = d.dkim.as_ref() else {
-            return Ok(None);
-        };
-        if !dkim.signing_enabled || dkim.status != DkimStatus::Success {
-            return Ok(None);
-        }
-        Ok(dkim.signing_key().map(|k| SigningChoice {
-            domain: d.name.as_str().to_owned(),
-            selector: k.selector.as_str().to_owned(),
-            sealed_private: k.sealed_private.clone(),
-        }))
-    }
-
-    /// The key that signs for `name` (a domain, or an address: its most specific domain
-    /// identity), for `sesame sign`. The domain's DKIM must be enabled and verified.
-    pub fn signing_key(
-        &self,
-        account: &AccountId,
-        name: &IdentityName,
-    ) -> Result<SigningChoice, Error> {
-        let chain = match name {
-            IdentityName::Domain(d) => Self::domain_chain(d),
-            IdentityName::Email(e) => Self::domain_chain(&e.domain()),
-        };
-        for candidate in chain {
-            let Some(d) = self.load(account, &candidate)? else {
-                continue;
-            };
-            let dkim = d
-                .dkim
-                .as_ref()
-                .filter(|k| k.signing_enabled && k.status == DkimStatus::Success);
-            return dkim
-                .and_then(|k| k.signing_key())
-                .map(|k| SigningChoice {
-                    domain: d.name.as_str().to_owned(),
-                    selector: k.selector.as_str().to_owned(),
-                    sealed_private: k.sealed_private.clone(),
-                })
-                .ok_or_else(|| {
-                    Error::MessageRejected(format!(
-                        "{} does not sign: its DKIM must be enabled and verified (SUCCESS)",
-                        d.name
-                    ))
-                });
-        }
-        Err(not_found(name))
-    }
-
-    /// SendEmail: authorise the sender, sign, deliver; returns the message id.
-    pub fn send_email(&self, account: &AccountId, out: Outgoing) -> Result<String, Error> {
-        let Some((signer, outbox)) = &self.mail else {
-            return Err(Error::Internal("sending is not configured".into()));
-        };
-        // Every claimed sender is checked, not just the first: a message must not carry a
-        // signature of ours next to a From: mailbox that is someone else's.
-        let author = out.authors.first().unwrap_or(&out.from);
-        let mut claimed = vec![author];
-        for a in out.authors.iter().chain(std::iter::once(&out.from)) {
-            if !claimed.contains(&a) {
-                claimed.push(a);
-            }
-        }
-        let mut refused: Vec<&str> = Vec::new();
-        let mut key = None;
-        for (i, addr) in claimed.into_iter().enumerate() {
-            match self.sender(account, addr) {
-                Ok(choice) if i == 0 => key = choice,
-                Ok(_) => {}
-                Err(Error::MessageRejected(_)) => refused.push(addr.as_str()),
-                Err(e) => return Err(e),
-            }
-        }
-        if !refused.is_empty() {
-            return Err(not_verified(&refused));
-        }
-        let message = match key {
-            Some(k) => signer.sign(
-                &out.message,
-                &k.domain,
-                &k.selector,
-                &k.sealed_private,
-                self.clock.now(),
-            )?,
-            None => out.message,
-        };
-        outbox.deliver(&out.message_id, &out.from, &out.recipients, &message)?;
-        Ok(out.message_id)
     }
 
     /// The service's configuration.
@@ -1172,7 +1002,7 @@ mod tests {
         // (selector, public key) that signed, and when.
         let mut signatures: Vec<(String, Vec<u8>, i64)> = Vec::new();
         let sign = |s: &Service, sigs: &mut Vec<(String, Vec<u8>, i64)>| {
-            let k = s.signing_key(&a, &n).unwrap();
+            let k = crate::sending::signing_key(s.store.as_ref(), &a, &n).unwrap();
             let view = s.get_identity(&a, &n).unwrap();
             let dkim = view.identity.dkim.unwrap();
             let key = dkim
@@ -1281,7 +1111,9 @@ mod tests {
             }
         };
         check();
-        let first = s.signing_key(&a, &n).unwrap().selector;
+        let first = crate::sending::signing_key(s.store.as_ref(), &a, &n)
+            .unwrap()
+            .selector;
         let mut days = 0;
         loop {
             clock.advance_hours(24);
@@ -1291,19 +1123,28 @@ mod tests {
             if view.identity.dkim.unwrap().staged.is_some() {
                 break;
             }
-            assert_eq!(s.signing_key(&a, &n).unwrap().selector, first);
+            assert_eq!(
+                crate::sending::signing_key(s.store.as_ref(), &a, &n)
+                    .unwrap()
+                    .selector,
+                first
+            );
             assert!(days < 92, "never staged");
         }
         assert_eq!(days, 90, "staged on the first daily check at 90 days");
         assert_eq!(
-            s.signing_key(&a, &n).unwrap().selector,
+            crate::sending::signing_key(s.store.as_ref(), &a, &n)
+                .unwrap()
+                .selector,
             first,
             "staged, not yet signing"
         );
         clock.advance_hours(1);
         check();
         assert_ne!(
-            s.signing_key(&a, &n).unwrap().selector,
+            crate::sending::signing_key(s.store.as_ref(), &a, &n)
+                .unwrap()
+                .selector,
             first,
             "and signs after the delay"
         );

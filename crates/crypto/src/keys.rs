@@ -1,5 +1,6 @@
 //! `OpenSslVault`: the `KeyVault` over OpenSSL. Generates RSA-1024 and RSA-2048 DKIM keys,
-//! validates and imports customers' keys, and seals every private key before it leaves.
+//! validates and imports customers' keys, seals every private key before it leaves, and signs
+//! mail with sealed keys, which it unseals once and keeps (the only plaintext keys in memory).
 
 use crate::random;
 use crate::seal::Sealer;
@@ -8,16 +9,26 @@ use openssl::error::ErrorStack;
 use openssl::pkey::{Id, PKey, Private};
 use openssl::rsa::Rsa;
 use sesame_core::Error;
-use sesame_core::model::{DkimToken, KeyLength};
+use sesame_core::model::{DkimToken, KeyLength, Timestamp};
 use sesame_core::ports::{KeyVault, NewKey, PrivateKeyInput};
 use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// The associated-data label of sealed DKIM private keys.
 pub const DKIM_KEY_PURPOSE: &str = "sesame/dkim-private-key/v1";
 
+/// Beyond this many unsealed keys the cache starts over: it only bounds memory if many keys
+/// come and go; a node signs for far fewer domains.
+const MAX_UNSEALED: usize = 4096;
+
 /// The vault; it holds the master key through its `Sealer`.
 pub struct OpenSslVault {
     sealer: Sealer,
+    /// Signing keys already unsealed, by their sealed bytes: parsing an RSA private key costs
+    /// far more than the signature itself. The same sealed bytes always open to the same key
+    /// (AES-GCM under one master key), so an entry cannot go stale.
+    unsealed: Mutex<HashMap<Vec<u8>, Arc<PKey<Private>>>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {
@@ -27,16 +38,41 @@ fn internal(e: impl std::fmt::Display) -> Error {
 impl OpenSslVault {
     /// A vault sealing under `sealer`'s master key.
     pub fn new(sealer: Sealer) -> OpenSslVault {
-        OpenSslVault { sealer }
+        OpenSslVault {
+            sealer,
+            unsealed: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Unseals a DKIM private key (for signing, in the signing issue).
-    pub fn open(&self, sealed: &[u8]) -> Result<PKey<Private>, Error> {
+    /// Unseals a DKIM private key.
+    fn open(&self, sealed: &[u8]) -> Result<PKey<Private>, Error> {
         let der = self
             .sealer
             .open(DKIM_KEY_PURPOSE, sealed)
             .map_err(internal)?;
         PKey::private_key_from_pkcs8(&der).map_err(internal)
+    }
+
+    /// The unsealed signing key of `sealed`, from the cache or unsealed now and kept.
+    fn signing_key(&self, sealed: &[u8]) -> Result<Arc<PKey<Private>>, Error> {
+        let lock = || self.unsealed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = lock().get(sealed).cloned() {
+            return Ok(k);
+        }
+        // Unsealed outside the lock: other signatures need not wait for this parse.
+        let key = Arc::new(self.open(sealed)?);
+        let mut m = lock();
+        if m.len() >= MAX_UNSEALED {
+            m.clear();
+        }
+        m.insert(sealed.to_vec(), key.clone());
+        Ok(key)
+    }
+
+    /// The DER SubjectPublicKeyInfo of a sealed private key: lets a checker see that a sealed
+    /// key opens, and to the public key stored next to it, without holding the private key.
+    pub fn public_key_of(&self, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+        self.open(sealed)?.public_key_to_der().map_err(internal)
     }
 
     fn seal(&self, key: &PKey<Private>) -> Result<NewKey, Error> {
@@ -87,6 +123,24 @@ impl KeyVault for OpenSslVault {
 
     fn new_token(&self) -> Result<DkimToken, Error> {
         DkimToken::parse(&random::dkim_token().map_err(internal)?)
+    }
+
+    fn new_message_id(&self) -> Result<String, Error> {
+        random::uuid_v4().map_err(internal)
+    }
+
+    fn sign(
+        &self,
+        sealed_private: &[u8],
+        message: &[u8],
+        domain: &str,
+        selector: &str,
+        now: Timestamp,
+    ) -> Result<Vec<u8>, Error> {
+        let key = self.signing_key(sealed_private)?;
+        // DKIM's t= is in whole seconds (RFC 6376 section 3.5).
+        let unix_time = u64::try_from(now.0 / 1000).unwrap_or(0);
+        crate::dkim::sign(message, &key, domain, selector, unix_time)
     }
 }
 

@@ -17,10 +17,12 @@ use sesame_api::ApiState;
 use sesame_api::throttle::Throttle;
 use sesame_core::dkim::VerifyPolicy;
 use sesame_core::ports::{Clock, Store};
+use sesame_core::sending::Sending;
 use sesame_core::service::{RotationPolicy, Service, ServiceConfig};
 use sesame_crypto::{OpenSslVault, PoolConfig, PooledVault, Sealer};
 use sesame_dns::responder::SnapshotHandle;
 use sesame_dns::verifier::Verifier;
+use sesame_mail::Mail;
 use sesame_store::SqliteStore;
 use std::io::Write;
 use std::path::PathBuf;
@@ -179,6 +181,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let outbox_dir = sesame_mail::outbox::Outbox::new(&outbox)
         .with_context(|| format!("opening the outbox {}", outbox.display()))?;
+    let sending = Arc::new(Sending::new(
+        store.clone(),
+        pool.clone(),
+        clock.clone(),
+        Arc::new(mail(&args, outbox_dir)?),
+    ));
     let service = Service::new(
         store.clone(),
         pool.clone(),
@@ -197,14 +205,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 rotate_every_ms: args.rotate_every.map(millis),
             },
         },
-    )
-    .with_mail(
-        Arc::new(adapters::CachedSigner::new(vault)),
-        delivery(&args, outbox_dir)?,
     );
     let service = Arc::new(service);
     let state = Arc::new(ApiState {
         service: service.clone(),
+        sending,
         region: args.region.clone(),
         credentials: Arc::new(StoreCredentials::new(store.clone(), sealer.clone())),
         pages: Arc::new(SealedPageTokens(sealer)),
@@ -325,13 +330,11 @@ fn millis(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Where signed mail goes: the SMTP relay if one is configured, else the outbox directory.
-fn delivery(
-    args: &ServeArgs,
-    outbox: sesame_mail::outbox::Outbox,
-) -> anyhow::Result<Arc<dyn sesame_core::ports::Outbox>> {
+/// The mail system; signed mail goes to the SMTP relay if one is configured, else to the
+/// outbox directory.
+fn mail(args: &ServeArgs, outbox: sesame_mail::outbox::Outbox) -> anyhow::Result<Mail> {
     let Some(relay) = &args.smtp_relay else {
-        return Ok(Arc::new(adapters::DirOutbox(outbox)));
+        return Ok(Mail::new(outbox));
     };
     let (host, port) = relay
         .rsplit_once(':')
@@ -343,7 +346,7 @@ fn delivery(
         _ => bail!("give both --smtp-username and --smtp-password, or neither"),
     };
     let relay = sesame_mail::relay::SmtpRelay::new(host, port, args.smtp_tls, credentials)?;
-    Ok(Arc::new(adapters::RelayOutbox(relay)))
+    Ok(Mail::new(relay))
 }
 
 /// Resolves on SIGTERM or SIGINT; in-flight requests then finish before the process exits.

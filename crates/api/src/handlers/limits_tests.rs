@@ -6,8 +6,9 @@ use crate::routes::resolve;
 use serde_json::{Value, json};
 use sesame_core::Error;
 use sesame_core::model::{AccountId, Timestamp};
+use sesame_core::sending::Sending;
 use sesame_core::service::{Service, ServiceConfig};
-use sesame_core::testing::{FakeVault, ManualClock, MemStore};
+use sesame_core::testing::{FakeVault, ManualClock, MemMailer, MemStore};
 use std::sync::Arc;
 
 struct PlainTokens;
@@ -31,6 +32,7 @@ fn limit(name: &str) -> Value {
 
 struct Fixture {
     service: Service,
+    sending: Sending,
     account: AccountId,
 }
 
@@ -47,8 +49,15 @@ impl Fixture {
                 rotation: Default::default(),
             },
         );
+        let sending = Sending::new(
+            Arc::new(MemStore::default()),
+            Arc::new(FakeVault::default()),
+            Arc::new(ManualClock::new(Timestamp(1_700_000_000_000))),
+            Arc::new(MemMailer::default()),
+        );
         Fixture {
             service,
+            sending,
             account: AccountId::parse("123456789012").unwrap(),
         }
     }
@@ -67,6 +76,7 @@ impl Fixture {
         };
         let ctx = Ctx {
             service: &self.service,
+            sending: &self.sending,
             account: &self.account,
             region: "us-east-1",
             pages: &PlainTokens,

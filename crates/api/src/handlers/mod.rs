@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sesame_core::Error;
 use sesame_core::model::{AccountId, DkimStatus, IdentityName, IdentityType, KeyLength};
+use sesame_core::sending::Sending;
 use sesame_core::service::Service;
 
 /// Seals and opens ListEmailIdentities page tokens, so they are opaque and tamper-proof.
@@ -28,6 +29,8 @@ pub trait PageTokens: Send + Sync {
 pub struct Ctx<'a> {
     /// The use cases.
     pub service: &'a Service,
+    /// SendEmail.
+    pub sending: &'a Sending,
     /// The caller's account.
     pub account: &'a AccountId,
     /// The region this endpoint serves (for ARNs).

@@ -1,6 +1,6 @@
-//! SendEmail: `Simple` content is composed into MIME, `Raw` content is taken as it is (its
-//! sender and recipients read from its headers when the request omits them); the core decides
-//! whether the sender may send and with which key the message is signed. `Template` content,
+//! SendEmail: the request is validated member by member and becomes the core's `Draft`
+//! (`Simple` parts or a `Raw` whole message); the core makes the message, decides whether the
+//! sender may send and with which key it is signed, and delivers it. `Template` content,
 //! attachments, contact lists, configuration sets and cross-account sending are not supported
 //! and say so.
 
@@ -9,10 +9,9 @@ use crate::errors::ApiError;
 use crate::wire::{input as win, output as wout};
 use sesame_core::Error;
 use sesame_core::model::EmailAddress;
-use sesame_core::service::Outgoing;
+use sesame_core::ports::{Destination, Mailbox, SimpleMessage};
+use sesame_core::sending::{Content, Draft, RawMessage};
 
-/// SES's per-message recipient limit (To + Cc + Bcc).
-pub const MAX_RECIPIENTS: usize = 50;
 /// SES v2's message size limit.
 pub const MAX_MESSAGE_BYTES: usize = 40 * 1024 * 1024;
 /// `MessageHeaderList` allows at most 15 custom headers.
@@ -36,25 +35,13 @@ const RESERVED_HEADERS: &[&str] = &[
     "sender",
 ];
 
-/// The address inside `Name <addr>`, or the whole text.
-fn address_part(s: &str) -> &str {
-    match (s.rfind('<'), s.rfind('>')) {
-        (Some(o), Some(c)) if o < c => s[o + 1..c].trim(),
-        _ => s.trim(),
-    }
+fn parse_address(member: &'static str, s: &str) -> Result<EmailAddress, Error> {
+    Mailbox::parse(member, s).map(|m| m.address)
 }
 
-fn parse_address(member: &'static str, s: &str) -> Result<EmailAddress, Error> {
-    // A control character in a display name would end up inside a header we write (CR or LF
-    // start a new field: header injection).
-    if s.chars().any(char::is_control) {
-        return Err(Error::bad_request(
-            member,
-            format!("{s:?} is not a valid email address: it contains a control character"),
-        ));
-    }
-    EmailAddress::parse(address_part(s))
-        .map_err(|_| Error::bad_request(member, format!("'{s}' is not a valid email address")))
+/// Each of `list` as a mailbox; `member` names the list in a refusal.
+fn mailboxes(member: &'static str, list: Vec<String>) -> Result<Vec<Mailbox>, Error> {
+    list.iter().map(|a| Mailbox::parse(member, a)).collect()
 }
 
 fn unsupported(member: &'static str, what: &str) -> Error {
@@ -143,18 +130,6 @@ fn part_data(member: &'static str, part: Option<win::Content>) -> Result<Option<
     part.map(|c| required(c.data, member)).transpose()
 }
 
-/// A raw message whose headers we will not sign: a structural fault is a bad request, a sender
-/// we cannot check is a refused message.
-fn raw_refusal(e: sesame_mail::raw::RawError) -> Error {
-    use sesame_mail::raw::RawError as R;
-    match e {
-        R::Unparsable | R::LineEnds => Error::bad_request("Content.Raw.Data", e),
-        R::FromCount { .. } | R::SenderCount { .. } | R::Mailbox { .. } => {
-            Error::MessageRejected(e.to_string())
-        }
-    }
-}
-
 pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
     let req: win::SendEmailRequest = body(input)?;
     if let Some(set) = req.configuration_set_name {
@@ -188,28 +163,28 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
     }
     let content = required(req.content, "Content")?;
     let dest = req.destination.unwrap_or_default();
-    let to = dest.to_addresses.unwrap_or_default();
-    let cc = dest.cc_addresses.unwrap_or_default();
-    let bcc = dest.bcc_addresses.unwrap_or_default();
-    let mut recipients: Vec<EmailAddress> = Vec::new();
-    for (member, list) in [
-        ("Destination.ToAddresses", &to),
-        ("Destination.CcAddresses", &cc),
-        ("Destination.BccAddresses", &bcc),
-    ] {
-        for a in list {
-            recipients.push(parse_address(member, a)?);
-        }
-    }
-    let reply_to = req.reply_to_addresses.unwrap_or_default();
-    for r in &reply_to {
-        parse_address("ReplyToAddresses", r)?;
-    }
-    let message_id = uuid::Uuid::new_v4().to_string();
-    let (from, authors, message) = match (content.simple, content.raw, content.template) {
+    let destination = Destination {
+        to: mailboxes(
+            "Destination.ToAddresses",
+            dest.to_addresses.unwrap_or_default(),
+        )?,
+        cc: mailboxes(
+            "Destination.CcAddresses",
+            dest.cc_addresses.unwrap_or_default(),
+        )?,
+        bcc: mailboxes(
+            "Destination.BccAddresses",
+            dest.bcc_addresses.unwrap_or_default(),
+        )?,
+    };
+    let reply_to = mailboxes(
+        "ReplyToAddresses",
+        req.reply_to_addresses.unwrap_or_default(),
+    )?;
+    let content = match (content.simple, content.raw, content.template) {
         (Some(simple), None, None) => {
             let from_text = required(req.from_email_address, "FromEmailAddress")?;
-            let from = parse_address("FromEmailAddress", &from_text)?;
+            let from = Mailbox::parse("FromEmailAddress", &from_text)?;
             if simple.attachments.is_some() {
                 return Err(unsupported("Content.Simple.Attachments", "Attachments").into());
             }
@@ -243,23 +218,17 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
                 header_ok(&name, &value)?;
                 custom.push((name, value));
             }
-            if recipients.is_empty() {
+            if destination.recipients().is_empty() {
                 return Err(missing("Destination").into());
             }
-            let message = sesame_mail::compose::build(&sesame_mail::compose::Simple {
-                from: from_text,
-                to,
-                cc,
+            Content::Simple(SimpleMessage {
+                from,
                 reply_to,
                 subject: subject_text,
                 text,
                 html,
                 headers: custom,
-                message_id: format!("{message_id}@{}", from.domain().as_str()),
-                date: ctx.service.now().0 / 1000,
             })
-            .map_err(|e| Error::Internal(e.to_string()))?;
-            (from.clone(), vec![from], message)
         }
         (None, Some(raw), None) => {
             let data = required(raw.data, "Content.Raw.Data")?;
@@ -273,45 +242,17 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
                 )
                 .into());
             }
-            let envelope = sesame_mail::raw::envelope(&message).map_err(raw_refusal)?;
-            let mut authors = Vec::new();
-            for a in envelope.from.iter().chain(&envelope.sender) {
-                authors.push(
-                    EmailAddress::parse(a).map_err(|_| {
-                        Error::MessageRejected(format!(
-                            "the raw message names '{a}' as its sender, which is not a valid email address"
-                        ))
-                    })?,
-                );
-            }
-            // RFC 5322: with several From: mailboxes the Sender: is the one who sent it.
-            let own = match (envelope.from.len(), &envelope.sender) {
-                (1, _) => authors.first(),
-                (_, Some(_)) => authors.last(),
-                _ => None,
-            };
-            let from = match req.from_email_address.as_deref() {
-                Some(f) => parse_address("FromEmailAddress", f)?,
-                None => own.cloned().ok_or_else(|| {
-                    Error::MessageRejected(format!(
-                        "the raw message has {} From mailboxes and no Sender header",
-                        envelope.from.len()
-                    ))
-                })?,
-            };
-            if recipients.is_empty() {
-                for r in &envelope.recipients {
-                    recipients.push(parse_address("Content.Raw.Data", r)?);
-                }
-            }
-            if recipients.is_empty() {
-                return Err(Error::bad_request(
-                    "Destination",
-                    "no recipients in Destination or the message's headers",
-                )
-                .into());
-            }
-            (from, authors, message)
+            // Without FromEmailAddress the envelope sender is the message's own author, which
+            // the core reads from its headers.
+            let from = req
+                .from_email_address
+                .as_deref()
+                .map(|f| parse_address("FromEmailAddress", f))
+                .transpose()?;
+            Content::Raw(RawMessage {
+                from,
+                data: message,
+            })
         }
         (None, None, Some(_)) => {
             return Err(unsupported(
@@ -328,24 +269,11 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
             .into());
         }
     };
-    if recipients.len() > MAX_RECIPIENTS {
-        return Err(Error::bad_request(
-            "Destination",
-            format!(
-                "a message can have at most {MAX_RECIPIENTS} recipients; got {}",
-                recipients.len()
-            ),
-        )
-        .into());
-    }
-    let id = ctx.service.send_email(
+    let id = ctx.sending.send_email(
         ctx.account,
-        Outgoing {
-            from,
-            authors,
-            recipients,
-            message_id,
-            message,
+        Draft {
+            destination,
+            content,
         },
     )?;
     json(&wout::SendEmailResponse { message_id: id })
