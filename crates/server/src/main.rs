@@ -1,6 +1,6 @@
-//! The `sesame` binary: parses the command line, wires the store, the vault and the clock into
-//! the core service, binds the listeners, prints the `listening` line and serves until SIGTERM
-//! or SIGINT.
+//! The `sesame` binary: parses the command line, wires the store, the vault, the clock and the
+//! mail system (outbox or SMTP relay) into the core's use cases, binds the listeners, prints the
+//! `listening` line and serves until SIGTERM or SIGINT.
 
 mod adapters;
 mod background;
