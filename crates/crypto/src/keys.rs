@@ -562,4 +562,27 @@ mod tests {
         let why = reason(vault().import(&PrivateKeyInput(zeros)).err().unwrap());
         assert!(why.contains("prime factors"), "{why}");
     }
+
+    /// The vault's `sign`, given the golden key sealed and the golden time in milliseconds,
+    /// makes the golden signature: the time reaches `t=` in seconds, and a second signature
+    /// with the key now cached is the same.
+    #[test]
+    fn the_vault_signs_with_a_sealed_key_exactly_the_golden_signature() {
+        use crate::dkim::golden::{GOLDEN, GOLDEN_MESSAGE, GOLDEN_TIME, golden_key};
+        let vault = vault();
+        let at = Timestamp(i64::try_from(GOLDEN_TIME).unwrap() * 1000 + 999);
+        for (bits, expected) in GOLDEN {
+            let der = golden_key(bits).private_key_to_pkcs8().unwrap();
+            let sealed = vault.import(&PrivateKeyInput(der)).unwrap().sealed_private;
+            for _ in 0..2 {
+                let signed = vault
+                    .sign(&sealed, GOLDEN_MESSAGE, "example.com", "golden", at)
+                    .unwrap();
+                let header = &signed[..signed.len() - GOLDEN_MESSAGE.len()];
+                assert_eq!(String::from_utf8_lossy(header), expected, "{bits}-bit");
+            }
+        }
+        let refused = vault.sign(b"not sealed", GOLDEN_MESSAGE, "example.com", "golden", at);
+        assert!(matches!(refused, Err(Error::Internal(_))));
+    }
 }
