@@ -1,6 +1,6 @@
 //! The HTTP edge under fuzzing: `sesame_api::app` over in-memory fakes (core's `MemStore`,
-//! `FakeVault` and `ManualClock`, plus a fixed credential, plain page tokens and a mail sink
-//! defined here), a parser from raw HTTP/1.1 bytes to an `http::Request`, SigV4 signing with
+//! `FakeVault` and `ManualClock`, sesame-mail's real `Mail` over a sink, plus a fixed
+//! credential and plain page tokens defined here), a parser from raw HTTP/1.1 bytes to an `http::Request`, SigV4 signing with
 //! the real `aws-sigv4` crate at the fake clock's time, and the checks every response must pass.
 
 use aws_credential_types::Credentials;
@@ -17,7 +17,7 @@ use sesame_api::{ApiState, Credential, CredentialLookup, Secret};
 use sesame_core::Error;
 use sesame_core::dkim::{Observation, RecordCheck, VerifyPolicy};
 use sesame_core::model::{AccountId, EmailAddress, Timestamp};
-use sesame_core::ports::{MailSigner, Outbox};
+use sesame_core::sending::Sending;
 use sesame_core::service::{Service, ServiceConfig};
 use sesame_core::testing::{FakeVault, ManualClock, MemStore};
 use std::sync::{Arc, OnceLock};
@@ -86,23 +86,11 @@ impl PageTokens for PlainPageTokens {
     }
 }
 
-/// SendEmail's ports: a signature that is a fixed header, and a sink.
+/// SendEmail's delivery: a sink. Composing and reading messages is sesame-mail's own code, so
+/// the fuzzer reaches it; `FakeVault` signs with a placeholder header.
 struct NullMail;
 
-impl MailSigner for NullMail {
-    fn sign(
-        &self,
-        message: &[u8],
-        _domain: &str,
-        _selector: &str,
-        _sealed_private: &[u8],
-        _now: Timestamp,
-    ) -> Result<Vec<u8>, Error> {
-        Ok([b"DKIM-Signature: fuzz\r\n".as_slice(), message].concat())
-    }
-}
-
-impl Outbox for NullMail {
+impl sesame_mail::Delivery for NullMail {
     fn deliver(
         &self,
         _message_id: &str,
@@ -117,9 +105,17 @@ impl Outbox for NullMail {
 /// A fresh state for one input, so an input's outcome never depends on earlier inputs.
 pub fn state(inline_reads: bool) -> Arc<ApiState> {
     let clock = Arc::new(ManualClock::new(Timestamp(NOW_SECS as i64 * 1000)));
+    let store = Arc::new(MemStore::default());
+    let vault = Arc::new(FakeVault::default());
+    let sending = Sending::new(
+        store.clone(),
+        vault.clone(),
+        clock.clone(),
+        Arc::new(sesame_mail::Mail::new(NullMail)),
+    );
     let service = Service::new(
-        Arc::new(MemStore::default()),
-        Arc::new(FakeVault::default()),
+        store,
+        vault,
         clock.clone(),
         ServiceConfig {
             max_identities: 20,
@@ -131,10 +127,10 @@ pub fn state(inline_reads: bool) -> Arc<ApiState> {
             },
             rotation: Default::default(),
         },
-    )
-    .with_mail(Arc::new(NullMail), Arc::new(NullMail));
+    );
     Arc::new(ApiState {
         service: Arc::new(service),
+        sending: Arc::new(sending),
         region: REGION.into(),
         credentials: Arc::new(FixedCredentials),
         pages: Arc::new(PlainPageTokens),

@@ -64,6 +64,10 @@ pub fn invalid(i: &Invalid) -> String {
         ),
         I::NotVerifiedForDkim(name) => format!("Domain {name} is not verified for DKIM signing."),
         I::PrivateKey(p) => private_key(p),
+        I::MailboxControl(s) => {
+            format!("{s:?} is not a valid email address: it contains a control character")
+        }
+        I::Mailbox(s) => format!("'{s}' is not a valid email address"),
         I::RawUnparsable => "the raw message has no parsable headers".into(),
         I::RawLineEnds => {
             "the raw message's header section has a bare CR or mixes CRLF and bare LF line ends"

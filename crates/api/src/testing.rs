@@ -48,6 +48,7 @@ pub fn state(credentials: Arc<dyn CredentialLookup>) -> ApiState {
         Arc::new(MemStore::default()),
         Arc::new(FakeVault::default()),
         clock.clone(),
+        Arc::new(sesame_core::testing::MemMailer::default()),
         Config {
             max_identities: 100,
             dkim_zone: "dkim.test".into(),

@@ -5,9 +5,9 @@
 //! key generations would take hours.
 
 use sesame_core::Error;
+use sesame_core::identities::{CreateIdentity, Identities};
 use sesame_core::model::{AccountId, DkimOrigin, DkimToken, IdentityName, KeyLength, Timestamp};
 use sesame_core::ports::{Account, Clock, KeyVault, NewKey, PrivateKeyInput, Store};
-use sesame_core::identities::{CreateIdentity, Identities};
 use sesame_crypto::{MasterKey, OpenSslVault, Sealer};
 use std::path::Path;
 use std::sync::Arc;
@@ -42,6 +42,20 @@ impl KeyVault for SharedKey {
     }
     fn new_token(&self) -> Result<DkimToken, Error> {
         self.real.new_token()
+    }
+    fn new_message_id(&self) -> Result<String, Error> {
+        self.real.new_message_id()
+    }
+    fn sign(
+        &self,
+        sealed_private: &[u8],
+        message: &[u8],
+        domain: &str,
+        selector: &str,
+        now: Timestamp,
+    ) -> Result<Vec<u8>, Error> {
+        self.real
+            .sign(sealed_private, message, domain, selector, now)
     }
 }
 

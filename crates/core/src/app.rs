@@ -4,7 +4,8 @@
 use crate::dkim::DkimControl;
 use crate::identities::Identities;
 use crate::keys::RotationPolicy;
-use crate::ports::{Clock, KeyVault, Store};
+use crate::ports::{Clock, KeyVault, Mailer, Store};
+use crate::sending::Sending;
 use crate::verification::{Checks, VerifyPolicy};
 use std::sync::Arc;
 
@@ -29,16 +30,19 @@ pub struct UseCases {
     pub dkim: Arc<DkimControl>,
     /// DNS verification.
     pub checks: Arc<Checks>,
+    /// SendEmail.
+    pub sending: Arc<Sending>,
     /// The configuration they were built with.
     pub config: Config,
 }
 
 impl UseCases {
-    /// Builds every use case over the same ports.
+    /// Builds every use case over the same ports, each given only the ones it uses.
     pub fn new(
         store: Arc<dyn Store>,
         vault: Arc<dyn KeyVault>,
         clock: Arc<dyn Clock>,
+        mailer: Arc<dyn Mailer>,
         config: Config,
     ) -> UseCases {
         UseCases {
@@ -54,7 +58,14 @@ impl UseCases {
                 clock.clone(),
                 config.rotation,
             )),
+            sending: Arc::new(Sending::new(
+                store.clone(),
+                vault.clone(),
+                clock.clone(),
+                mailer,
+            )),
             checks: Arc::new(Checks::new(
+                store.clone(),
                 store,
                 vault,
                 clock,

@@ -8,7 +8,7 @@ use crate::model::{
     AccountId, Dkim, DkimOrigin, DkimStatus, Identity, IdentityName, KeyLength, Selector,
     Timestamp, Verification,
 };
-use crate::ports::{Clock, KeyVault, PrivateKeyInput, Store};
+use crate::ports::{Clock, IdentityStore, KeyVault, PrivateKeyInput};
 use crate::shared::{DEFAULT_KEY_LENGTH, KeyMaker, Records};
 use crate::verification::restart;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ pub struct DkimControl {
 impl DkimControl {
     /// Wires the use cases to their ports, rotating under `rotation`.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn IdentityStore>,
         vault: Arc<dyn KeyVault>,
         clock: Arc<dyn Clock>,
         rotation: RotationPolicy,

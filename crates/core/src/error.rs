@@ -164,6 +164,10 @@ pub enum Invalid {
     NotVerifiedForDkim(String),
     /// A BYODKIM private key that cannot be used.
     PrivateKey(KeyProblem),
+    /// A mailbox with a control character (it would start a new header field).
+    MailboxControl(String),
+    /// A mailbox without a valid address in it.
+    Mailbox(String),
     /// A raw message without a header section that can be parsed.
     RawUnparsable,
     /// A raw message whose header section has a bare CR or mixes CRLF and bare LF.

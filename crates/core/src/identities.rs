@@ -7,7 +7,7 @@ use crate::model::{
     AccountId, Dkim, DkimStatus, Identity, IdentityFilter, IdentityName, IdentitySummary, Tag,
     Verification, merge_tags,
 };
-use crate::ports::{Clock, KeyVault, Store};
+use crate::ports::{Clock, IdentityStore, KeyVault};
 use crate::shared::{DEFAULT_KEY_LENGTH, KeyMaker, Records, bulk_err, store_err};
 use crate::verification::restart;
 use std::sync::Arc;
@@ -63,7 +63,7 @@ pub struct Identities {
 impl Identities {
     /// Wires the use cases to their ports; an account holds at most `max_identities`.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn IdentityStore>,
         vault: Arc<dyn KeyVault>,
         clock: Arc<dyn Clock>,
         max_identities: u64,

@@ -12,9 +12,11 @@
 //! - `identities`: create, read, list, delete, feedback, tags.
 //! - `dkim`: DKIM signing attributes and rotation on request.
 //! - `verification` (its `Checks`): claim due checks and record their results.
+//! - `sending`: SendEmail (`Sending`: a validated `Draft` authorised, signed by the vault and
+//!   delivered by the mail port), and the key that signs for an identity.
 //! - `app`: all of them wired for a server.
 //!
-//! Doors out: `ports` (`Store`, `Clock`, `KeyVault`); `testing` has fakes of them.
+//! Doors out: `ports` (the stores, `Clock`, `KeyVault`, `Mailer`); `testing` has fakes of them.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -25,6 +27,7 @@ pub mod identities;
 pub mod keys;
 pub mod model;
 pub mod ports;
+pub mod sending;
 mod shared;
 pub mod testing;
 pub mod verification;

@@ -1,10 +1,11 @@
-//! The only doors out of the core: storage, the clock and the key vault. Implementations live
-//! in `sesame-store`, `sesame-crypto` and the server; tests use the fakes in `testing`.
+//! The only doors out of the core: storage, the clock, the key vault and the mail system.
+//! Implementations live in `sesame-store`, `sesame-crypto`, `sesame-mail` and the server; tests
+//! use the fakes in `testing`.
 
 use crate::error::{Error, StoreError};
 use crate::model::{
-    AccountId, DkimToken, Identity, IdentityFilter, IdentityName, IdentitySummary, KeyLength,
-    Timestamp,
+    AccountId, Destination, DkimToken, EmailAddress, HeaderAddresses, Identity, IdentityFilter,
+    IdentityName, IdentitySummary, KeyLength, SimpleMessage, Timestamp,
 };
 use std::fmt;
 
@@ -163,6 +164,20 @@ pub trait KeyVault: Send + Sync {
     fn import(&self, key: &PrivateKeyInput) -> Result<NewKey, Error>;
     /// A fresh Easy DKIM token from a CSPRNG.
     fn new_token(&self) -> Result<DkimToken, Error>;
+    /// A fresh SendEmail message id from a CSPRNG: a UUID v4 in its usual text form, the shape
+    /// SES's `MessageId` has.
+    fn new_message_id(&self) -> Result<String, Error>;
+    /// `message` with a DKIM-Signature for `d=domain`, `s=selector`, signed at `now` (its `t=`)
+    /// prepended, made with the sealed private key; the vault unseals it (and may keep the
+    /// unsealed key, so only this trait's implementation ever holds it).
+    fn sign(
+        &self,
+        sealed_private: &[u8],
+        message: &[u8],
+        domain: &str,
+        selector: &str,
+        now: Timestamp,
+    ) -> Result<Vec<u8>, Error>;
 }
 
 /// `n` calls of `vault.generate(length)`, on parallel scoped threads when there is more than
@@ -187,29 +202,29 @@ pub fn generate_parallel<V: KeyVault + ?Sized>(
     })
 }
 
-/// DKIM-signs a message with a sealed key; the implementation unseals (and may cache) the key.
-pub trait MailSigner: Send + Sync {
-    /// `message` with a DKIM-Signature for `d=domain`, `s=selector`, signed at `now` (its `t=`)
-    /// prepended.
-    fn sign(
+/// The mail system: the message format (composing, reading headers) and delivery (a directory,
+/// an SMTP relay). Delivering `Ok` means the message is safe.
+pub trait Mailer: Send + Sync {
+    /// `message` as MIME with `Message-ID: <message_id>` and `Date:` at `now`; Bcc recipients
+    /// of `destination` are never written into it.
+    fn compose(
         &self,
-        message: &[u8],
-        domain: &str,
-        selector: &str,
-        sealed_private: &[u8],
+        message: &SimpleMessage,
+        destination: &Destination,
+        message_id: &str,
         now: Timestamp,
     ) -> Result<Vec<u8>, Error>;
-}
-
-/// Hands a finished message on (a directory, an SMTP relay); returning `Ok` means it is safe.
-pub trait Outbox: Send + Sync {
+    /// Who a whole message says it is from and for. A header section that cannot be read
+    /// reliably is `Invalid` (`RawUnparsable`, `RawLineEnds`); one that names its author in a
+    /// way that cannot be checked is `MessageRejected` (`Rejection::Message`).
+    fn read_headers(&self, message: &[u8]) -> Result<HeaderAddresses, Error>;
     /// Delivers `message` under `message_id` from `from` to `recipients` (the SMTP envelope:
     /// Bcc recipients are here, not in the message).
     fn deliver(
         &self,
         message_id: &str,
-        from: &crate::model::EmailAddress,
-        recipients: &[crate::model::EmailAddress],
+        from: &EmailAddress,
+        recipients: &[EmailAddress],
         message: &[u8],
     ) -> Result<(), Error>;
 }

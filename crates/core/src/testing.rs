@@ -1,5 +1,6 @@
 //! In-memory fakes of the ports, for unit tests here and in other crates: a clock that moves
-//! only when told, a vault that makes placeholder keys instantly, and a map-backed store.
+//! only when told, a vault that makes placeholder keys instantly, a map-backed store, and a
+//! mail system that keeps what it is given.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use crate::error::{Error, Invalid, KeyProblem, StoreError};
@@ -7,9 +8,10 @@ use crate::model::{
     AccountId, DkimToken, Identity, IdentityFilter, IdentityName, IdentitySummary, KeyLength,
     SlotState, Timestamp,
 };
+use crate::model::{Destination, HeaderAddresses, SimpleMessage};
 use crate::ports::{
     AccessKey, Account, AccountStore, CheckQueue, Clock, IdentityStore, KeyVault, KeyZoneSource,
-    NewKey, PrivateKeyInput,
+    Mailer, NewKey, PrivateKeyInput,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -63,6 +65,26 @@ impl KeyVault for FakeVault {
             .map(|b| (b'a' + (b - b'0')) as char)
             .collect();
         Ok(DkimToken::parse(&digits)?)
+    }
+    fn new_message_id(&self) -> Result<String, Error> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(format!("00000000-0000-4000-8000-{n:012x}"))
+    }
+    /// A placeholder signature that names what a real one would be made of.
+    fn sign(
+        &self,
+        sealed_private: &[u8],
+        message: &[u8],
+        domain: &str,
+        selector: &str,
+        now: Timestamp,
+    ) -> Result<Vec<u8>, Error> {
+        let header = format!(
+            "DKIM-Signature: fake; d={domain}; s={selector}; t={}; key={}\r\n",
+            now.0 / 1000,
+            String::from_utf8_lossy(sealed_private)
+        );
+        Ok([header.as_bytes(), message].concat())
     }
 }
 
@@ -263,5 +285,95 @@ impl AccountStore for MemStore {
             .filter(|k| &k.account == account)
             .cloned()
             .collect())
+    }
+}
+
+/// A message `MemMailer` took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub message_id: String,
+    pub from: String,
+    pub recipients: Vec<String>,
+    pub message: Vec<u8>,
+}
+
+/// A mail system without MIME: `compose` writes a few header lines, `read_headers` reads back
+/// what `encode_headers` wrote (anything else is malformed), and `deliver` keeps the message.
+#[derive(Default)]
+pub struct MemMailer {
+    delivered: Mutex<Vec<Delivered>>,
+}
+
+impl MemMailer {
+    /// A "whole message" whose headers `read_headers` returns as `headers`.
+    pub fn encode_headers(headers: &HeaderAddresses) -> Vec<u8> {
+        format!(
+            "X-From: {}\nX-Sender: {}\nX-To: {}\n\nbody\n",
+            headers.from.join(" "),
+            headers.sender.as_deref().unwrap_or(""),
+            headers.recipients.join(" ")
+        )
+        .into_bytes()
+    }
+
+    /// Everything delivered so far.
+    pub fn delivered(&self) -> Vec<Delivered> {
+        self.delivered.lock().unwrap().clone()
+    }
+}
+
+impl Mailer for MemMailer {
+    fn compose(
+        &self,
+        m: &SimpleMessage,
+        destination: &Destination,
+        message_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<u8>, Error> {
+        let to: Vec<&str> = destination.to.iter().map(|t| t.written.as_str()).collect();
+        Ok(format!(
+            "From: {}\r\nTo: {}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{message_id}>\r\n\r\n{}\r\n",
+            m.from.written,
+            to.join(", "),
+            m.subject,
+            now.0 / 1000,
+            m.text.as_deref().or(m.html.as_deref()).unwrap_or("")
+        )
+        .into_bytes())
+    }
+
+    fn read_headers(&self, message: &[u8]) -> Result<HeaderAddresses, Error> {
+        let text = String::from_utf8_lossy(message);
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        };
+        let (Some(from), Some(sender), Some(recipients)) =
+            (field("X-From: "), field("X-Sender: "), field("X-To: "))
+        else {
+            return Err(Invalid::RawUnparsable.into());
+        };
+        Ok(HeaderAddresses {
+            from,
+            sender: sender.into_iter().next(),
+            recipients,
+        })
+    }
+
+    fn deliver(
+        &self,
+        message_id: &str,
+        from: &crate::model::EmailAddress,
+        recipients: &[crate::model::EmailAddress],
+        message: &[u8],
+    ) -> Result<(), Error> {
+        self.delivered.lock().unwrap().push(Delivered {
+            message_id: message_id.to_owned(),
+            from: from.as_str().to_owned(),
+            recipients: recipients.iter().map(|r| r.as_str().to_owned()).collect(),
+            message: message.to_vec(),
+        });
+        Ok(())
     }
 }

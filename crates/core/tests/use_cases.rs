@@ -16,7 +16,7 @@ use sesame_core::ports::{
     AccessKey, Account, AccountStore, CheckQueue, Clock, IdentityStore, KeyZoneSource,
     PrivateKeyInput, Store,
 };
-use sesame_core::testing::{FakeVault, ManualClock, MemStore};
+use sesame_core::testing::{FakeVault, ManualClock, MemMailer, MemStore};
 use sesame_core::verification::{Observation, RecordCheck, VerifyPolicy};
 use std::sync::Arc;
 
@@ -32,6 +32,7 @@ fn build(store: Arc<dyn Store>, rotation: RotationPolicy, max: u64) -> Svc {
         store.clone(),
         Arc::new(FakeVault::default()),
         clock.clone(),
+        Arc::new(MemMailer::default()),
         Config {
             max_identities: max,
             dkim_zone: "dkim.sesame.test".into(),

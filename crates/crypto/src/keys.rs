@@ -1,5 +1,6 @@
 //! `OpenSslVault`: the `KeyVault` over OpenSSL. Generates RSA-1024 and RSA-2048 DKIM keys,
-//! validates and imports customers' keys, and seals every private key before it leaves.
+//! validates and imports customers' keys, seals every private key before it leaves, and signs
+//! mail with sealed keys, which it unseals once and keeps (the only plaintext keys in memory).
 
 use crate::random;
 use crate::seal::Sealer;
@@ -8,16 +9,27 @@ use openssl::error::ErrorStack;
 use openssl::pkey::{Id, PKey, Private};
 use openssl::rsa::Rsa;
 use sesame_core::Error;
-use sesame_core::model::{DkimToken, KeyLength};
+use sesame_core::error::{Invalid, KeyProblem};
+use sesame_core::model::{DkimToken, KeyLength, Timestamp};
 use sesame_core::ports::{KeyVault, NewKey, PrivateKeyInput};
 use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// The associated-data label of sealed DKIM private keys.
 pub const DKIM_KEY_PURPOSE: &str = "sesame/dkim-private-key/v1";
 
+/// Beyond this many unsealed keys the cache starts over: it only bounds memory if many keys
+/// come and go; a node signs for far fewer domains.
+const MAX_UNSEALED: usize = 4096;
+
 /// The vault; it holds the master key through its `Sealer`.
 pub struct OpenSslVault {
     sealer: Sealer,
+    /// Signing keys already unsealed, by their sealed bytes: parsing an RSA private key costs
+    /// far more than the signature itself. The same sealed bytes always open to the same key
+    /// (AES-GCM under one master key), so an entry cannot go stale.
+    unsealed: Mutex<HashMap<Vec<u8>, Arc<PKey<Private>>>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {
@@ -27,16 +39,41 @@ fn internal(e: impl std::fmt::Display) -> Error {
 impl OpenSslVault {
     /// A vault sealing under `sealer`'s master key.
     pub fn new(sealer: Sealer) -> OpenSslVault {
-        OpenSslVault { sealer }
+        OpenSslVault {
+            sealer,
+            unsealed: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Unseals a DKIM private key (for signing, in the signing issue).
-    pub fn open(&self, sealed: &[u8]) -> Result<PKey<Private>, Error> {
+    /// Unseals a DKIM private key.
+    fn open(&self, sealed: &[u8]) -> Result<PKey<Private>, Error> {
         let der = self
             .sealer
             .open(DKIM_KEY_PURPOSE, sealed)
             .map_err(internal)?;
         PKey::private_key_from_pkcs8(&der).map_err(internal)
+    }
+
+    /// The unsealed signing key of `sealed`, from the cache or unsealed now and kept.
+    fn signing_key(&self, sealed: &[u8]) -> Result<Arc<PKey<Private>>, Error> {
+        let lock = || self.unsealed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = lock().get(sealed).cloned() {
+            return Ok(k);
+        }
+        // Unsealed outside the lock: other signatures need not wait for this parse.
+        let key = Arc::new(self.open(sealed)?);
+        let mut m = lock();
+        if m.len() >= MAX_UNSEALED {
+            m.clear();
+        }
+        m.insert(sealed.to_vec(), key.clone());
+        Ok(key)
+    }
+
+    /// The DER SubjectPublicKeyInfo of a sealed private key: lets a checker see that a sealed
+    /// key opens, and to the public key stored next to it, without holding the private key.
+    pub fn public_key_of(&self, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+        self.open(sealed)?.public_key_to_der().map_err(internal)
     }
 
     fn seal(&self, key: &PKey<Private>) -> Result<NewKey, Error> {
@@ -51,6 +88,11 @@ impl OpenSslVault {
     }
 }
 
+/// A BYODKIM key refused for `problem`.
+fn refused(problem: KeyProblem) -> Error {
+    Error::Invalid(Invalid::PrivateKey(problem))
+}
+
 impl KeyVault for OpenSslVault {
     fn generate(&self, length: KeyLength) -> Result<NewKey, Error> {
         let rsa = Rsa::generate(length.bits()).map_err(internal)?;
@@ -59,34 +101,39 @@ impl KeyVault for OpenSslVault {
     }
 
     fn import(&self, input: &PrivateKeyInput) -> Result<NewKey, Error> {
-        let field = "SigningAttributes.DomainSigningPrivateKey";
-        let key = parse_private_key(&input.0).map_err(|_| {
-            Error::bad_request(
-                field,
-                "the private key is not a DER-encoded PKCS#1 or PKCS#8 private key \
-                 (give the base64 body only, without the BEGIN/END lines)",
-            )
-        })?;
+        let key = parse_private_key(&input.0).map_err(|_| refused(KeyProblem::NotDer))?;
         if key.id() != Id::RSA {
-            return Err(Error::bad_request(
-                field,
-                "the private key is not an RSA key; DKIM keys for SES must be RSA",
-            ));
+            return Err(refused(KeyProblem::NotRsa));
         }
         let rsa = key.rsa().map_err(internal)?;
         let bits = rsa.size() * 8;
         if !(1024..=2048).contains(&bits) {
-            return Err(Error::bad_request(
-                field,
-                format!("the RSA key has {bits} bits; it must have 1024 to 2048 bits"),
-            ));
+            return Err(refused(KeyProblem::Bits(bits)));
         }
-        check_consistent(&rsa, field)?;
+        check_consistent(&rsa)?;
         self.seal(&key)
     }
 
     fn new_token(&self) -> Result<DkimToken, Error> {
-        DkimToken::parse(&random::dkim_token().map_err(internal)?)
+        Ok(DkimToken::parse(&random::dkim_token().map_err(internal)?)?)
+    }
+
+    fn new_message_id(&self) -> Result<String, Error> {
+        random::uuid_v4().map_err(internal)
+    }
+
+    fn sign(
+        &self,
+        sealed_private: &[u8],
+        message: &[u8],
+        domain: &str,
+        selector: &str,
+        now: Timestamp,
+    ) -> Result<Vec<u8>, Error> {
+        let key = self.signing_key(sealed_private)?;
+        // DKIM's t= is in whole seconds (RFC 6376 section 3.5).
+        let unix_time = u64::try_from(now.0 / 1000).unwrap_or(0);
+        crate::dkim::sign(message, &key, domain, selector, unix_time)
     }
 }
 
@@ -158,16 +205,16 @@ fn der_element(der: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 /// `RSA_check_key` checks after its primality tests: n = p·q, e odd and > 1,
 /// e·d ≡ 1 (mod p−1) and (mod q−1), dP = d mod (p−1), dQ = d mod (q−1),
 /// qInv = q⁻¹ mod p. A few multiplications and reductions.
-fn check_consistent(rsa: &Rsa<Private>, field: &'static str) -> Result<(), Error> {
+fn check_consistent(rsa: &Rsa<Private>) -> Result<(), Error> {
     let (Some(p), Some(q), Some(dmp1), Some(dmq1), Some(iqmp)) =
         (rsa.p(), rsa.q(), rsa.dmp1(), rsa.dmq1(), rsa.iqmp())
     else {
-        return Err(Error::bad_request(field, MISSING_FACTORS));
+        return Err(refused(KeyProblem::MissingFactors));
     };
     let one = BigNum::from_u32(1).map_err(internal)?;
     if p.ucmp(&one) != Ordering::Greater || q.ucmp(&one) != Ordering::Greater {
         // Encoders write zeros for factors they do not have.
-        return Err(Error::bad_request(field, MISSING_FACTORS));
+        return Err(refused(KeyProblem::MissingFactors));
     }
     let parts = Parts {
         n: rsa.n(),
@@ -183,16 +230,9 @@ fn check_consistent(rsa: &Rsa<Private>, field: &'static str) -> Result<(), Error
         Ok(())
     } else if multi_prime(rsa) {
         // Consistent, but n has a third factor: say so rather than call the key broken.
-        Err(Error::bad_request(
-            field,
-            "the RSA private key has more than two primes (RFC 8017 otherPrimeInfos); \
-             Sesame imports two-prime RSA keys, as DKIM signers make them",
-        ))
+        Err(refused(KeyProblem::MultiPrime))
     } else {
-        Err(Error::bad_request(
-            field,
-            "the RSA private key is inconsistent",
-        ))
+        Err(refused(KeyProblem::Inconsistent))
     }
 }
 
@@ -209,9 +249,6 @@ fn multi_prime(rsa: &Rsa<Private>) -> bool {
     };
     der.get(header..header + 3) == Some(&[0x02, 0x01, 0x01])
 }
-
-const MISSING_FACTORS: &str = "the RSA private key must include its prime factors (p, q) and \
-     CRT values (dP, dQ, qInv)";
 
 /// The components of an RSA private key, as `check_consistent` compares them.
 struct Parts<'a> {
@@ -274,10 +311,10 @@ mod tests {
         OpenSslVault::new(Sealer::new(MasterKey::generate().unwrap()))
     }
 
-    fn reason(e: Error) -> String {
+    fn reason(e: Error) -> KeyProblem {
         match e {
-            Error::BadRequest { reason, .. } => reason,
-            other => panic!("expected BadRequest, got {other:?}"),
+            Error::Invalid(Invalid::PrivateKey(p)) => p,
+            other => panic!("expected a refused private key, got {other:?}"),
         }
     }
 
@@ -331,19 +368,25 @@ mod tests {
                 .err()
                 .unwrap(),
         );
-        assert!(garbage.contains("PKCS#1 or PKCS#8"), "{garbage}");
+        assert_eq!(garbage, KeyProblem::NotDer);
         let small = Rsa::generate(512).unwrap().private_key_to_der().unwrap();
         let small = reason(v.import(&PrivateKeyInput(small)).err().unwrap());
-        assert!(small.contains("512 bits"), "{small}");
+        assert_eq!(small, KeyProblem::Bits(512));
         let big = Rsa::generate(3072).unwrap().private_key_to_der().unwrap();
-        assert!(reason(v.import(&PrivateKeyInput(big)).err().unwrap()).contains("3072"));
+        assert_eq!(
+            reason(v.import(&PrivateKeyInput(big)).err().unwrap()),
+            KeyProblem::Bits(3072)
+        );
         let ec =
             EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap();
         let ec = PKey::from_ec_key(ec)
             .unwrap()
             .private_key_to_pkcs8()
             .unwrap();
-        assert!(reason(v.import(&PrivateKeyInput(ec)).err().unwrap()).contains("not an RSA key"));
+        assert_eq!(
+            reason(v.import(&PrivateKeyInput(ec)).err().unwrap()),
+            KeyProblem::NotRsa
+        );
     }
 
     /// The fast paths read PKCS#1 and plain PKCS#8 RSA keys exactly as OpenSSL's generic
@@ -466,7 +509,7 @@ mod tests {
                     panic!("{bits}-bit key with a tampered {what} was accepted");
                 };
                 let why = reason(e);
-                assert!(why.contains("inconsistent"), "{what}: {why}");
+                assert_eq!(why, KeyProblem::Inconsistent, "{what}");
             }
         }
     }
@@ -482,7 +525,7 @@ mod tests {
                 .err()
                 .unwrap(),
         );
-        assert!(why.contains("more than two primes"), "{why}");
+        assert_eq!(why, KeyProblem::MultiPrime);
         let two = Rsa::generate(1024).unwrap();
         assert!(!multi_prime(&two));
     }
@@ -497,8 +540,8 @@ mod tests {
         )
         .unwrap()
         .build();
-        let why = reason(check_consistent(&bare, "f").err().unwrap());
-        assert!(why.contains("prime factors"), "{why}");
+        let why = reason(check_consistent(&bare).err().unwrap());
+        assert_eq!(why, KeyProblem::MissingFactors);
         // Zeros where the factors should be, as some encoders write them.
         let zeros = tampered(&rsa, |c| {
             for factor in &mut c[3..] {
@@ -506,6 +549,29 @@ mod tests {
             }
         });
         let why = reason(vault().import(&PrivateKeyInput(zeros)).err().unwrap());
-        assert!(why.contains("prime factors"), "{why}");
+        assert_eq!(why, KeyProblem::MissingFactors);
+    }
+
+    /// The vault's `sign`, given the golden key sealed and the golden time in milliseconds,
+    /// makes the golden signature: the time reaches `t=` in seconds, and a second signature
+    /// with the key now cached is the same.
+    #[test]
+    fn the_vault_signs_with_a_sealed_key_exactly_the_golden_signature() {
+        use crate::dkim::golden::{GOLDEN, GOLDEN_MESSAGE, GOLDEN_TIME, golden_key};
+        let vault = vault();
+        let at = Timestamp(i64::try_from(GOLDEN_TIME).unwrap() * 1000 + 999);
+        for (bits, expected) in GOLDEN {
+            let der = golden_key(bits).private_key_to_pkcs8().unwrap();
+            let sealed = vault.import(&PrivateKeyInput(der)).unwrap().sealed_private;
+            for _ in 0..2 {
+                let signed = vault
+                    .sign(&sealed, GOLDEN_MESSAGE, "example.com", "golden", at)
+                    .unwrap();
+                let header = &signed[..signed.len() - GOLDEN_MESSAGE.len()];
+                assert_eq!(String::from_utf8_lossy(header), expected, "{bits}-bit");
+            }
+        }
+        let refused = vault.sign(b"not sealed", GOLDEN_MESSAGE, "example.com", "golden", at);
+        assert!(matches!(refused, Err(Error::Internal(_))));
     }
 }

@@ -17,7 +17,7 @@
 //! key at a time each.
 
 use sesame_core::Error;
-use sesame_core::model::{DkimToken, KeyLength};
+use sesame_core::model::{DkimToken, KeyLength, Timestamp};
 use sesame_core::ports::{KeyVault, NewKey, PrivateKeyInput};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -317,6 +317,23 @@ impl<V: KeyVault + 'static> KeyVault for PooledVault<V> {
     fn new_token(&self) -> Result<DkimToken, Error> {
         self.shared.inner.new_token()
     }
+
+    fn new_message_id(&self) -> Result<String, Error> {
+        self.shared.inner.new_message_id()
+    }
+
+    fn sign(
+        &self,
+        sealed_private: &[u8],
+        message: &[u8],
+        domain: &str,
+        selector: &str,
+        now: Timestamp,
+    ) -> Result<Vec<u8>, Error> {
+        self.shared
+            .inner
+            .sign(sealed_private, message, domain, selector, now)
+    }
 }
 
 #[cfg(test)]
@@ -369,10 +386,25 @@ mod tests {
             })
         }
         fn import(&self, _: &PrivateKeyInput) -> Result<NewKey, Error> {
-            Err(Error::bad_request("key", "fake"))
+            Err(Error::Invalid(sesame_core::error::Invalid::PrivateKey(
+                sesame_core::error::KeyProblem::NotDer,
+            )))
         }
         fn new_token(&self) -> Result<DkimToken, Error> {
-            DkimToken::parse(&"a".repeat(32))
+            Ok(DkimToken::parse(&"a".repeat(32))?)
+        }
+        fn new_message_id(&self) -> Result<String, Error> {
+            Err(Error::Internal("fake".into()))
+        }
+        fn sign(
+            &self,
+            _: &[u8],
+            _: &[u8],
+            _: &str,
+            _: &str,
+            _: Timestamp,
+        ) -> Result<Vec<u8>, Error> {
+            Err(Error::Internal("fake".into()))
         }
     }
 

@@ -26,6 +26,23 @@ pub fn secret_access_key() -> Result<String, openssl::error::ErrorStack> {
     Ok(data_encoding::BASE64.encode(&random::<30>()?))
 }
 
+/// A random UUID (version 4, RFC 9562 section 5.4) in its hyphenated lower-case form, the
+/// shape of SES's message ids.
+pub fn uuid_v4() -> Result<String, openssl::error::ErrorStack> {
+    let mut b = random::<16>()?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex = data_encoding::HEXLOWER.encode(&b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
+}
+
 /// A twelve-digit account id (the first digit is never zero, so it never looks truncated).
 pub fn account_id() -> Result<String, openssl::error::ErrorStack> {
     let b = random::<12>()?;
@@ -53,5 +70,15 @@ mod tests {
         assert_eq!(secret_access_key().unwrap().len(), 40);
         let a = account_id().unwrap();
         assert!(sesame_core::model::AccountId::parse(&a).is_ok());
+        let u = uuid_v4().unwrap();
+        let groups: Vec<usize> = u.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{u}");
+        assert_eq!(&u[14..15], "4", "version 4: {u}");
+        assert!("89ab".contains(&u[19..20]), "RFC variant: {u}");
+        assert!(
+            u.bytes()
+                .all(|b| b == b'-' || b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_ne!(u, uuid_v4().unwrap());
     }
 }

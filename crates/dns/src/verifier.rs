@@ -13,8 +13,8 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::rdata::CNAME;
 use hickory_resolver::proto::rr::{RData, RecordType};
-use sesame_core::verification::{Expect, ExpectedRecord, Observation, RecordCheck};
 use sesame_core::model::SoaRecord;
+use sesame_core::verification::{Expect, ExpectedRecord, Observation, RecordCheck};
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -6,18 +6,19 @@ use crate::MailError;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::raw::Raw;
 
-/// A simple message as SendEmail describes it (recipients already validated).
-pub struct Simple {
-    pub from: String,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub reply_to: Vec<String>,
-    pub subject: String,
-    pub text: Option<String>,
-    pub html: Option<String>,
-    pub headers: Vec<(String, String)>,
+/// A simple message as SendEmail describes it (recipients already validated), borrowed from
+/// the core's `SimpleMessage` and `Destination`.
+pub struct Simple<'a> {
+    pub from: &'a str,
+    pub to: Vec<&'a str>,
+    pub cc: Vec<&'a str>,
+    pub reply_to: Vec<&'a str>,
+    pub subject: &'a str,
+    pub text: Option<&'a str>,
+    pub html: Option<&'a str>,
+    pub headers: Vec<(&'a str, &'a str)>,
     /// Without angle brackets.
-    pub message_id: String,
+    pub message_id: &'a str,
     /// Unix seconds.
     pub date: i64,
 }
@@ -38,16 +39,16 @@ fn address(s: &str) -> mail_builder::headers::address::Address<'_> {
     }
 }
 
-fn addresses(list: &[String]) -> mail_builder::headers::address::Address<'_> {
-    list.iter().map(|s| address(s)).collect::<Vec<_>>().into()
+fn addresses<'a>(list: &[&'a str]) -> mail_builder::headers::address::Address<'a> {
+    list.iter().map(|&s| address(s)).collect::<Vec<_>>().into()
 }
 
 /// Renders the message; Bcc recipients are never written into it.
-pub fn build(m: &Simple) -> Result<Vec<u8>, MailError> {
+pub fn build(m: &Simple<'_>) -> Result<Vec<u8>, MailError> {
     let mut b = MessageBuilder::new()
-        .from(address(&m.from))
-        .subject(m.subject.as_str())
-        .message_id(m.message_id.as_str())
+        .from(address(m.from))
+        .subject(m.subject)
+        .message_id(m.message_id)
         .date(m.date);
     if !m.to.is_empty() {
         b = b.to(addresses(&m.to));
@@ -59,13 +60,13 @@ pub fn build(m: &Simple) -> Result<Vec<u8>, MailError> {
         b = b.reply_to(addresses(&m.reply_to));
     }
     for (name, value) in &m.headers {
-        b = b.header(name.as_str(), Raw::new(value.as_str()));
+        b = b.header(*name, Raw::new(*value));
     }
-    if let Some(t) = &m.text {
-        b = b.text_body(t.as_str());
+    if let Some(t) = m.text {
+        b = b.text_body(t);
     }
-    if let Some(h) = &m.html {
-        b = b.html_body(h.as_str());
+    if let Some(h) = m.html {
+        b = b.html_body(h);
     }
     b.write_to_vec()
         .map_err(|e| MailError::Format(format!("building the message: {e}")))
@@ -78,15 +79,15 @@ mod tests {
     #[test]
     fn builds_headers_and_alternative_bodies() {
         let m = Simple {
-            from: "Sender <sender@example.com>".into(),
-            to: vec!["a@example.net".into(), "b@example.net".into()],
-            cc: vec!["c@example.net".into()],
-            reply_to: vec!["r@example.com".into()],
-            subject: "Hello ünïcode".into(),
-            text: Some("plain".into()),
-            html: Some("<p>html</p>".into()),
-            headers: vec![("X-Campaign".into(), "42".into())],
-            message_id: "id-1@example.com".into(),
+            from: "Sender <sender@example.com>",
+            to: vec!["a@example.net", "b@example.net"],
+            cc: vec!["c@example.net"],
+            reply_to: vec!["r@example.com"],
+            subject: "Hello ünïcode",
+            text: Some("plain"),
+            html: Some("<p>html</p>"),
+            headers: vec![("X-Campaign", "42")],
+            message_id: "id-1@example.com",
             date: 1_700_000_000,
         };
         let text = String::from_utf8(build(&m).unwrap()).unwrap();
@@ -115,15 +116,15 @@ mod injection_tests {
     #[test]
     fn line_breaks_in_the_subject_or_a_name_do_not_make_new_header_fields() {
         let m = Simple {
-            from: "Eve\r\nBcc: victim@example.org <eve@example.com>".into(),
-            to: vec!["a@example.net".into()],
+            from: "Eve\r\nBcc: victim@example.org <eve@example.com>",
+            to: vec!["a@example.net"],
             cc: vec![],
             reply_to: vec![],
-            subject: "hello\r\nBcc: victim@example.org\nX-Injected: 1".into(),
-            text: Some("plain".into()),
+            subject: "hello\r\nBcc: victim@example.org\nX-Injected: 1",
+            text: Some("plain"),
             html: None,
             headers: vec![],
-            message_id: "id-1@example.com".into(),
+            message_id: "id-1@example.com",
             date: 1_700_000_000,
         };
         let bytes = build(&m).unwrap();

@@ -1,6 +1,5 @@
 //! Small adapters that plug implementations into the core's and the edge's ports: the system
-//! clock, access-key lookup over the store, page tokens sealed with the master key, and the
-//! mail signer (keys unsealed once, then cached) and outbox.
+//! clock, access-key lookup over the store, and page tokens sealed with the master key.
 
 use crate::bootstrap::ACCESS_KEY_PURPOSE;
 use sesame_api::handlers::PageTokens;
@@ -102,90 +101,5 @@ impl PageTokens for SealedPageTokens {
 
     fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
         self.0.open(PAGE_TOKEN_PURPOSE, sealed).ok()
-    }
-}
-
-/// Signs mail with sealed DKIM keys, unsealing each key once and keeping it in memory: an
-/// RSA private-key parse costs far more than the signature itself.
-pub struct CachedSigner {
-    /// Opens sealed keys.
-    pub vault: Arc<sesame_crypto::OpenSslVault>,
-    cache: std::sync::Mutex<
-        std::collections::HashMap<Vec<u8>, Arc<openssl::pkey::PKey<openssl::pkey::Private>>>,
-    >,
-}
-
-impl CachedSigner {
-    /// A signer with an empty cache.
-    pub fn new(vault: Arc<sesame_crypto::OpenSslVault>) -> CachedSigner {
-        CachedSigner {
-            vault,
-            cache: Default::default(),
-        }
-    }
-
-    fn key(
-        &self,
-        sealed: &[u8],
-    ) -> Result<Arc<openssl::pkey::PKey<openssl::pkey::Private>>, Error> {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = cache.get(sealed) {
-            return Ok(k.clone());
-        }
-        let key = Arc::new(self.vault.open(sealed)?);
-        cache.insert(sealed.to_vec(), key.clone());
-        Ok(key)
-    }
-}
-
-impl sesame_core::ports::MailSigner for CachedSigner {
-    fn sign(
-        &self,
-        message: &[u8],
-        domain: &str,
-        selector: &str,
-        sealed_private: &[u8],
-        now: sesame_core::model::Timestamp,
-    ) -> Result<Vec<u8>, Error> {
-        let key = self.key(sealed_private)?;
-        let unix_time = u64::try_from(now.0 / 1000).unwrap_or(0);
-        sesame_mail::dkim::sign(message, &key, domain, selector, unix_time)
-            .map_err(|e| Error::Internal(e.to_string()))
-    }
-}
-
-/// The outbox directory as the core's `Outbox`.
-pub struct DirOutbox(pub sesame_mail::outbox::Outbox);
-
-impl sesame_core::ports::Outbox for DirOutbox {
-    fn deliver(
-        &self,
-        message_id: &str,
-        _from: &sesame_core::model::EmailAddress,
-        _recipients: &[sesame_core::model::EmailAddress],
-        message: &[u8],
-    ) -> Result<(), Error> {
-        self.0
-            .deliver(message_id, message)
-            .map(|_| ())
-            .map_err(|e| Error::Unavailable(e.to_string()))
-    }
-}
-
-/// An SMTP relay as the core's `Outbox`.
-pub struct RelayOutbox(pub sesame_mail::relay::SmtpRelay);
-
-impl sesame_core::ports::Outbox for RelayOutbox {
-    fn deliver(
-        &self,
-        message_id: &str,
-        from: &sesame_core::model::EmailAddress,
-        recipients: &[sesame_core::model::EmailAddress],
-        message: &[u8],
-    ) -> Result<(), Error> {
-        let to: Vec<&str> = recipients.iter().map(|r| r.as_str()).collect();
-        self.0
-            .deliver(from.as_str(), &to, message)
-            .map_err(|e| Error::Unavailable(format!("relaying message {message_id}: {e}")))
     }
 }

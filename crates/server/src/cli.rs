@@ -194,32 +194,21 @@ pub fn dns_records(args: DnsRecordsArgs, opened: &Opened) -> anyhow::Result<()> 
 /// `sesame sign`: stdin → DKIM-signed → stdout.
 pub fn sign(account: &str, identity: &str, opened: &Opened) -> anyhow::Result<()> {
     use sesame_core::model::IdentityName;
-    use sesame_core::ports::MailSigner;
-    use sesame_core::service::{Service, ServiceConfig};
+    use sesame_core::ports::KeyVault;
     use std::io::{Read, Write};
-    use std::sync::Arc;
+    // Only what signing needs: the store for the key, the vault to sign with it.
     let account = find_account(opened.store.as_ref(), account)?;
-    let vault = Arc::new(sesame_crypto::OpenSslVault::new(opened.sealer.clone()));
-    let service = Service::new(
-        opened.store.clone(),
-        vault.clone(),
-        Arc::new(SystemClock),
-        ServiceConfig {
-            max_identities: u64::MAX,
-            dkim_zone: String::new(),
-            verify: Default::default(),
-            rotation: Default::default(),
-        },
-    );
-    let choice = service.signing_key(&account.id, &IdentityName::parse(identity)?)?;
+    let name = IdentityName::parse(identity).map_err(refused)?;
+    let choice = sesame_core::sending::signing_key(opened.store.clone(), &account.id, &name)
+        .map_err(refused)?;
     let mut message = Vec::new();
     std::io::stdin().read_to_end(&mut message)?;
-    let signer = crate::adapters::CachedSigner::new(vault);
-    let signed = signer.sign(
+    let vault = sesame_crypto::OpenSslVault::new(opened.sealer.clone());
+    let signed = vault.sign(
+        &choice.sealed_private,
         &message,
         &choice.domain,
         &choice.selector,
-        &choice.sealed_private,
         SystemClock.now(),
     )?;
     let mut out = std::io::stdout().lock();

@@ -1,6 +1,6 @@
-//! The `sesame` binary: parses the command line, wires the store, the vault and the clock into
-//! the core service, binds the listeners, prints the `listening` line and serves until SIGTERM
-//! or SIGINT.
+//! The `sesame` binary: parses the command line, wires the store, the vault, the clock and the
+//! mail system (outbox or SMTP relay) into the core's use cases, binds the listeners, prints the
+//! `listening` line and serves until SIGTERM or SIGINT.
 
 mod adapters;
 mod background;
@@ -15,12 +15,14 @@ use clap::Parser;
 use config::{Cli, Command, ServeArgs, StoreArgs};
 use sesame_api::ApiState;
 use sesame_api::throttle::Throttle;
-use sesame_core::dkim::VerifyPolicy;
+use sesame_core::app::{Config, UseCases};
+use sesame_core::keys::RotationPolicy;
 use sesame_core::ports::{Clock, KeyZoneSource, Store};
-use sesame_core::service::{RotationPolicy, Service, ServiceConfig};
+use sesame_core::verification::VerifyPolicy;
 use sesame_crypto::{OpenSslVault, PoolConfig, PooledVault, Sealer};
 use sesame_dns::responder::SnapshotHandle;
 use sesame_dns::verifier::Verifier;
+use sesame_mail::Mail;
 use sesame_store::SqliteStore;
 use std::io::Write;
 use std::path::PathBuf;
@@ -184,11 +186,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let outbox_dir = sesame_mail::outbox::Outbox::new(&outbox)
         .with_context(|| format!("opening the outbox {}", outbox.display()))?;
-    let service = Service::new(
+    let service = UseCases::new(
         store.clone(),
         pool.clone(),
         clock.clone(),
-        ServiceConfig {
+        Arc::new(mail(&args, outbox_dir)?),
+        Config {
             max_identities: args.max_identities,
             dkim_zone: zone.clone(),
             verify: VerifyPolicy {
@@ -202,10 +205,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 rotate_every_ms: args.rotate_every.map(millis),
             },
         },
-    )
-    .with_mail(
-        Arc::new(adapters::CachedSigner::new(vault)),
-        delivery(&args, outbox_dir)?,
     );
     let service = Arc::new(service);
     let state = Arc::new(ApiState {
@@ -263,7 +262,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.key_zone_poll,
             stopped.clone(),
         ));
-        background.spawn(background::verify_loop(service.clone(), verifier, stopped.clone()));
+        background.spawn(background::verify_loop(
+            service.checks.clone(),
+            verifier,
+            stopped.clone(),
+        ));
         let rrl = sesame_dns::listener::RrlConfig {
             responses_per_second: args.dns_rrl,
             slip: args.dns_rrl_slip,
@@ -333,13 +336,11 @@ fn millis(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Where signed mail goes: the SMTP relay if one is configured, else the outbox directory.
-fn delivery(
-    args: &ServeArgs,
-    outbox: sesame_mail::outbox::Outbox,
-) -> anyhow::Result<Arc<dyn sesame_core::ports::Outbox>> {
+/// The mail system; signed mail goes to the SMTP relay if one is configured, else to the
+/// outbox directory.
+fn mail(args: &ServeArgs, outbox: sesame_mail::outbox::Outbox) -> anyhow::Result<Mail> {
     let Some(relay) = &args.smtp_relay else {
-        return Ok(Arc::new(adapters::DirOutbox(outbox)));
+        return Ok(Mail::new(outbox));
     };
     let (host, port) = relay
         .rsplit_once(':')
@@ -351,7 +352,7 @@ fn delivery(
         _ => bail!("give both --smtp-username and --smtp-password, or neither"),
     };
     let relay = sesame_mail::relay::SmtpRelay::new(host, port, args.smtp_tls, credentials)?;
-    Ok(Arc::new(adapters::RelayOutbox(relay)))
+    Ok(Mail::new(relay))
 }
 
 /// Resolves on SIGTERM or SIGINT; in-flight requests then finish before the process exits.

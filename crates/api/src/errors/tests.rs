@@ -359,6 +359,7 @@ mod rendered {
             Arc::new(MemStore::default()),
             Arc::new(FakeVault::default()),
             clock.clone(),
+            Arc::new(sesame_core::testing::MemMailer::default()),
             Config {
                 max_identities: 100,
                 dkim_zone: "dkim.test".into(),
@@ -562,7 +563,7 @@ mod rendered {
         assert_rendered(
             "a missing identity",
             &got,
-            expected_domain(&Error::NotFound(String::new())),
+            expected_domain(&Error::NotFound(Missing::Identity(String::new()))),
         );
     }
 
@@ -751,7 +752,7 @@ mod rendered {
         assert_rendered(
             "admitted",
             &answers[0],
-            expected_domain(&Error::NotFound(String::new())),
+            expected_domain(&Error::NotFound(Missing::Identity(String::new()))),
         );
 
         let unsigned = headers("GET", GET_IDENTITY.1, None, b"", None, &now());

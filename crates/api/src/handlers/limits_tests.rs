@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use sesame_core::Error;
 use sesame_core::app::{Config, UseCases};
 use sesame_core::model::{AccountId, Timestamp};
-use sesame_core::testing::{FakeVault, ManualClock, MemStore};
+use sesame_core::testing::{FakeVault, ManualClock, MemMailer, MemStore};
 use std::sync::Arc;
 
 struct PlainTokens;
@@ -40,6 +40,7 @@ impl Fixture {
             Arc::new(MemStore::default()),
             Arc::new(FakeVault::default()),
             Arc::new(ManualClock::new(Timestamp(1_700_000_000_000))),
+            Arc::new(MemMailer::default()),
             Config {
                 max_identities: 100,
                 dkim_zone: "dkim.test".into(),

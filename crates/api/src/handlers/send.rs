@@ -1,18 +1,17 @@
-//! SendEmail: `Simple` content is composed into MIME, `Raw` content is taken as it is (its
-//! sender and recipients read from its headers when the request omits them); the core decides
-//! whether the sender may send and with which key the message is signed. `Template` content,
+//! SendEmail: the request is validated member by member and becomes the core's `Draft`
+//! (`Simple` parts or a `Raw` whole message); the core makes the message, decides whether the
+//! sender may send and with which key it is signed, and delivers it. `Template` content,
 //! attachments, contact lists, configuration sets and cross-account sending are not supported
 //! and say so.
 
 use super::{Ctx, Input, body, json, missing, required};
-use crate::errors::ApiError;
+use crate::errors::{ApiError, at, invalid};
 use crate::wire::{input as win, output as wout};
 use sesame_core::Error;
-use sesame_core::model::EmailAddress;
-use sesame_core::service::Outgoing;
+use sesame_core::error::Missing;
+use sesame_core::model::{Destination, EmailAddress, Mailbox, SimpleMessage};
+use sesame_core::sending::{Content, Draft, RawMessage};
 
-/// SES's per-message recipient limit (To + Cc + Bcc).
-pub const MAX_RECIPIENTS: usize = 50;
 /// SES v2's message size limit.
 pub const MAX_MESSAGE_BYTES: usize = 40 * 1024 * 1024;
 /// `MessageHeaderList` allows at most 15 custom headers.
@@ -36,32 +35,24 @@ const RESERVED_HEADERS: &[&str] = &[
     "sender",
 ];
 
-/// The address inside `Name <addr>`, or the whole text.
-fn address_part(s: &str) -> &str {
-    match (s.rfind('<'), s.rfind('>')) {
-        (Some(o), Some(c)) if o < c => s[o + 1..c].trim(),
-        _ => s.trim(),
-    }
+fn parse_address(member: &'static str, s: &str) -> Result<EmailAddress, ApiError> {
+    mailbox(member, s).map(|m| m.address)
 }
 
-fn parse_address(member: &'static str, s: &str) -> Result<EmailAddress, Error> {
-    // A control character in a display name would end up inside a header we write (CR or LF
-    // start a new field: header injection).
-    if s.chars().any(char::is_control) {
-        return Err(Error::bad_request(
-            member,
-            format!("{s:?} is not a valid email address: it contains a control character"),
-        ));
-    }
-    EmailAddress::parse(address_part(s))
-        .map_err(|_| Error::bad_request(member, format!("'{s}' is not a valid email address")))
+fn mailbox(member: &'static str, s: &str) -> Result<Mailbox, ApiError> {
+    Mailbox::parse(s).map_err(at(member))
 }
 
-fn unsupported(member: &'static str, what: &str) -> Error {
-    Error::bad_request(member, format!("{what} is not supported by Sesame"))
+/// Each of `list` as a mailbox; `member` names the list in a refusal.
+fn mailboxes(member: &'static str, list: Vec<String>) -> Result<Vec<Mailbox>, ApiError> {
+    list.iter().map(|a| mailbox(member, a)).collect()
 }
 
-fn utf8_charset(member: &'static str, c: &Option<win::Content>) -> Result<(), Error> {
+fn unsupported(member: &'static str, what: &str) -> ApiError {
+    invalid(member, format!("{what} is not supported by Sesame"))
+}
+
+fn utf8_charset(member: &'static str, c: &Option<win::Content>) -> Result<(), ApiError> {
     let charset = c
         .as_ref()
         .and_then(|c| c.charset.as_deref())
@@ -69,14 +60,14 @@ fn utf8_charset(member: &'static str, c: &Option<win::Content>) -> Result<(), Er
     if ["utf-8", "utf8", "us-ascii"].contains(&charset.to_ascii_lowercase().as_str()) {
         Ok(())
     } else {
-        Err(Error::bad_request(
+        Err(invalid(
             member,
             format!("Charset {charset} is not supported; Sesame writes UTF-8"),
         ))
     }
 }
 
-fn header_ok(name: &str, value: &str) -> Result<(), Error> {
+fn header_ok(name: &str, value: &str) -> Result<(), ApiError> {
     let member = "Content.Simple.Headers";
     if name.is_empty()
         || name.len() > 126
@@ -84,13 +75,13 @@ fn header_ok(name: &str, value: &str) -> Result<(), Error> {
             .bytes()
             .all(|b| (0x21..=0x7e).contains(&b) && b != b':')
     {
-        return Err(Error::bad_request(
+        return Err(invalid(
             member,
             format!("'{name}' is not a valid header name"),
         ));
     }
     if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-        return Err(Error::bad_request(
+        return Err(invalid(
             member,
             format!("the header {name} is set by the service"),
         ));
@@ -98,7 +89,7 @@ fn header_ok(name: &str, value: &str) -> Result<(), Error> {
     // The model's MessageHeaderValue: 1 to 995 printable ASCII characters, so no CR or LF
     // can start new header fields (header injection).
     if value.is_empty() || value.len() > 995 || !value.bytes().all(|b| (b' '..=b'~').contains(&b)) {
-        return Err(Error::bad_request(
+        return Err(invalid(
             member,
             format!("the value of {name} must be 1 to 995 printable ASCII characters on one line"),
         ));
@@ -109,7 +100,7 @@ fn header_ok(name: &str, value: &str) -> Result<(), Error> {
 /// SES's rule for message tags (`EmailTags`): a name and a value, each 1 to 256 ASCII letters,
 /// digits, `_` or `-`. They only label events, which Sesame does not publish, so they are
 /// checked and then not used.
-fn check_tags(tags: Vec<win::MessageTag>) -> Result<(), Error> {
+fn check_tags(tags: Vec<win::MessageTag>) -> Result<(), ApiError> {
     let ok = |s: &str| {
         !s.is_empty()
             && s.len() <= 256
@@ -121,7 +112,7 @@ fn check_tags(tags: Vec<win::MessageTag>) -> Result<(), Error> {
         let value = required(t.value, "EmailTags.Value")?;
         for (member, text) in [("EmailTags.Name", &name), ("EmailTags.Value", &value)] {
             if !ok(text) {
-                return Err(Error::bad_request(
+                return Err(invalid(
                     member,
                     format!(
                         "'{text}' is not a valid message tag {}: 1 to 256 ASCII letters, digits, '_' or '-'",
@@ -139,26 +130,14 @@ fn check_tags(tags: Vec<win::MessageTag>) -> Result<(), Error> {
 }
 
 /// A body part's text: `Data` is required once the part is given.
-fn part_data(member: &'static str, part: Option<win::Content>) -> Result<Option<String>, Error> {
+fn part_data(member: &'static str, part: Option<win::Content>) -> Result<Option<String>, ApiError> {
     part.map(|c| required(c.data, member)).transpose()
-}
-
-/// A raw message whose headers we will not sign: a structural fault is a bad request, a sender
-/// we cannot check is a refused message.
-fn raw_refusal(e: sesame_mail::raw::RawError) -> Error {
-    use sesame_mail::raw::RawError as R;
-    match e {
-        R::Unparsable | R::LineEnds => Error::bad_request("Content.Raw.Data", e),
-        R::FromCount { .. } | R::SenderCount { .. } | R::Mailbox { .. } => {
-            Error::MessageRejected(e.to_string())
-        }
-    }
 }
 
 pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
     let req: win::SendEmailRequest = body(input)?;
     if let Some(set) = req.configuration_set_name {
-        return Err(Error::NotFound(format!("Configuration set {set} does not exist.")).into());
+        return Err(Error::NotFound(Missing::ConfigurationSet(set)).into());
     }
     if req.list_management_options.is_some() {
         return Err(unsupported("ListManagementOptions", "Contact list management").into());
@@ -188,28 +167,28 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
     }
     let content = required(req.content, "Content")?;
     let dest = req.destination.unwrap_or_default();
-    let to = dest.to_addresses.unwrap_or_default();
-    let cc = dest.cc_addresses.unwrap_or_default();
-    let bcc = dest.bcc_addresses.unwrap_or_default();
-    let mut recipients: Vec<EmailAddress> = Vec::new();
-    for (member, list) in [
-        ("Destination.ToAddresses", &to),
-        ("Destination.CcAddresses", &cc),
-        ("Destination.BccAddresses", &bcc),
-    ] {
-        for a in list {
-            recipients.push(parse_address(member, a)?);
-        }
-    }
-    let reply_to = req.reply_to_addresses.unwrap_or_default();
-    for r in &reply_to {
-        parse_address("ReplyToAddresses", r)?;
-    }
-    let message_id = uuid::Uuid::new_v4().to_string();
-    let (from, authors, message) = match (content.simple, content.raw, content.template) {
+    let destination = Destination {
+        to: mailboxes(
+            "Destination.ToAddresses",
+            dest.to_addresses.unwrap_or_default(),
+        )?,
+        cc: mailboxes(
+            "Destination.CcAddresses",
+            dest.cc_addresses.unwrap_or_default(),
+        )?,
+        bcc: mailboxes(
+            "Destination.BccAddresses",
+            dest.bcc_addresses.unwrap_or_default(),
+        )?,
+    };
+    let reply_to = mailboxes(
+        "ReplyToAddresses",
+        req.reply_to_addresses.unwrap_or_default(),
+    )?;
+    let content = match (content.simple, content.raw, content.template) {
         (Some(simple), None, None) => {
             let from_text = required(req.from_email_address, "FromEmailAddress")?;
-            let from = parse_address("FromEmailAddress", &from_text)?;
+            let from = mailbox("FromEmailAddress", &from_text)?;
             if simple.attachments.is_some() {
                 return Err(unsupported("Content.Simple.Attachments", "Attachments").into());
             }
@@ -222,15 +201,11 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
             let text = part_data("Content.Simple.Body.Text.Data", body.text)?;
             let html = part_data("Content.Simple.Body.Html.Data", body.html)?;
             if text.is_none() && html.is_none() {
-                return Err(Error::bad_request(
-                    "Content.Simple.Body",
-                    "the body needs Text or Html",
-                )
-                .into());
+                return Err(invalid("Content.Simple.Body", "the body needs Text or Html").into());
             }
             let headers = simple.headers.unwrap_or_default();
             if headers.len() > MAX_HEADERS {
-                return Err(Error::bad_request(
+                return Err(invalid(
                     "Content.Simple.Headers",
                     format!("at most {MAX_HEADERS} headers"),
                 )
@@ -243,75 +218,41 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
                 header_ok(&name, &value)?;
                 custom.push((name, value));
             }
-            if recipients.is_empty() {
+            if destination.recipients().is_empty() {
                 return Err(missing("Destination").into());
             }
-            let message = sesame_mail::compose::build(&sesame_mail::compose::Simple {
-                from: from_text,
-                to,
-                cc,
+            Content::Simple(SimpleMessage {
+                from,
                 reply_to,
                 subject: subject_text,
                 text,
                 html,
                 headers: custom,
-                message_id: format!("{message_id}@{}", from.domain().as_str()),
-                date: ctx.service.now().0 / 1000,
             })
-            .map_err(|e| Error::Internal(e.to_string()))?;
-            (from.clone(), vec![from], message)
         }
         (None, Some(raw), None) => {
             let data = required(raw.data, "Content.Raw.Data")?;
-            let message = data_encoding::BASE64.decode(data.as_bytes()).map_err(|_| {
-                Error::bad_request("Content.Raw.Data", "Raw.Data is not valid base64")
-            })?;
+            let message = data_encoding::BASE64
+                .decode(data.as_bytes())
+                .map_err(|_| invalid("Content.Raw.Data", "Raw.Data is not valid base64"))?;
             if message.len() > MAX_MESSAGE_BYTES {
-                return Err(Error::bad_request(
+                return Err(invalid(
                     "Content.Raw.Data",
                     format!("the message exceeds {MAX_MESSAGE_BYTES} bytes"),
                 )
                 .into());
             }
-            let envelope = sesame_mail::raw::envelope(&message).map_err(raw_refusal)?;
-            let mut authors = Vec::new();
-            for a in envelope.from.iter().chain(&envelope.sender) {
-                authors.push(
-                    EmailAddress::parse(a).map_err(|_| {
-                        Error::MessageRejected(format!(
-                            "the raw message names '{a}' as its sender, which is not a valid email address"
-                        ))
-                    })?,
-                );
-            }
-            // RFC 5322: with several From: mailboxes the Sender: is the one who sent it.
-            let own = match (envelope.from.len(), &envelope.sender) {
-                (1, _) => authors.first(),
-                (_, Some(_)) => authors.last(),
-                _ => None,
-            };
-            let from = match req.from_email_address.as_deref() {
-                Some(f) => parse_address("FromEmailAddress", f)?,
-                None => own.cloned().ok_or_else(|| {
-                    Error::MessageRejected(format!(
-                        "the raw message has {} From mailboxes and no Sender header",
-                        envelope.from.len()
-                    ))
-                })?,
-            };
-            if recipients.is_empty() {
-                for r in &envelope.recipients {
-                    recipients.push(parse_address("Content.Raw.Data", r)?);
-                }
-            }
-            if recipients.is_empty() {
-                return Err(Error::bad_request(
-                    "Destination",
-                    "no recipients in Destination or the message's headers",
-                )
-                .into());
-            }
-            (from, authors, message)
+            // Without FromEmailAddress the envelope sender is the message's own author, which
+            // the core reads from its headers.
+            let from = req
+                .from_email_address
+                .as_deref()
+                .map(|f| parse_address("FromEmailAddress", f))
+                .transpose()?;
+            Content::Raw(RawMessage {
+                from,
+                data: message,
+            })
         }
         (None, None, Some(_)) => {
             return Err(unsupported(
@@ -321,31 +262,18 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
             .into());
         }
         _ => {
-            return Err(Error::bad_request(
+            return Err(invalid(
                 "Content",
                 "Content must have exactly one of Simple, Raw or Template",
             )
             .into());
         }
     };
-    if recipients.len() > MAX_RECIPIENTS {
-        return Err(Error::bad_request(
-            "Destination",
-            format!(
-                "a message can have at most {MAX_RECIPIENTS} recipients; got {}",
-                recipients.len()
-            ),
-        )
-        .into());
-    }
-    let id = ctx.service.send_email(
+    let id = ctx.service.sending.send_email(
         ctx.account,
-        Outgoing {
-            from,
-            authors,
-            recipients,
-            message_id,
-            message,
+        Draft {
+            destination,
+            content,
         },
     )?;
     json(&wout::SendEmailResponse { message_id: id })

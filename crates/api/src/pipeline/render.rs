@@ -56,7 +56,12 @@ pub fn render(st: &ApiState, outcome: Outcome) -> Response {
                 tracing::error!(target: LOG_TARGET, request_id, op, detail, "request failed");
             }
             let body = serde_json::json!({"__type": e.code, "message": e.message});
-            (e.status, body.to_string().into_bytes(), Some(e.code), e.member)
+            (
+                e.status,
+                body.to_string().into_bytes(),
+                Some(e.code),
+                e.member,
+            )
         }
     };
     // Never the body, headers or signature: they can carry keys and secrets.

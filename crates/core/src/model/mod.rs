@@ -6,10 +6,12 @@
 //! - `tags`: resource tags and their merge rule.
 //! - `dkim`: a domain's DKIM set-up and its key slots (`DkimKeys`).
 //! - `identity`: the identity record, its verification state and the list filters.
+//! - `mail`: mailboxes, destinations and message parts as SendEmail hands them over.
 //! - `spelling`: the one spelling of each enumerated value (`SUCCESS`, `RSA_2048_BIT`, ...).
 
 mod dkim;
 mod identity;
+mod mail;
 mod names;
 mod spelling;
 mod tags;
@@ -20,6 +22,7 @@ pub use identity::{
     DkimStatus, Identity, IdentityFilter, IdentitySummary, SoaRecord, Verification,
     VerificationError,
 };
+pub use mail::{Destination, HeaderAddresses, Mailbox, SimpleMessage};
 pub use names::{
     AccountId, DkimToken, DomainName, EmailAddress, IdentityName, IdentityType, Selector,
 };

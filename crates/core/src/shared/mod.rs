@@ -5,4 +5,4 @@ mod records;
 
 pub use keymaker::DEFAULT_KEY_LENGTH;
 pub(crate) use keymaker::KeyMaker;
-pub(crate) use records::{Records, bulk_err, store_err};
+pub(crate) use records::{Records, bulk_err, not_found, store_err};

@@ -3,13 +3,13 @@
 
 use crate::error::{Error, Missing, StoreError};
 use crate::model::{AccountId, Identity, IdentityName};
-use crate::ports::Store;
+use crate::ports::IdentityStore;
 use std::sync::Arc;
 
 /// The identity records of every account.
 #[derive(Clone)]
 pub(crate) struct Records {
-    store: Arc<dyn Store>,
+    store: Arc<dyn IdentityStore>,
 }
 
 /// The refusal for an identity that is not there.
@@ -37,11 +37,11 @@ pub(crate) fn bulk_err(e: StoreError) -> Error {
 }
 
 impl Records {
-    pub(crate) fn new(store: Arc<dyn Store>) -> Records {
+    pub(crate) fn new(store: Arc<dyn IdentityStore>) -> Records {
         Records { store }
     }
 
-    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+    pub(crate) fn store(&self) -> &Arc<dyn IdentityStore> {
         &self.store
     }
 

@@ -6,7 +6,7 @@ use super::rules::{ExpectedRecord, Observation, VerifyPolicy, expected_records, 
 use crate::error::{Error, StoreError};
 use crate::keys::{self, Plan, RotationPolicy, Trigger};
 use crate::model::{AccountId, DkimOrigin, DkimStatus, Identity, IdentityName, Timestamp};
-use crate::ports::{Clock, KeyVault, Store};
+use crate::ports::{CheckQueue, Clock, IdentityStore, KeyVault};
 use crate::shared::{KeyMaker, Records, bulk_err, store_err};
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ pub struct DnsRecords {
 
 impl DnsRecords {
     /// Reads identities from `store`; Easy DKIM keys are published under `dkim_zone`.
-    pub fn new(store: Arc<dyn Store>, dkim_zone: String) -> DnsRecords {
+    pub fn new(store: Arc<dyn IdentityStore>, dkim_zone: String) -> DnsRecords {
         DnsRecords {
             records: Records::new(store),
             dkim_zone,
@@ -53,6 +53,7 @@ impl DnsRecords {
 
 /// The verification use case.
 pub struct Checks {
+    queue: Arc<dyn CheckQueue>,
     records: Records,
     dns: DnsRecords,
     keys: KeyMaker,
@@ -65,7 +66,8 @@ impl Checks {
     /// Wires the use case to its ports: checks follow `verify`, rotations `rotation`, and Easy
     /// DKIM keys are published under `dkim_zone`.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn IdentityStore>,
+        queue: Arc<dyn CheckQueue>,
         vault: Arc<dyn KeyVault>,
         clock: Arc<dyn Clock>,
         verify: VerifyPolicy,
@@ -73,6 +75,7 @@ impl Checks {
         dkim_zone: String,
     ) -> Checks {
         Checks {
+            queue,
             records: Records::new(store.clone()),
             dns: DnsRecords::new(store, dkim_zone),
             keys: KeyMaker::new(vault),
@@ -87,8 +90,7 @@ impl Checks {
     pub fn claim_due_checks(&self, limit: usize) -> Result<Vec<DueCheck>, Error> {
         let now = self.clock.now();
         let claimed = self
-            .records
-            .store()
+            .queue
             .claim_due(now, Timestamp(now.0 + self.verify.lease_ms), limit)
             .map_err(bulk_err)?;
         Ok(claimed

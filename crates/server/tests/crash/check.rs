@@ -8,7 +8,7 @@ use crate::harness::Server;
 use crate::load::{Dk, Ledger, Shape, State, admits};
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
-use sesame_core::model::{AccountId, DkimOrigin, DkimStatus, Identity, IdentityName};
+use sesame_core::model::{AccountId, DkimOrigin, DkimStatus, Identity, IdentityName, SlotState};
 use sesame_core::ports::IdentityStore;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -117,11 +117,7 @@ async fn observe(c: &Client, name: &str, stored: Option<&Identity>) -> Result<St
             };
             Dk::Byo {
                 selector: selector.as_str().to_owned(),
-                public_der: dk
-                    .keys
-                    .first()
-                    .map(|k| k.public_der.clone())
-                    .unwrap_or_default(),
+                public_der: dk.keys.signing().public_der.clone(),
             }
         }
         other => return Err(format!("{name}: SigningAttributesOrigin {other:?}")),
@@ -152,18 +148,12 @@ fn whole(id: &Identity, vault: &sesame_crypto::OpenSslVault) -> Vec<String> {
         (IdentityName::Email(_), Some(_)) => say("an address with DKIM keys".into()),
         (IdentityName::Domain(_), None) => say("a domain without DKIM".into()),
         (IdentityName::Domain(_), Some(dkim)) => {
-            if id.verification_status != dkim.status {
-                say(format!(
-                    "VerificationStatus {:?} but DKIM {:?}",
-                    id.verification_status, dkim.status
-                ));
-            }
-            for (i, k) in dkim.keys.iter().enumerate() {
+            for (i, k) in dkim.keys.keys().enumerate() {
                 if k.bits != 1024 && k.bits != 2048 {
                     say(format!("key {i} has {} bits", k.bits));
                 }
-                match vault.open(&k.sealed_private) {
-                    Ok(p) if p.public_key_to_der().ok().as_deref() == Some(&k.public_der[..]) => {}
+                match vault.public_key_of(&k.sealed_private) {
+                    Ok(p) if p == k.public_der => {}
                     Ok(_) => say(format!("key {i}: the private key is not the public key's")),
                     Err(e) => say(format!("key {i}: the private key does not open: {e}")),
                 }
@@ -178,7 +168,7 @@ fn whole(id: &Identity, vault: &sesame_crypto::OpenSslVault) -> Vec<String> {
                         ));
                         return bad;
                     }
-                    for (i, (t, k)) in tokens.iter().zip(&dkim.keys).enumerate() {
+                    for (i, (t, k)) in tokens.iter().zip(dkim.keys.keys()).enumerate() {
                         if k.selector.as_str() != t.as_str() {
                             say(format!(
                                 "key {i} under {} for token {}",
@@ -187,23 +177,17 @@ fn whole(id: &Identity, vault: &sesame_crypto::OpenSslVault) -> Vec<String> {
                             ));
                         }
                     }
-                    if dkim.active >= 3 {
-                        say(format!("active key {}", dkim.active));
-                        return bad;
-                    }
-                    let active = &dkim.keys[dkim.active];
-                    if active.retired_at.is_some() {
-                        say("the signing key is retired".into());
-                    }
-                    if let Some(s) = dkim.staged {
-                        if s >= 3 || s == dkim.active {
-                            say(format!("staged {s}, active {}", dkim.active));
-                        } else if dkim.keys[s].retired_at.is_some() {
-                            say("the staged key is retired".into());
-                        }
-                    }
+                    // One signing slot and at most one staged are the type's (`DkimKeys`);
+                    // what a half-applied write could still break is checked here.
+                    let active = dkim.keys.signing();
+                    let retired = || {
+                        dkim.keys.slots().filter_map(|(_, s)| match s {
+                            SlotState::Retired(at) => Some(at),
+                            _ => None,
+                        })
+                    };
                     // A key that replaced another signs only after DNS was seen leading to it.
-                    let rotated_in = dkim.keys.iter().any(|k| k.retired_at.is_some());
+                    let rotated_in = retired().next().is_some();
                     if rotated_in
                         && id
                             .verification
@@ -217,7 +201,7 @@ fn whole(id: &Identity, vault: &sesame_crypto::OpenSslVault) -> Vec<String> {
                     }
                     // The latest retirement is the current key's activation: not before the
                     // rotation delay since it was published.
-                    let activated = dkim.keys.iter().filter_map(|k| k.retired_at).max();
+                    let activated = retired().max();
                     if let Some(at) = activated
                         && at.0 < active.created_at.0 + crate::ROTATION_DELAY_MS
                     {
@@ -228,8 +212,8 @@ fn whole(id: &Identity, vault: &sesame_crypto::OpenSslVault) -> Vec<String> {
                             crate::ROTATION_DELAY_MS
                         ));
                     }
-                    for k in &dkim.keys {
-                        if let Some(r) = k.retired_at
+                    for (k, state) in dkim.keys.slots() {
+                        if let SlotState::Retired(r) = state
                             && r < k.created_at
                         {
                             say(format!(
@@ -238,27 +222,24 @@ fn whole(id: &Identity, vault: &sesame_crypto::OpenSslVault) -> Vec<String> {
                             ));
                         }
                     }
-                    if rotated_in && dkim.status != DkimStatus::Success {
+                    if rotated_in && id.verification_status != DkimStatus::Success {
                         // Activation needs SUCCESS; the status may have moved since, which the
                         // load never provokes (the customers' DNS always answers right).
-                        say(format!("rotated while {:?}", dkim.status));
+                        say(format!("rotated while {:?}", id.verification_status));
                     }
                 }
                 DkimOrigin::External { selector } => {
                     if dkim.keys.len() != 1 {
                         say(format!("BYODKIM with {} keys", dkim.keys.len()));
-                    } else if dkim.keys[0].selector.as_str() != selector.as_str() {
+                    } else if dkim.keys.signing().selector.as_str() != selector.as_str() {
                         say(format!(
                             "BYODKIM selector {} but its key under {}",
                             selector.as_str(),
-                            dkim.keys[0].selector.as_str()
+                            dkim.keys.signing().selector.as_str()
                         ));
                     }
-                    if dkim.active != 0 || dkim.staged.is_some() {
-                        say(format!(
-                            "BYODKIM active {} staged {:?}",
-                            dkim.active, dkim.staged
-                        ));
+                    if dkim.keys.staged().is_some() {
+                        say("BYODKIM with a staged key".into());
                     }
                 }
             }
@@ -398,14 +379,12 @@ pub async fn check(
         let DkimOrigin::Easy { tokens, .. } = &dk.origin else {
             continue;
         };
-        for (i, (t, k)) in tokens.iter().zip(&dk.keys).enumerate() {
+        for (t, (k, state)) in tokens.iter().zip(dk.keys.slots()) {
             live.insert(t.as_str().to_owned());
-            let role = if i == dk.active {
-                "signing"
-            } else if dk.staged == Some(i) {
-                "staged"
-            } else {
-                "other"
+            let role = match state {
+                SlotState::Signing => "signing",
+                SlotState::Staged => "staged",
+                _ => "other",
             };
             match served_key(&resolver, t.as_str(), zone).await {
                 Ok(der) if der == k.public_der => report.keys_served += 1,
@@ -449,8 +428,9 @@ pub async fn check(
                 return None;
             };
             let s = tokens.iter().position(|t| t.as_str() == r.staged_token)?;
-            let k = &dk.keys[s];
-            let placed = dk.staged == Some(s) || dk.active == s || k.retired_at.is_some();
+            let k = dk.keys.key(s)?;
+            // Staged, signing or retired: any state but never-signed free.
+            let placed = dk.keys.state(s) != Some(SlotState::Free);
             Some(placed && k.created_at.0 >= r.started_ms)
         });
         if found != Some(true) {
@@ -546,7 +526,7 @@ pub async fn check(
             && let Some(dk) = &id.dkim
             && let DkimOrigin::Easy { tokens, .. } = &dk.origin
             && let Some(slot) = tokens.iter().position(|t| t.as_str() == sel)
-            && dk.staged == Some(slot)
+            && dk.keys.state(slot) == Some(SlotState::Staged)
         {
             report.half.push(format!(
                 "outbox {f}: signed by {d}'s staged key {sel}, which never signed"

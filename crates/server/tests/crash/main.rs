@@ -161,10 +161,10 @@ fn sweep_done(dir: &Path, account: &str, selector: &str) -> usize {
             store
                 .get_identity(&account, &name)
                 .unwrap()
+                .filter(|id| id.verification_status == sesame_core::model::DkimStatus::Success)
                 .and_then(|id| id.dkim)
                 .is_some_and(|d| {
-                    d.status == sesame_core::model::DkimStatus::Success
-                        && matches!(&d.origin, sesame_core::model::DkimOrigin::External { selector: s } if s.as_str() == selector)
+                    matches!(&d.origin, sesame_core::model::DkimOrigin::External { selector: s } if s.as_str() == selector)
                 })
         })
         .count()
@@ -188,7 +188,13 @@ fn rotated(dir: &Path, account: &str, names: &[String]) -> usize {
                 .unwrap()
                 .and_then(|id| id.dkim)
                 .is_some_and(|d| {
-                    d.staged.is_some() || d.keys.iter().any(|k| k.retired_at.is_some())
+                    d.keys.slots().any(|(_, s)| {
+                        matches!(
+                            s,
+                            sesame_core::model::SlotState::Staged
+                                | sesame_core::model::SlotState::Retired(_)
+                        )
+                    })
                 })
         })
         .count()

@@ -512,18 +512,12 @@ fn identity_keys(data_dir: &Path, account: &str, identity: &str) -> IdentityKeys
         .unwrap_or_else(|| panic!("{identity} is not in the store"))
         .dkim
         .unwrap_or_else(|| panic!("{identity} has no DKIM keys"));
-    let public = |k: &sesame_core::model::DkimKey| {
-        vault
-            .open(&k.sealed_private)
-            .unwrap()
-            .public_key_to_der()
-            .unwrap()
-    };
-    let signing = dkim.signing_key().expect("a signing key");
+    let public = |k: &sesame_core::model::DkimKey| vault.public_key_of(&k.sealed_private).unwrap();
+    let signing = dkim.keys.signing();
     IdentityKeys {
         by_selector: dkim
             .keys
-            .iter()
+            .keys()
             .map(|k| (k.selector.as_str().to_owned(), public(k)))
             .collect(),
         signing_selector: signing.selector.as_str().to_owned(),

@@ -7,14 +7,16 @@
 //! private to the crate, so the signature is assembled here from mail-auth's public parts
 //! (`Signature::canonicalize`, the key's hash, `Signature::write`), with a header scanner that
 //! mirrors mail-auth's own. The time is then an input: the clock stays injected, and a fixed
-//! key, message and time give one signature, which the golden test pins.
+//! key, message and time give one signature, which the golden tests pin (`testdata/golden-*`).
+//! It lives in the crypto crate so the unsealed key it signs with never leaves it:
+//! `OpenSslVault::sign` is the only way in.
 
-use crate::MailError;
 use mail_auth::common::crypto::{Algorithm, Sha256, SigningKey};
 use mail_auth::common::headers::{HeaderStream, HeaderWriter, Writable, Writer};
 use mail_auth::dkim::{Canonicalization, Signature};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
+use sesame_core::Error;
 
 /// The headers signed when present (SES's usual set); From is always present.
 pub const SIGNED_HEADERS: &[&str] = &[
@@ -33,7 +35,7 @@ pub const SIGNED_HEADERS: &[&str] = &[
 ];
 
 /// An OpenSSL RSA key as mail-auth's signing key.
-pub struct OpenSslRsaKey<'k>(pub &'k PKey<Private>);
+pub(crate) struct OpenSslRsaKey<'k>(pub(crate) &'k PKey<Private>);
 
 /// Feeds mail-auth's canonical data into an OpenSSL signer.
 struct SignerWriter<'a> {
@@ -200,13 +202,13 @@ impl<H: Writable> Writable for Signable<'_, H> {
 
 /// Returns `message` with a `DKIM-Signature` header for `d=domain`, `s=selector` and
 /// `t=unix_time` prepended.
-pub fn sign(
+pub(crate) fn sign(
     message: &[u8],
     key: &PKey<Private>,
     domain: &str,
     selector: &str,
     unix_time: u64,
-) -> Result<Vec<u8>, MailError> {
+) -> Result<Vec<u8>, Error> {
     // Sign the usual headers that are present; From always (RFC 6376 section 5.4).
     let present = present_headers(message);
     let key = OpenSslRsaKey(key);
@@ -233,18 +235,43 @@ pub fn sign(
             headers,
             signature: &signature,
         })
-        .map_err(|e| MailError::Sign(e.to_string()))?;
+        .map_err(|e| Error::Internal(format!("DKIM signing failed: {e}")))?;
     let mut out = signature.to_header().into_bytes();
     out.extend_from_slice(message);
     Ok(out)
 }
 
+/// The golden data (`testdata/`): committed test keys, never used for anything else, a message
+/// and a time, and the signature each key gives them.
+#[cfg(test)]
+pub(crate) mod golden {
+    use openssl::pkey::{PKey, Private};
+
+    /// A key of the golden tests: committed test keys, never used for anything else.
+    pub(crate) fn golden_key(bits: u32) -> PKey<Private> {
+        let pem = match bits {
+            1024 => include_bytes!("../testdata/golden-1024.pem").as_slice(),
+            _ => include_bytes!("../testdata/golden-2048.pem").as_slice(),
+        };
+        PKey::private_key_from_pem(pem).unwrap()
+    }
+
+    /// The golden message; its bytes are the file's (CRLF line ends, trailing blanks).
+    pub(crate) const GOLDEN_MESSAGE: &[u8] = include_bytes!("../testdata/golden-message.eml");
+    /// 2026-12-02T07:00:00Z.
+    pub(crate) const GOLDEN_TIME: u64 = 1_796_194_800;
+    /// The DKIM-Signature header each golden key gives the golden message at the golden time.
+    pub(crate) const GOLDEN: [(u32, &str); 2] = [
+        (1024, include_str!("../testdata/golden-1024.dkim")),
+        (2048, include_str!("../testdata/golden-2048.dkim")),
+    ];
+}
+
 #[cfg(test)]
 mod tests {
+    use super::golden::*;
     use super::*;
 
-    const GOLDEN_1024: &str = "DKIM-Signature: v=1; a=rsa-sha256; s=golden; d=example.com; c=relaxed/relaxed;\r\n\th=Content-Type:MIME-Version:Message-ID:Date:Subject:To:From; t=1796194800; bh=y\r\n\tGIXoM91E1DiKjvCBcC8NlWyw54TdfMQ08sdtwtOO4I=; b=F54+GR5PQ823J7czxlsFKxjCxNw8\r\n\tAhCSAB0sgn8JNIL+BYgBnhgPzO5AEzSQbfRD9iqq6jnkUHhZavrs4zk6H2JhDMtuiYseWvIRY+J\r\n\t9txCXnh689ob6lB7cooQvkLfff/o2IsBfzqoom6g0y16XUfHIkZT5R7ELYCdDg0qqerE=;\r\n";
-    const GOLDEN_2048: &str = "DKIM-Signature: v=1; a=rsa-sha256; s=golden; d=example.com; c=relaxed/relaxed;\r\n\th=Content-Type:MIME-Version:Message-ID:Date:Subject:To:From; t=1796194800; bh=y\r\n\tGIXoM91E1DiKjvCBcC8NlWyw54TdfMQ08sdtwtOO4I=; b=jVHPwC0TjE8G8OVXrhlwoI0HmqxJ\r\n\t60FmT2caWzdkuX3TC5hM3R31/kD/MfNuEge1700/SZITM1PTe3QThUWPtOxNs034mzFt1CMEIqH\r\n\tT5qj4RC0OTObcFBMOmlPzVEeBk9/OQa+Vsp2saYT6IVRmyQOfpksNj/ELEs02xr0P7L4sHpgk9P\r\n\tqY4Lyj4pF21IjlKrN6bGQaAxydyONc/DaWBUzLPtv2RiRYtgPgRjjQjVHGabrgaBp9Yyv80j8+X\r\n\tG9Zo3smEPQr1j5qKtwf3xp4LKWrPAe44pxHEuEAywMyxruI7uOORABBKDQq4GujIY0WGucl+HgN\r\n\tE1UGMq5/cbwRaw==;\r\n";
     use std::process::Command;
 
     /// `SESAME_PYTHON` (default `python3`) when it has dkimpy; otherwise `None` after saying
@@ -321,24 +348,11 @@ mod tests {
             .as_secs()
     }
 
-    /// A key of the golden tests: committed test keys, never used for anything else.
-    fn golden_key(bits: u32) -> PKey<Private> {
-        let pem = match bits {
-            1024 => include_bytes!("../testdata/golden-1024.pem").as_slice(),
-            _ => include_bytes!("../testdata/golden-2048.pem").as_slice(),
-        };
-        PKey::private_key_from_pem(pem).unwrap()
-    }
-
-    const GOLDEN_MESSAGE: &[u8] = b"From: \"News\" <news@example.com>\r\nTo: rcpt@example.net,\r\n\tother@example.net\r\nSubject:  Golden   signature \r\nDate: Wed, 02 Dec 2026 07:00:00 +0000\r\nMessage-ID: <golden-1@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nX-Not-Signed: yes\r\n\r\nHello   world \r\n\r\n\r\n";
-    /// 2026-12-02T07:00:00Z.
-    const GOLDEN_TIME: u64 = 1_796_194_800;
-
     /// A fixed key, message and time give exactly this signature: any change to what is
     /// signed, how it is canonicalized or how the header is written shows here first.
     #[test]
     fn golden_signatures() {
-        for (bits, expected) in [(1024, GOLDEN_1024), (2048, GOLDEN_2048)] {
+        for (bits, expected) in GOLDEN {
             let signed = sign(
                 GOLDEN_MESSAGE,
                 &golden_key(bits),
