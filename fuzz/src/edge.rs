@@ -15,11 +15,10 @@ use sesame_api::handlers::PageTokens;
 use sesame_api::throttle::{SourceThrottle, Throttle};
 use sesame_api::{ApiState, Credential, CredentialLookup, Secret};
 use sesame_core::Error;
-use sesame_core::dkim::{Observation, RecordCheck, VerifyPolicy};
+use sesame_core::app::{Config, UseCases};
 use sesame_core::model::{AccountId, EmailAddress, Timestamp};
-use sesame_core::sending::Sending;
-use sesame_core::service::{Service, ServiceConfig};
 use sesame_core::testing::{FakeVault, ManualClock, MemStore};
+use sesame_core::verification::{Observation, RecordCheck, VerifyPolicy};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 use tower::ServiceExt;
@@ -107,17 +106,12 @@ pub fn state(inline_reads: bool) -> Arc<ApiState> {
     let clock = Arc::new(ManualClock::new(Timestamp(NOW_SECS as i64 * 1000)));
     let store = Arc::new(MemStore::default());
     let vault = Arc::new(FakeVault::default());
-    let sending = Sending::new(
-        store.clone(),
-        vault.clone(),
-        clock.clone(),
-        Arc::new(sesame_mail::Mail::new(NullMail)),
-    );
-    let service = Service::new(
+    let service = UseCases::new(
         store,
         vault,
         clock.clone(),
-        ServiceConfig {
+        Arc::new(sesame_mail::Mail::new(NullMail)),
+        Config {
             max_identities: 20,
             dkim_zone: "dkim.sesame.test".into(),
             // Due at once, so the setup can verify its domain without moving the clock.
@@ -130,7 +124,6 @@ pub fn state(inline_reads: bool) -> Arc<ApiState> {
     );
     Arc::new(ApiState {
         service: Arc::new(service),
-        sending: Arc::new(sending),
         region: REGION.into(),
         credentials: Arc::new(FixedCredentials),
         pages: Arc::new(PlainPageTokens),
@@ -478,12 +471,13 @@ pub fn populated_state(inline_reads: bool) -> Arc<ApiState> {
         let answer = send(&st, req);
         assert_eq!(answer.status, StatusCode::OK, "setup failed: {answer:?}");
     }
-    for due in st.service.claim_due_checks(10).expect("claim") {
+    for due in st.service.checks.claim_due_checks(10).expect("claim") {
         let seen = Observation {
             records: due.records.iter().map(|_| RecordCheck::Valid).collect(),
             soa: None,
         };
         st.service
+            .checks
             .record_check(due.identity, &seen)
             .expect("record a check");
     }

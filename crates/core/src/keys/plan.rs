@@ -230,10 +230,12 @@ mod tests {
         })
     }
 
+    /// (slots, trigger, rotate-every minutes, now in minutes, expected plan)
+    type Case = (&'static str, Trigger, Option<i64>, i64, Result<Plan, Invalid>);
+
     #[test]
     fn rotation_plan_table() {
-        // (slots, trigger, rotate-every minutes, now in minutes, expected plan)
-        let cases: Vec<(&str, Trigger, Option<i64>, i64, Result<Plan, Invalid>)> = vec![
+        let cases: Vec<Case> = vec![
             // A check with nothing staged and no rotate-every: nothing.
             (
                 "s f f",
