@@ -204,16 +204,17 @@ pub(super) fn create(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiErr
         Some(mut attrs) => {
             if let Some(origin) = attrs.domain_signing_attributes_origin.as_deref() {
                 let member = "DkimSigningAttributes.DomainSigningAttributesOrigin";
-                return Err(if is_deed_origin(origin) || origin == "AWS_SES" || origin == "EXTERNAL" {
-                    invalid(
-                        member,
-                        "Deterministic Easy DKIM replication (DomainSigningAttributesOrigin) is \
+                return Err(
+                    if is_deed_origin(origin) || origin == "AWS_SES" || origin == "EXTERNAL" {
+                        invalid(
+                            member,
+                            "Deterministic Easy DKIM replication (DomainSigningAttributesOrigin) is \
                          not supported by Sesame",
-                    )
-                } else {
-                    unknown_origin(member, origin)
-                }
-                .into());
+                        )
+                    } else {
+                        unknown_origin(member, origin)
+                    },
+                );
             }
             match external_setup(&mut attrs, &AT_CREATE)? {
                 Some(ext) => Some(ext),

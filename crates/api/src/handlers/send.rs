@@ -140,26 +140,31 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
         return Err(Error::NotFound(Missing::ConfigurationSet(set)).into());
     }
     if req.list_management_options.is_some() {
-        return Err(unsupported("ListManagementOptions", "Contact list management").into());
+        return Err(unsupported(
+            "ListManagementOptions",
+            "Contact list management",
+        ));
     }
     if req.endpoint_id.is_some() {
-        return Err(unsupported("EndpointId", "Multi-region endpoints").into());
+        return Err(unsupported("EndpointId", "Multi-region endpoints"));
     }
     if req.tenant_name.is_some() {
-        return Err(unsupported("TenantName", "Tenants").into());
+        return Err(unsupported("TenantName", "Tenants"));
     }
     if req.from_email_address_identity_arn.is_some() {
-        return Err(unsupported("FromEmailAddressIdentityArn", "Sending authorization").into());
+        return Err(unsupported(
+            "FromEmailAddressIdentityArn",
+            "Sending authorization",
+        ));
     }
     if req.feedback_forwarding_email_address_identity_arn.is_some() {
         return Err(unsupported(
             "FeedbackForwardingEmailAddressIdentityArn",
             "Sending authorization",
-        )
-        .into());
+        ));
     }
     if req.configuration_overrides.is_some() {
-        return Err(unsupported("ConfigurationOverrides", "Configuration sets").into());
+        return Err(unsupported("ConfigurationOverrides", "Configuration sets"));
     }
     check_tags(req.email_tags.unwrap_or_default())?;
     if let Some(f) = &req.feedback_forwarding_email_address {
@@ -190,7 +195,7 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
             let from_text = required(req.from_email_address, "FromEmailAddress")?;
             let from = mailbox("FromEmailAddress", &from_text)?;
             if simple.attachments.is_some() {
-                return Err(unsupported("Content.Simple.Attachments", "Attachments").into());
+                return Err(unsupported("Content.Simple.Attachments", "Attachments"));
             }
             let subject = required(simple.subject, "Content.Simple.Subject")?;
             let subject_text = required(subject.data.clone(), "Content.Simple.Subject.Data")?;
@@ -201,15 +206,17 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
             let text = part_data("Content.Simple.Body.Text.Data", body.text)?;
             let html = part_data("Content.Simple.Body.Html.Data", body.html)?;
             if text.is_none() && html.is_none() {
-                return Err(invalid("Content.Simple.Body", "the body needs Text or Html").into());
+                return Err(invalid(
+                    "Content.Simple.Body",
+                    "the body needs Text or Html",
+                ));
             }
             let headers = simple.headers.unwrap_or_default();
             if headers.len() > MAX_HEADERS {
                 return Err(invalid(
                     "Content.Simple.Headers",
                     format!("at most {MAX_HEADERS} headers"),
-                )
-                .into());
+                ));
             }
             let mut custom = Vec::new();
             for h in headers {
@@ -219,7 +226,7 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
                 custom.push((name, value));
             }
             if destination.recipients().is_empty() {
-                return Err(missing("Destination").into());
+                return Err(missing("Destination"));
             }
             Content::Simple(SimpleMessage {
                 from,
@@ -239,8 +246,7 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
                 return Err(invalid(
                     "Content.Raw.Data",
                     format!("the message exceeds {MAX_MESSAGE_BYTES} bytes"),
-                )
-                .into());
+                ));
             }
             // Without FromEmailAddress the envelope sender is the message's own author, which
             // the core reads from its headers.
@@ -258,15 +264,13 @@ pub(super) fn send_email(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, Ap
             return Err(unsupported(
                 "Content.Template",
                 "Template content (use Simple or Raw content)",
-            )
-            .into());
+            ));
         }
         _ => {
             return Err(invalid(
                 "Content",
                 "Content must have exactly one of Simple, Raw or Template",
-            )
-            .into());
+            ));
         }
     };
     let id = ctx.service.sending.send_email(

@@ -231,7 +231,13 @@ mod tests {
     }
 
     /// (slots, trigger, rotate-every minutes, now in minutes, expected plan)
-    type Case = (&'static str, Trigger, Option<i64>, i64, Result<Plan, Invalid>);
+    type Case = (
+        &'static str,
+        Trigger,
+        Option<i64>,
+        i64,
+        Result<Plan, Invalid>,
+    );
 
     #[test]
     fn rotation_plan_table() {
