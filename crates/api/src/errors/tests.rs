@@ -297,22 +297,13 @@ fn every_line_has_a_sample_of_its_own() {
 /// `{"__type": code, "message": ...}`.
 mod rendered {
     use super::*;
-    use crate::handlers::PageTokens;
     use crate::sigv4::{self, PathRules};
+    use crate::testing::{KEY, NOW_MS, SECRET, known_key};
     use crate::throttle::{SourceThrottle, Throttle};
-    use crate::{ApiState, Credential, CredentialLookup, PeerAddr, Secret};
-    use sesame_core::app::{Config, UseCases};
-    use sesame_core::model::{AccountId, Timestamp};
-    use sesame_core::ports::Clock;
-    use sesame_core::testing::{FakeVault, ManualClock, MemStore};
+    use crate::{Credential, CredentialLookup, PeerAddr};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    const KEY: &str = "AKIDSESAMETEST";
-    const SECRET: &str = "secret-of-the-test-key";
-    /// 2026-11-26T12:00:00Z.
-    const NOW_MS: i64 = 1_795_694_400_000;
     /// Every network step of a test is bounded by this.
     const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -327,22 +318,7 @@ mod rendered {
             if let Some(e) = self.fail_next.lock().unwrap().take() {
                 return Err(e);
             }
-            Ok((access_key_id == KEY).then(|| Credential {
-                account: AccountId::parse("123456789012").unwrap(),
-                secret: Secret(SECRET.into()),
-                enabled: true,
-            }))
-        }
-    }
-
-    struct PlainTokens;
-
-    impl PageTokens for PlainTokens {
-        fn seal(&self, payload: &[u8]) -> Result<Vec<u8>, Error> {
-            Ok(payload.to_vec())
-        }
-        fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
-            Some(sealed.to_vec())
+            Ok(known_key(access_key_id))
         }
     }
 
@@ -354,32 +330,12 @@ mod rendered {
     /// Serves `crate::app` on 127.0.0.1:0 with the given budgets; the task ends with the
     /// test's runtime.
     async fn serve(throttle: (u32, u32), source: (u32, u32), body_timeout: Duration) -> Server {
-        let clock = Arc::new(ManualClock::new(Timestamp(NOW_MS)));
-        let service = UseCases::new(
-            Arc::new(MemStore::default()),
-            Arc::new(FakeVault::default()),
-            clock.clone(),
-            Arc::new(sesame_core::testing::MemMailer::default()),
-            Config {
-                max_identities: 100,
-                dkim_zone: "dkim.test".into(),
-                verify: Default::default(),
-                rotation: Default::default(),
-            },
-        );
         let keys = Arc::new(Keys::default());
-        let state = Arc::new(ApiState {
-            service: Arc::new(service),
-            region: "us-east-1".into(),
-            credentials: keys.clone(),
-            pages: Arc::new(PlainTokens),
-            clock: clock as Arc<dyn Clock>,
-            throttle: Throttle::new(throttle.0, throttle.1),
-            auth_failures: SourceThrottle::new(source.0, source.1),
-            body_timeout,
-            signing_keys: sigv4::SigningKeyCache::new(),
-            inline_reads: false,
-        });
+        let mut state = crate::testing::state(keys.clone());
+        state.throttle = Throttle::new(throttle.0, throttle.1);
+        state.auth_failures = SourceThrottle::new(source.0, source.1);
+        state.body_timeout = body_timeout;
+        let state = Arc::new(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         // The listener of the server crate puts the peer in the extensions; here a

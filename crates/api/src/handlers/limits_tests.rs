@@ -1,25 +1,14 @@
 //! Checks the edge's validation against the limits of `tests/data/model-facts.json`: required
 //! members, `min`/`max` lengths, patterns and enums of every implemented operation's input.
 
-use super::{Ctx, Input, PageTokens, dispatch};
+use super::{Ctx, Input, dispatch};
 use crate::routes::resolve;
+use crate::testing::PlainTokens;
 use serde_json::{Value, json};
-use sesame_core::Error;
 use sesame_core::app::{Config, UseCases};
 use sesame_core::model::{AccountId, Timestamp};
 use sesame_core::testing::{FakeVault, ManualClock, MemMailer, MemStore};
 use std::sync::Arc;
-
-struct PlainTokens;
-
-impl PageTokens for PlainTokens {
-    fn seal(&self, payload: &[u8]) -> Result<Vec<u8>, Error> {
-        Ok(payload.to_vec())
-    }
-    fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
-        Some(sealed.to_vec())
-    }
-}
 
 fn facts() -> Value {
     serde_json::from_str(include_str!("../../../../tests/data/model-facts.json")).unwrap()
