@@ -29,12 +29,12 @@ pub struct KeyRow {
 /// retirement time.
 pub type StoredKey = (String, Vec<u8>, Vec<u8>, Option<i64>);
 
-/// Whether the stored key rows already equal the identity's keys, so a write that changes only
-/// flags, tags or verification state leaves the key rows (and the key-zone generation) alone.
-pub fn keys_unchanged(stored: &[StoredKey], identity: &Identity) -> bool {
-    let keys = key_rows(identity);
+/// Whether the stored key rows already equal `keys` (the identity's `key_rows`), so a write that
+/// changes only flags, tags or verification state leaves the key rows (and the key-zone
+/// generation) alone.
+pub fn keys_unchanged(stored: &[StoredKey], keys: &[KeyRow]) -> bool {
     stored.len() == keys.len()
-        && stored.iter().zip(&keys).all(|(s, k)| {
+        && stored.iter().zip(keys).all(|(s, k)| {
             s.0 == k.selector
                 && s.1 == k.public_der
                 && s.2 == k.sealed_private

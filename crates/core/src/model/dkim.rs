@@ -105,13 +105,23 @@ impl DkimKeys {
     }
 
     /// Rebuilds a set from its stored form: each key with its retirement time, the signing
-    /// slot and the staged one. `None` when the indexes break the invariants (a corrupt row).
+    /// slot and the staged one. `None` when the form breaks the invariants (a corrupt or
+    /// half-written row): an index out of range, the staged slot the signing one, or a
+    /// retirement time on the key that signs or waits to sign.
     pub fn from_stored(
         keys: Vec<(DkimKey, Option<Timestamp>)>,
         signing: usize,
         staged: Option<usize>,
     ) -> Option<DkimKeys> {
         if signing >= keys.len() || staged.is_some_and(|s| s == signing || s >= keys.len()) {
+            return None;
+        }
+        let live = |i: usize| i == signing || Some(i) == staged;
+        if keys
+            .iter()
+            .enumerate()
+            .any(|(i, (_, retired))| live(i) && retired.is_some())
+        {
             return None;
         }
         let slots = keys
@@ -313,6 +323,14 @@ mod tests {
         );
         assert!(DkimKeys::from_stored(stored.clone(), 3, None).is_none());
         assert!(DkimKeys::from_stored(stored.clone(), 1, Some(1)).is_none());
-        assert!(DkimKeys::from_stored(stored, 1, Some(5)).is_none());
+        assert!(DkimKeys::from_stored(stored.clone(), 1, Some(5)).is_none());
+        assert!(
+            DkimKeys::from_stored(stored.clone(), 0, None).is_none(),
+            "a retired key cannot be the one that signs"
+        );
+        assert!(
+            DkimKeys::from_stored(stored, 1, Some(0)).is_none(),
+            "nor the one that waits to sign"
+        );
     }
 }

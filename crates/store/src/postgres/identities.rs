@@ -87,8 +87,8 @@ fn save_identity(
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
-    let unchanged = codec::keys_unchanged(&stored, identity);
     let keys = codec::key_rows(identity);
+    let unchanged = codec::keys_unchanged(&stored, &keys);
     if unchanged {
         return Ok(());
     }

@@ -82,7 +82,9 @@ fn save_identity(
     identity: &Identity,
     version: u64,
 ) -> Result<(), StoreError> {
-    let unchanged = keys_unchanged(tx, identity)?;
+    // The key rows are built once: compared with the stored ones, then written if they differ.
+    let keys = codec::key_rows(identity);
+    let unchanged = keys_unchanged(tx, identity, &keys)?;
     let cells = codec::upsert_cells(identity, version);
     let values: Vec<&dyn ToSql> = cells.iter().map(bind).collect();
     // An upsert, not INSERT OR REPLACE: a replace would delete the row and cascade to its keys.
@@ -96,7 +98,6 @@ fn save_identity(
         params![identity.account.as_str(), identity.name.as_str()],
     )
     .map_err(unavailable)?;
-    let keys = codec::key_rows(identity);
     if !keys.is_empty() {
         let mut stmt = tx
             .prepare_cached(
@@ -142,7 +143,11 @@ fn stored_version(
 
 /// Whether the stored keys already equal the identity's, so a write that changes only flags,
 /// tags or verification state leaves the key rows (and the key-zone generation) alone.
-fn keys_unchanged(tx: &Transaction<'_>, identity: &Identity) -> Result<bool, StoreError> {
+fn keys_unchanged(
+    tx: &Transaction<'_>,
+    identity: &Identity,
+    keys: &[codec::KeyRow],
+) -> Result<bool, StoreError> {
     let mut stmt = tx
         .prepare_cached(
             "SELECT selector, public_der, sealed_private, retired_at FROM dkim_keys \
@@ -157,7 +162,7 @@ fn keys_unchanged(tx: &Transaction<'_>, identity: &Identity) -> Result<bool, Sto
         .map_err(unavailable)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(unavailable)?;
-    Ok(codec::keys_unchanged(&stored, identity))
+    Ok(codec::keys_unchanged(&stored, keys))
 }
 
 pub(super) fn insert_identity(
