@@ -148,6 +148,13 @@ pub struct ServeArgs {
     /// Address of the SESv2 HTTP API (port 0 picks a free port).
     #[arg(long, env = "SESAME_API_ADDR", default_value = "127.0.0.1:8325")]
     pub api_addr: SocketAddr,
+    /// Address of the admin listener: `/metrics`, `/health/live`, `/health/ready` and the web
+    /// console under `/console/` (port 0 picks a free port).
+    #[arg(long, env = "SESAME_ADMIN_ADDR", default_value = "127.0.0.1:8326")]
+    pub admin_addr: SocketAddr,
+    /// The web console's sign-in token; default: generated once into `<data-dir>/admin-token`.
+    #[arg(long, env = "SESAME_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Address of the key-zone DNS responder (UDP and TCP; used from the DNS issue on).
     #[arg(long, env = "SESAME_DNS_ADDR", default_value = "127.0.0.1:5353")]
     pub dns_addr: SocketAddr,
