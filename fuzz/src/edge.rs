@@ -135,6 +135,7 @@ pub fn state(inline_reads: bool) -> Arc<ApiState> {
         body_timeout: Duration::from_secs(10),
         signing_keys: Default::default(),
         inline_reads,
+        metrics: Arc::new(sesame_metrics::Metrics::new("fuzz")),
     })
 }
 

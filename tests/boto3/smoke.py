@@ -66,7 +66,8 @@ class Server:
         # one stream keeps their order when we print it after a failure.
         self.proc = subprocess.Popen(
             [binary, "serve", "--data-dir", data_dir,
-             "--api-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0"],
+             "--api-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0",
+             "--admin-addr", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, text=True, errors="replace",
         )

@@ -65,4 +65,6 @@ pub struct ApiState {
     /// a read takes microseconds (the embedded store's page cache), wrong when it waits on a
     /// network round trip (PostgreSQL).
     pub inline_reads: bool,
+    /// Request, duration and SendEmail counters.
+    pub metrics: Arc<sesame_metrics::Metrics>,
 }

@@ -67,5 +67,6 @@ pub fn state(credentials: Arc<dyn CredentialLookup>) -> ApiState {
         body_timeout: Duration::from_secs(30),
         signing_keys: SigningKeyCache::new(),
         inline_reads: false,
+        metrics: Arc::new(sesame_metrics::Metrics::new("test")),
     }
 }

@@ -67,6 +67,7 @@ impl Sesame {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--api-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0"])
+            .args(["--admin-addr", "127.0.0.1:0"])
             .args(["--rate-limit", "0"])
             .args(extra)
             .env("SESAME_ACCESS_KEY_ID", KEY_ID)

@@ -4,8 +4,8 @@
 use crate::dkim::DkimSetup;
 use crate::error::{Error, Invalid, Missing};
 use crate::model::{
-    AccountId, Dkim, DkimStatus, Identity, IdentityFilter, IdentityName, IdentitySummary, Tag,
-    Verification, merge_tags,
+    AccountId, Dkim, DkimStatus, Identity, IdentityCount, IdentityFilter, IdentityName,
+    IdentitySummary, Tag, Verification, merge_tags,
 };
 use crate::ports::{Clock, IdentityStore, KeyVault};
 use crate::shared::{DEFAULT_KEY_LENGTH, KeyMaker, Records, bulk_err, store_err};
@@ -176,6 +176,17 @@ impl Identities {
             items,
             continue_after,
         })
+    }
+
+    /// How many identities there are of each type and status, in `account` or in all.
+    pub fn count_identities(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<IdentityCount>, Error> {
+        self.records
+            .store()
+            .count_identities(account)
+            .map_err(bulk_err)
     }
 
     /// DeleteEmailIdentity: the identity goes with its keys and tags.

@@ -4,8 +4,8 @@
 
 use crate::error::{Error, StoreError};
 use crate::model::{
-    AccountId, Destination, DkimToken, EmailAddress, HeaderAddresses, Identity, IdentityFilter,
-    IdentityName, IdentitySummary, KeyLength, SimpleMessage, Timestamp,
+    AccountId, Destination, DkimToken, EmailAddress, HeaderAddresses, Identity, IdentityCount,
+    IdentityFilter, IdentityName, IdentitySummary, KeyLength, SimpleMessage, Timestamp,
 };
 use std::fmt;
 
@@ -81,6 +81,12 @@ pub trait IdentityStore: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<IdentitySummary>, StoreError>;
+    /// How many identities there are of each type and status, in one account or (`None`) in
+    /// all; one consistent read, so that every node reports the same totals.
+    fn count_identities(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<IdentityCount>, StoreError>;
 }
 
 /// The queue of due verifications, shared by every node's verifier (one transaction a call).

@@ -5,8 +5,8 @@
 
 use crate::error::{Error, Invalid, KeyProblem, StoreError};
 use crate::model::{
-    AccountId, DkimToken, Identity, IdentityFilter, IdentityName, IdentitySummary, KeyLength,
-    SlotState, Timestamp,
+    AccountId, DkimToken, Identity, IdentityCount, IdentityFilter, IdentityName, IdentitySummary,
+    KeyLength, SlotState, Timestamp,
 };
 use crate::model::{Destination, HeaderAddresses, SimpleMessage};
 use crate::ports::{
@@ -188,6 +188,33 @@ impl IdentityStore for MemStore {
                 verification_status: i.verification_status,
             })
             .collect())
+    }
+    fn count_identities(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<IdentityCount>, StoreError> {
+        let m = self.identities.lock().unwrap();
+        let mut counts: Vec<IdentityCount> = Vec::new();
+        for i in m.values() {
+            if account.is_some_and(|a| *a != i.account) {
+                continue;
+            }
+            let dkim_status = i.dkim.as_ref().map(|_| i.verification_status);
+            match counts.iter_mut().find(|c| {
+                c.identity_type == i.name.kind()
+                    && c.dkim_status == dkim_status
+                    && c.verification_status == i.verification_status
+            }) {
+                Some(c) => c.count += 1,
+                None => counts.push(IdentityCount {
+                    identity_type: i.name.kind(),
+                    dkim_status,
+                    verification_status: i.verification_status,
+                    count: 1,
+                }),
+            }
+        }
+        Ok(counts)
     }
 }
 

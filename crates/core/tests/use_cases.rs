@@ -471,6 +471,12 @@ impl IdentityStore for RacingStore {
     ) -> Result<Vec<IdentitySummary>, StoreError> {
         self.inner.list_identities(a, f, after, l)
     }
+    fn count_identities(
+        &self,
+        a: Option<&AccountId>,
+    ) -> Result<Vec<sesame_core::model::IdentityCount>, StoreError> {
+        self.inner.count_identities(a)
+    }
 }
 
 impl CheckQueue for RacingStore {
@@ -532,4 +538,48 @@ fn a_write_that_loses_a_race_is_applied_again_to_the_fresh_record() {
         "and so did the other writer's"
     );
     assert_eq!(got.version, 3);
+}
+
+/// "Check now" makes a domain's check due at once (in the middle of its backoff), ends any
+/// lease on it, and has nothing to do for an address.
+#[test]
+fn check_now_makes_a_backed_off_check_due_at_once() {
+    let (s, _clock, a) = svc();
+    create(&s, &a, "example.com", None).unwrap();
+    create(&s, &a, "me@example.com", None).unwrap();
+    let due = s.uc.checks.claim_due_checks(10).unwrap();
+    let missing = Observation {
+        records: vec![RecordCheck::HostNotFound; 3],
+        soa: None,
+    };
+    s.uc.checks
+        .record_check(due[0].identity.clone(), &missing)
+        .unwrap();
+    assert!(
+        s.uc.checks.claim_due_checks(10).unwrap().is_empty(),
+        "backed off"
+    );
+    let domain = IdentityName::parse("example.com").unwrap();
+    assert!(s.uc.checks.check_now(&a, &domain).unwrap());
+    let due = s.uc.checks.claim_due_checks(10).unwrap();
+    assert_eq!(due.len(), 1, "due at once");
+    assert_eq!(due[0].identity.name, domain);
+    assert!(
+        s.uc.checks.check_now(&a, &domain).unwrap(),
+        "a leased one too"
+    );
+    assert_eq!(
+        s.uc.checks.claim_due_checks(10).unwrap().len(),
+        1,
+        "the lease ended"
+    );
+    let address = IdentityName::parse("me@example.com").unwrap();
+    assert!(!s.uc.checks.check_now(&a, &address).unwrap());
+    let other = IdentityName::parse("nope.example").unwrap();
+    assert!(matches!(
+        s.uc.checks.check_now(&a, &other),
+        Err(Error::NotFound(_))
+    ));
+    let counts = s.uc.identities.count_identities(Some(&a)).unwrap();
+    assert_eq!(counts.iter().map(|c| c.count).sum::<u64>(), 2);
 }

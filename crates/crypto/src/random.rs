@@ -43,6 +43,14 @@ pub fn uuid_v4() -> Result<String, openssl::error::ErrorStack> {
     ))
 }
 
+/// 256 random bits as 52 characters of lower-case base32: the web console's admin token and
+/// its session ids.
+pub fn admin_token() -> Result<String, openssl::error::ErrorStack> {
+    Ok(data_encoding::BASE32_NOPAD
+        .encode(&random::<32>()?)
+        .to_ascii_lowercase())
+}
+
 /// A twelve-digit account id (the first digit is never zero, so it never looks truncated).
 pub fn account_id() -> Result<String, openssl::error::ErrorStack> {
     let b = random::<12>()?;

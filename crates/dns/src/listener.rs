@@ -10,6 +10,7 @@
 
 use crate::responder::{SnapshotHandle, respond};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sesame_metrics::Metrics;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -167,7 +168,12 @@ pub const MAX_TCP_CONNECTIONS: usize = 256;
 /// suggests seconds).
 pub const TCP_IDLE: Duration = Duration::from_secs(10);
 
-async fn serve_udp(socket: UdpSocket, zone: SnapshotHandle, rrl: Arc<Rrl>) {
+/// The RCODE of an answer, from the low four bits of its header's fourth byte.
+fn rcode(answer: &[u8]) -> u8 {
+    answer.get(3).map_or(0, |b| b & 0x0f)
+}
+
+async fn serve_udp(socket: UdpSocket, zone: SnapshotHandle, rrl: Arc<Rrl>, metrics: Arc<Metrics>) {
     let mut buf = vec![0u8; 65_535];
     loop {
         let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
@@ -182,11 +188,12 @@ async fn serve_udp(socket: UdpSocket, zone: SnapshotHandle, rrl: Arc<Rrl>) {
             Verdict::Slip => slipped(&answer),
             Verdict::Drop => continue,
         };
+        metrics.dns_response(rcode(&out));
         let _ = socket.send_to(&out, peer).await;
     }
 }
 
-async fn serve_tcp_connection(mut stream: TcpStream, zone: SnapshotHandle) {
+async fn serve_tcp_connection(mut stream: TcpStream, zone: SnapshotHandle, metrics: Arc<Metrics>) {
     loop {
         let mut len = [0u8; 2];
         let read = async {
@@ -204,6 +211,7 @@ async fn serve_tcp_connection(mut stream: TcpStream, zone: SnapshotHandle) {
         let Ok(n) = u16::try_from(answer.len()) else {
             return;
         };
+        metrics.dns_response(rcode(&answer));
         let mut framed = Vec::with_capacity(answer.len() + 2);
         framed.extend_from_slice(&n.to_be_bytes());
         framed.extend_from_slice(&answer);
@@ -214,7 +222,7 @@ async fn serve_tcp_connection(mut stream: TcpStream, zone: SnapshotHandle) {
     }
 }
 
-async fn serve_tcp(listener: TcpListener, zone: SnapshotHandle) {
+async fn serve_tcp(listener: TcpListener, zone: SnapshotHandle, metrics: Arc<Metrics>) {
     let slots = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -229,8 +237,9 @@ async fn serve_tcp(listener: TcpListener, zone: SnapshotHandle) {
             }
         };
         let zone = zone.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            serve_tcp_connection(stream, zone).await;
+            serve_tcp_connection(stream, zone, metrics).await;
             drop(permit);
         });
     }
@@ -242,14 +251,20 @@ pub async fn serve(
     tcp: TcpListener,
     zone: SnapshotHandle,
     rrl: RrlConfig,
+    metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let rrl = Arc::new(Rrl::new(rrl));
     let mut tasks = tokio::task::JoinSet::new();
     for socket in udp {
-        tasks.spawn(serve_udp(socket, zone.clone(), rrl.clone()));
+        tasks.spawn(serve_udp(
+            socket,
+            zone.clone(),
+            rrl.clone(),
+            metrics.clone(),
+        ));
     }
-    tasks.spawn(serve_tcp(tcp, zone));
+    tasks.spawn(serve_tcp(tcp, zone, metrics));
     let _ = shutdown.wait_for(|stop| *stop).await;
     tasks.abort_all();
     tracing::info!(limited = rrl.limited(), "key-zone DNS stopped");

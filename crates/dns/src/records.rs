@@ -2,7 +2,7 @@
 //! zone-file lines for `sesame dns-records`, and the tag parsing the verifier uses to compare a
 //! published key with the expected one (RFC 6376 section 3.6.1).
 
-use sesame_core::verification::{Expect, ExpectedRecord};
+use sesame_core::verification::{Expect, ExpectedRecord, RecordCheck};
 
 /// The longest DNS character-string (RFC 1035 section 3.3: one length octet).
 pub const MAX_STRING: usize = 255;
@@ -42,6 +42,34 @@ pub fn zone_line(record: &ExpectedRecord) -> String {
                 .collect();
             format!("{}. {RECORD_TTL} IN TXT {}", record.name, strings.join(" "))
         }
+    }
+}
+
+/// A record's parts as a person publishes them: the owner name, the type and the value (a
+/// TXT value as its quoted character-strings, as zone files and DNS consoles take it).
+pub fn record_parts(record: &ExpectedRecord) -> (String, &'static str, String) {
+    match &record.expect {
+        Expect::Cname { target, .. } => (record.name.clone(), "CNAME", target.clone()),
+        Expect::DkimKey { public_der } => {
+            let strings: Vec<String> = split_strings(&dkim_txt_value(public_der))
+                .into_iter()
+                .map(|s| format!("\"{s}\""))
+                .collect();
+            (record.name.clone(), "TXT", strings.join(" "))
+        }
+    }
+}
+
+/// Whether a record was found as it must be, for a person: `found`, `missing: …`,
+/// `wrong value: …` or `unknown: …` (the words of `sesame dns-records --check` and the
+/// console).
+pub fn describe(check: &RecordCheck) -> String {
+    match check {
+        RecordCheck::Valid => "found".to_owned(),
+        RecordCheck::HostNotFound => "missing: the name does not exist (NXDOMAIN)".to_owned(),
+        RecordCheck::TypeNotFound => "missing: the name has no record of this type".to_owned(),
+        RecordCheck::Wrong(seen) => format!("wrong value: found {seen}"),
+        RecordCheck::ServerError(why) => format!("unknown: the resolver failed ({why})"),
     }
 }
 

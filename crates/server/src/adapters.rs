@@ -87,6 +87,38 @@ impl CredentialLookup for StoreCredentials {
     }
 }
 
+/// What the admin listener's readiness probe and metrics ask of this node.
+pub struct Node {
+    /// The store, for a probe read.
+    pub store: Arc<dyn Store>,
+    /// Set once the first key-zone snapshot is built from the store.
+    pub zone_loaded: Arc<std::sync::atomic::AtomicBool>,
+    /// The Easy DKIM key pool.
+    pub pool: Arc<sesame_crypto::PooledVault<sesame_crypto::OpenSslVault>>,
+}
+
+impl sesame_admin::NodeStatus for Node {
+    fn store_answers(&self) -> Result<(), String> {
+        // One indexed read, the same the API's authentication makes on every request.
+        self.store
+            .account_by_name(crate::bootstrap::DEFAULT_ACCOUNT)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn key_zone_loaded(&self) -> bool {
+        self.zone_loaded.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn key_pool(&self) -> Vec<(&'static str, usize)> {
+        use sesame_core::model::KeyLength;
+        vec![
+            ("1024", self.pool.available(KeyLength::Rsa1024)),
+            ("2048", self.pool.available(KeyLength::Rsa2048)),
+        ]
+    }
+}
+
 const PAGE_TOKEN_PURPOSE: &str = "sesame/page-token/v1";
 
 /// Page tokens sealed with AES-256-GCM: opaque to clients, and any change is detected.

@@ -2,10 +2,12 @@
 //! listeners, and the verifier loop that claims due identities, looks at their records and
 //! hands the observations to the core.
 
+use sesame_core::model::DkimStatus;
 use sesame_core::ports::KeyZoneSource;
 use sesame_core::verification::{Checks, DueCheck};
 use sesame_dns::responder::{Snapshot, SnapshotHandle};
 use sesame_dns::verifier::Verifier;
+use sesame_metrics::Metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,9 +130,10 @@ pub async fn serve_dns(
     tcp: tokio::net::TcpListener,
     zone: SnapshotHandle,
     rrl: sesame_dns::listener::RrlConfig,
+    metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    sesame_dns::listener::serve(udp, tcp, zone, rrl, shutdown).await;
+    sesame_dns::listener::serve(udp, tcp, zone, rrl, metrics, shutdown).await;
     Ok(())
 }
 
@@ -144,6 +147,7 @@ pub async fn serve_dns(
 pub async fn verify_loop(
     service: Arc<Checks>,
     verifier: Arc<Verifier>,
+    metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
@@ -165,7 +169,12 @@ pub async fn verify_loop(
                 idle_until = tokio::time::Instant::now() + VERIFY_TICK;
             }
             for check in due {
-                tasks.spawn(check_one(service.clone(), verifier.clone(), check));
+                tasks.spawn(check_one(
+                    service.clone(),
+                    verifier.clone(),
+                    metrics.clone(),
+                    check,
+                ));
             }
         }
         let wake = if tasks.is_empty() {
@@ -182,11 +191,32 @@ pub async fn verify_loop(
     }
 }
 
-async fn check_one(service: Arc<Checks>, verifier: Arc<Verifier>, check: DueCheck) {
+/// The `outcome` label of a recorded check: the status it left, in the metric's lower case.
+fn outcome_label(status: DkimStatus) -> &'static str {
+    match status {
+        DkimStatus::Pending => "pending",
+        DkimStatus::Success => "success",
+        DkimStatus::Failed => "failed",
+        DkimStatus::TemporaryFailure => "temporary_failure",
+        DkimStatus::NotStarted => "not_started",
+    }
+}
+
+async fn check_one(
+    service: Arc<Checks>,
+    verifier: Arc<Verifier>,
+    metrics: Arc<Metrics>,
+    check: DueCheck,
+) {
     let observation = verifier.observe(&check.records).await;
     let name = check.identity.name.to_string();
     let account = check.identity.account.as_str().to_owned();
     let result = blocking(move || service.record_check(check.identity, &observation)).await;
+    metrics.verification_check(match &result {
+        Ok(Ok(Some((_, to)))) => outcome_label(*to),
+        Ok(Ok(None)) => "stale",
+        _ => "error",
+    });
     match result {
         Ok(Ok(Some((from, to)))) if from != to => {
             tracing::info!(account, identity = name, ?from, ?to, "DKIM status changed")

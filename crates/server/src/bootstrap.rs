@@ -105,6 +105,45 @@ pub fn master_key(data_dir: &Path) -> anyhow::Result<MasterKey> {
     }
 }
 
+/// Shortest admin token accepted from `--admin-token`.
+const MIN_ADMIN_TOKEN: usize = 16;
+
+/// The web console's admin token and where it is kept: `given` (`--admin-token`) if set, else
+/// `<data-dir>/admin-token`, generated (256 random bits, mode 0600) on first use.
+pub fn admin_token(
+    given: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<(String, Option<PathBuf>)> {
+    if let Some(token) = given {
+        let token = token.trim();
+        if token.len() < MIN_ADMIN_TOKEN {
+            bail!("--admin-token must be at least {MIN_ADMIN_TOKEN} characters");
+        }
+        return Ok((token.to_owned(), None));
+    }
+    let path = data_dir.join("admin-token");
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let meta = fs::metadata(&path)?;
+            tighten(&path, &meta, 0o600)?;
+            let token = text.trim().to_owned();
+            if token.len() < MIN_ADMIN_TOKEN {
+                bail!(
+                    "{} holds no admin token; delete it to have one made",
+                    path.display()
+                );
+            }
+            Ok((token, Some(path)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = random::admin_token()?;
+            write_private(&path, &format!("{token}\n"))?;
+            Ok((token, Some(path)))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 /// What the bootstrap did, for the start-up lines.
 pub struct Bootstrap {
     /// The default account.

@@ -135,7 +135,7 @@ pub fn key(cmd: KeyCommand, opened: &Opened, clock: &dyn Clock) -> anyhow::Resul
 #[allow(clippy::print_stdout)]
 pub fn dns_records(args: DnsRecordsArgs, opened: &Opened) -> anyhow::Result<()> {
     use sesame_core::model::IdentityName;
-    use sesame_core::verification::{DnsRecords, Observation, RecordCheck};
+    use sesame_core::verification::{DnsRecords, Observation};
     let account = find_account(opened.store.as_ref(), &args.account)?;
     let name = match IdentityName::parse(&args.identity).map_err(refused)? {
         // An address signs with its domain's key, so its domain's records are the ones.
@@ -174,18 +174,7 @@ pub fn dns_records(args: DnsRecordsArgs, opened: &Opened) -> anyhow::Result<()> 
             records: checks, ..
         }) = &observation
         {
-            let says = match &checks[i] {
-                RecordCheck::Valid => "found".to_owned(),
-                RecordCheck::HostNotFound => {
-                    "missing: the name does not exist (NXDOMAIN)".to_owned()
-                }
-                RecordCheck::TypeNotFound => {
-                    "missing: the name has no record of this type".to_owned()
-                }
-                RecordCheck::Wrong(seen) => format!("wrong value: found {seen}"),
-                RecordCheck::ServerError(why) => format!("unknown: the resolver failed ({why})"),
-            };
-            println!(";   {says}");
+            println!(";   {}", sesame_dns::records::describe(&checks[i]));
         }
     }
     Ok(())

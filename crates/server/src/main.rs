@@ -207,6 +207,29 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
     );
     let service = Arc::new(service);
+    let metrics = Arc::new(sesame_metrics::Metrics::new(env!("CARGO_PKG_VERSION")));
+    let (admin_token, token_file) =
+        bootstrap::admin_token(args.admin_token.as_deref(), &args.store.data_dir)?;
+    if let Some(path) = &token_file {
+        // Where, never what: the token itself stays in the file.
+        announce(&format!(
+            "the web console's admin token is in {}",
+            path.display()
+        ));
+    }
+    let auth = sesame_admin::console::Auth::new(
+        &admin_token,
+        sesame_crypto::random::admin_token()?.into_bytes(),
+        || sesame_crypto::random::admin_token().ok(),
+    );
+    drop(admin_token);
+    let accounts: Arc<dyn sesame_core::ports::AccountStore> = store.clone();
+    let zone_loaded = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let node = Arc::new(adapters::Node {
+        store: store.clone(),
+        zone_loaded: zone_loaded.clone(),
+        pool: pool.clone(),
+    });
     let state = Arc::new(ApiState {
         service: service.clone(),
         region: args.region.clone(),
@@ -222,6 +245,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         signing_keys: Default::default(),
         // SQLite reads come from the page cache in microseconds; PostgreSQL's cross the network.
         inline_reads: !is_postgres(args.store.database_url.as_deref()),
+        metrics: metrics.clone(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -236,6 +260,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the API to {}", args.api_addr))?;
         let api = listener.local_addr()?;
+        let admin_listener = tokio::net::TcpListener::bind(args.admin_addr)
+            .await
+            .with_context(|| format!("binding the admin listener to {}", args.admin_addr))?;
+        let admin = admin_listener.local_addr()?;
         // One UDP socket per core (see bind_dns).
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (udp, tcp) = background::bind_dns(args.dns_addr, cores)
@@ -247,6 +275,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (generation, snapshot) =
             background::load_snapshot(key_source.clone(), zone.clone()).await?;
         let snapshot = SnapshotHandle::new(snapshot);
+        zone_loaded.store(true, std::sync::atomic::Ordering::Release);
         let verifier = Arc::new(
             Verifier::new(resolver, VERIFY_LOOKUP_TIMEOUT)
                 .map_err(|e| anyhow::anyhow!(e))?
@@ -264,7 +293,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ));
         background.spawn(background::verify_loop(
             service.checks.clone(),
-            verifier,
+            verifier.clone(),
+            metrics.clone(),
             stopped.clone(),
         ));
         let rrl = sesame_dns::listener::RrlConfig {
@@ -277,10 +307,32 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tcp,
             snapshot,
             rrl,
+            metrics.clone(),
             stopped.clone(),
         ));
-        announce(&format!("listening api={api} dns={dns}"));
-        tracing::info!(%api, %dns, region = %args.region, zone = %zone, db = %db.display(), outbox = %outbox.display(), resolver = ?resolver, "sesame started");
+        let admin_state = Arc::new(sesame_admin::AdminState::new(
+            service.clone(),
+            accounts,
+            node,
+            metrics,
+            verifier,
+            auth,
+        ));
+        let mut admin_stop = stopped.clone();
+        let admin_task = tokio::spawn(http::serve(
+            admin_listener,
+            sesame_admin::app(admin_state),
+            http::Limits {
+                header_timeout: args.header_timeout,
+                idle_timeout: args.idle_timeout,
+                max_connections: ADMIN_CONNECTIONS,
+            },
+            async move {
+                let _ = admin_stop.wait_for(|stop| *stop).await;
+            },
+        ));
+        announce(&format!("listening api={api} dns={dns} admin={admin}"));
+        tracing::info!(%api, %dns, %admin, region = %args.region, zone = %zone, db = %db.display(), outbox = %outbox.display(), resolver = ?resolver, "sesame started");
         let limits = http::Limits {
             header_timeout: args.header_timeout,
             idle_timeout: args.idle_timeout,
@@ -292,6 +344,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pool.stop();
         while background.join_next().await.is_some() {}
         dns_task.await??;
+        admin_task.await??;
         tracing::info!("sesame stopped");
         Ok(())
     })
@@ -328,6 +381,10 @@ fn connection_cap(wanted: usize) -> usize {
     }
     wanted.min(fits)
 }
+
+/// Open admin connections at most: probes, a scraper and a few people, never a crowd; the
+/// API's own cap is separate, so a flood on one listener cannot starve the other.
+const ADMIN_CONNECTIONS: usize = 64;
 
 /// One try per DNS lookup; the verifier's backoff schedule is the retry.
 const VERIFY_LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);

@@ -6,9 +6,9 @@ use crate::row::Cell;
 pub use crate::row::{IdentityRow, corrupt};
 use sesame_core::StoreError;
 use sesame_core::model::{
-    AccountId, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus, DkimToken, Identity, IdentityName,
-    KeyLength, KeyLengthHistory, Selector, SlotState, SoaRecord, Tag, Timestamp, Verification,
-    VerificationError,
+    AccountId, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus, DkimToken, Identity, IdentityCount,
+    IdentityName, IdentityType, KeyLength, KeyLengthHistory, Selector, SlotState, SoaRecord, Tag,
+    Timestamp, Verification, VerificationError,
 };
 
 fn parse_error(s: &str) -> Result<VerificationError, StoreError> {
@@ -62,6 +62,28 @@ pub fn key_rows(identity: &Identity) -> Vec<KeyRow> {
             },
         })
         .collect()
+}
+
+/// The counts by type and status, in one account (`$1`/`?1`) or in all (NULL); both backends
+/// accept the same text (SQLite reads `$1` as a numbered parameter too).
+pub const COUNT_IDENTITIES: &str = "SELECT identity_type, dkim_status, verification_status, \
+     COUNT(*) FROM identities WHERE ($1 IS NULL OR account_id = $1) \
+     GROUP BY identity_type, dkim_status, verification_status";
+
+/// One row of `COUNT_IDENTITIES`, re-validated.
+pub fn count_row(
+    identity_type: &str,
+    dkim_status: Option<&str>,
+    verification_status: &str,
+    count: i64,
+) -> Result<IdentityCount, StoreError> {
+    Ok(IdentityCount {
+        identity_type: IdentityType::from_name(identity_type)
+            .ok_or_else(|| corrupt(format!("identity type {identity_type}")))?,
+        dkim_status: dkim_status.map(parse_status).transpose()?,
+        verification_status: parse_status(verification_status)?,
+        count: u64::try_from(count).map_err(|_| corrupt(format!("count {count}")))?,
+    })
 }
 
 /// The stored spelling of a status (the model's, as everywhere).

@@ -32,8 +32,9 @@ pub struct Outcome {
 
 /// The response to `outcome`, logged.
 pub fn render(st: &ApiState, outcome: Outcome) -> Response {
-    let (request_id, op) = (outcome.request_id, outcome.op);
-    let ms = outcome.started.elapsed().as_secs_f64() * 1000.0;
+    let (request_id, operation) = (outcome.request_id, outcome.op);
+    let seconds = outcome.started.elapsed().as_secs_f64();
+    let duration_ms = seconds * 1000.0;
     // Past its budget of failed authentications a source gets 429s and no log line each, so
     // nobody without credentials can flood the log.
     let mut quiet = false;
@@ -53,7 +54,7 @@ pub fn render(st: &ApiState, outcome: Outcome) -> Response {
         Ok(body) => (StatusCode::OK, body, None, None),
         Err(e) => {
             if let Some(detail) = &e.log_detail {
-                tracing::error!(target: LOG_TARGET, request_id, op, detail, "request failed");
+                tracing::error!(target: LOG_TARGET, request_id, operation, detail, "request failed");
             }
             let body = serde_json::json!({"__type": e.code, "message": e.message});
             (
@@ -64,19 +65,29 @@ pub fn render(st: &ApiState, outcome: Outcome) -> Response {
             )
         }
     };
+    let label = if operation == "-" {
+        "unknown"
+    } else {
+        operation
+    };
+    st.metrics.http_request(label, status.as_u16(), seconds);
+    if operation == "SendEmail" {
+        st.metrics
+            .email(sesame_metrics::EmailResult::of_status(status.as_u16()));
+    }
     // Never the body, headers or signature: they can carry keys and secrets.
     if quiet {
-        tracing::debug!(target: LOG_TARGET, request_id, op, status = status.as_u16(), ms, "request");
+        tracing::debug!(target: LOG_TARGET, request_id, operation, status = status.as_u16(), duration_ms, "request");
     } else {
         tracing::info!(
             target: LOG_TARGET,
             request_id,
             account = outcome.account,
-            op,
+            operation,
             status = status.as_u16(),
             error = error_code.unwrap_or(""),
             member = member.unwrap_or(""),
-            ms,
+            duration_ms,
             "request"
         );
     }

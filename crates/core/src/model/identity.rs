@@ -109,6 +109,20 @@ pub struct IdentitySummary {
     pub verification_status: DkimStatus,
 }
 
+/// How many identities share a type and a status: one row of the counts the metrics and the
+/// console show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentityCount {
+    /// Domain or address.
+    pub identity_type: IdentityType,
+    /// The DKIM status; `None` for an address, which has no DKIM set-up of its own.
+    pub dkim_status: Option<DkimStatus>,
+    /// The verification status.
+    pub verification_status: DkimStatus,
+    /// How many.
+    pub count: u64,
+}
+
 /// The filters of ListEmailIdentities (`IdentityFilter`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdentityFilter {

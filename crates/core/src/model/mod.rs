@@ -19,7 +19,7 @@ mod time;
 
 pub use dkim::{Dkim, DkimKey, DkimKeys, DkimOrigin, KeyLength, KeyLengthHistory, SlotState};
 pub use identity::{
-    DkimStatus, Identity, IdentityFilter, IdentitySummary, SoaRecord, Verification,
+    DkimStatus, Identity, IdentityCount, IdentityFilter, IdentitySummary, SoaRecord, Verification,
     VerificationError,
 };
 pub use mail::{Destination, HeaderAddresses, Mailbox, SimpleMessage};

@@ -102,6 +102,31 @@ impl Checks {
             .collect())
     }
 
+    /// The records `identity` needs, as a check looks for them.
+    pub fn records_of(&self, identity: &Identity) -> Vec<ExpectedRecord> {
+        self.dns.of(identity)
+    }
+
+    /// Makes a domain's next check due now, so the next pass of any node's verifier takes it
+    /// (an operator's "check now"). Returns false for an identity without DNS records to check
+    /// (an address). A FAILED identity is looked at too, but stays FAILED until reconfigured.
+    pub fn check_now(&self, account: &AccountId, name: &IdentityName) -> Result<bool, Error> {
+        // A verifier writing the same identity meanwhile wins the version race; try again.
+        for _ in 0..3 {
+            let mut id = self.records.require(account, name)?;
+            if id.dkim.is_none() {
+                return Ok(false);
+            }
+            id.verification.next_check_at = Some(self.clock.now());
+            match self.records.store().update_identity(&id) {
+                Ok(_) => return Ok(true),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(store_err(e, name)),
+            }
+        }
+        Err(Error::ConcurrentModification(name.as_str().to_owned()))
+    }
+
     /// Applies what the verifier saw to a claimed identity, in one versioned write. Returns the
     /// status change, or `None` when the identity changed meanwhile (the result is stale and
     /// dropped; the change rescheduled its own check).

@@ -210,6 +210,8 @@ async fn first_start_without_credentials_writes_a_private_credentials_file() {
             "127.0.0.1:0",
             "--dns-addr",
             "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
         ])
         .arg("--data-dir")
         .arg(dir.path())

@@ -19,6 +19,8 @@ pub struct Server {
     pub api: SocketAddr,
     /// The key-zone DNS responder.
     pub dns: SocketAddr,
+    /// The admin listener: `/metrics`, `/health/*`, `/console/`.
+    pub admin: SocketAddr,
     // The verifier's resolver unless the test named one.
     _fake_dns: Option<crate::fakedns::FakeDns>,
     pub account: String,
@@ -59,6 +61,7 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--api-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0"])
+            .env("SESAME_ADMIN_ADDR", "127.0.0.1:0")
             .env("SESAME_ACCESS_KEY_ID", KEY_ID)
             .env("SESAME_SECRET_ACCESS_KEY", SECRET)
             .env("SESAME_LOG", "debug")
@@ -122,14 +125,21 @@ impl Server {
                     .expect("dns=IP:PORT right after api=")
                     .parse::<SocketAddr>()
                     .unwrap();
-                break (api, dns);
+                let admin = parts
+                    .next()
+                    .and_then(|d| d.strip_prefix("admin="))
+                    .expect("admin=IP:PORT right after dns=")
+                    .parse::<SocketAddr>()
+                    .unwrap();
+                break (api, dns, admin);
             }
         };
-        let (api, dns) = api;
+        let (api, dns, admin) = api;
         Server {
             child: Some(child),
             api,
             dns,
+            admin,
             _fake_dns: fake_dns,
             account: account.expect("the default account line comes before listening"),
             data_dir: data_dir.to_owned(),

@@ -3,6 +3,7 @@
 //! `raw_request` helper).
 
 mod auth;
+mod console;
 #[path = "../crash/customerdns.rs"]
 #[allow(dead_code)]
 mod customerdns;
@@ -15,6 +16,8 @@ mod forwarddns;
 mod harness;
 mod hostile;
 mod identities;
+mod metrics;
+mod scrape;
 mod secrets;
 mod send;
 mod tidy;

@@ -97,6 +97,7 @@ impl Proc {
             ("SESAME_KEY_POOL_2048", "0"),
             ("SESAME_KEY_POOL_1024", "0"),
             ("SESAME_LOG", "info"),
+            ("SESAME_ADMIN_ADDR", "127.0.0.1:0"),
         ];
         all.extend_from_slice(env);
         Proc::spawn(&args, &all)
@@ -155,6 +156,17 @@ impl Proc {
             .parse()
             .unwrap();
         (api, dns)
+    }
+
+    /// The admin address of the `listening` line.
+    pub fn admin(&mut self) -> SocketAddr {
+        let out = self.wait_output("listening", |o| o.contains("listening api="));
+        let rest = out.split("listening api=").nth(1).unwrap();
+        rest.split_whitespace()
+            .find_map(|p| p.strip_prefix("admin="))
+            .expect("admin= in the listening line")
+            .parse()
+            .unwrap()
     }
 
     /// Waits for the process to exit on its own (failing at the deadline) and returns its

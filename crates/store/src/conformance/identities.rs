@@ -233,3 +233,85 @@ pub(super) fn concurrent_writers_lose_no_update(store: &(dyn Store + 'static)) {
     assert_eq!(end.tags.len(), threads * per_thread, "no lost update");
     assert_eq!(end.version, 1 + (threads * per_thread) as u64);
 }
+
+/// Counts group by type, DKIM status and verification status; an account's counts are its
+/// own, and the counts of all accounts are the sum of each one's.
+pub(super) fn counts_follow_types_statuses_and_accounts(store: &dyn Store) {
+    use sesame_core::model::IdentityCount;
+    let a = account(store, "260000000001", "counts-a");
+    let b = account(store, "260000000002", "counts-b");
+    for name in ["one.example", "two.example", "three.example"] {
+        store.insert_identity(&easy_domain(&a, name), 100).unwrap();
+    }
+    let mut ok = store
+        .get_identity(&a, &IdentityName::parse("two.example").unwrap())
+        .unwrap()
+        .unwrap();
+    ok.verification_status = DkimStatus::Success;
+    store.update_identity(&ok).unwrap();
+    store
+        .insert_identity(&address(&a, "x@one.example"), 100)
+        .unwrap();
+    store
+        .insert_identity(&easy_domain(&b, "other.example"), 100)
+        .unwrap();
+    let sorted = |mut v: Vec<IdentityCount>| {
+        v.sort_by_key(|c| {
+            (
+                c.identity_type.name(),
+                c.dkim_status.map(DkimStatus::name),
+                c.verification_status.name(),
+            )
+        });
+        v
+    };
+    let count = |identity_type, dkim_status, verification_status, count| IdentityCount {
+        identity_type,
+        dkim_status,
+        verification_status,
+        count,
+    };
+    assert_eq!(
+        sorted(store.count_identities(Some(&a)).unwrap()),
+        vec![
+            count(
+                IdentityType::Domain,
+                Some(DkimStatus::Pending),
+                DkimStatus::Pending,
+                2
+            ),
+            count(
+                IdentityType::Domain,
+                Some(DkimStatus::Success),
+                DkimStatus::Success,
+                1
+            ),
+            count(IdentityType::EmailAddress, None, DkimStatus::Pending, 1),
+        ]
+    );
+    assert_eq!(
+        store.count_identities(Some(&b)).unwrap(),
+        vec![count(
+            IdentityType::Domain,
+            Some(DkimStatus::Pending),
+            DkimStatus::Pending,
+            1
+        )]
+    );
+    store
+        .delete_identity(&a, &IdentityName::parse("one.example").unwrap())
+        .unwrap();
+    let total = |v: Vec<IdentityCount>| v.iter().map(|c| c.count).sum::<u64>();
+    assert_eq!(
+        total(store.count_identities(Some(&a)).unwrap()),
+        3,
+        "a delete counts"
+    );
+    let each: u64 = store
+        .list_accounts()
+        .unwrap()
+        .iter()
+        .map(|acc| total(store.count_identities(Some(&acc.id)).unwrap()))
+        .sum();
+    assert_eq!(total(store.count_identities(None).unwrap()), each);
+}

@@ -139,6 +139,7 @@ pub fn suite(store: &(dyn Store + 'static)) {
     identities::delete_removes_everything(store);
     identities::listing_pages_filters_and_tenancy(store);
     identities::concurrent_writers_lose_no_update(store);
+    identities::counts_follow_types_statuses_and_accounts(store);
     queue::due_checks_are_leased_once(store);
     keyzone::published_keys_follow_writes(store);
 }

@@ -8,8 +8,8 @@ use postgres::types::ToSql;
 use postgres::{Row, Transaction};
 use sesame_core::StoreError;
 use sesame_core::model::{
-    AccountId, DkimStatus, Identity, IdentityFilter, IdentityName, IdentitySummary, IdentityType,
-    Timestamp,
+    AccountId, DkimStatus, Identity, IdentityCount, IdentityFilter, IdentityName, IdentitySummary,
+    IdentityType, Timestamp,
 };
 use sesame_core::ports::{CheckQueue, IdentityStore, KeyZoneSource};
 use std::sync::LazyLock;
@@ -194,6 +194,28 @@ impl IdentityStore for PostgresStore {
             } else {
                 Ok(())
             }
+        })
+    }
+
+    fn count_identities(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<IdentityCount>, StoreError> {
+        let sql = codec::COUNT_IDENTITIES.replace("$1 IS NULL", "$1::text IS NULL");
+        self.tx(|tx| {
+            let rows = tx
+                .query(&sql, &[&account.map(AccountId::as_str)])
+                .map_err(unavailable)?;
+            rows.iter()
+                .map(|r| {
+                    codec::count_row(
+                        r.get::<_, &str>(0),
+                        r.get::<_, Option<&str>>(1),
+                        r.get::<_, &str>(2),
+                        r.get::<_, i64>(3),
+                    )
+                })
+                .collect()
         })
     }
 

@@ -9,8 +9,8 @@ use rusqlite::types::ToSql;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sesame_core::StoreError;
 use sesame_core::model::{
-    AccountId, DkimStatus, Identity, IdentityFilter, IdentityName, IdentitySummary, IdentityType,
-    Timestamp,
+    AccountId, DkimStatus, Identity, IdentityCount, IdentityFilter, IdentityName, IdentitySummary,
+    IdentityType, Timestamp,
 };
 use sesame_core::ports::{CheckQueue, IdentityStore, KeyZoneSource};
 use std::sync::LazyLock;
@@ -238,6 +238,33 @@ impl IdentityStore for SqliteStore {
             } else {
                 Ok(())
             }
+        })
+    }
+
+    fn count_identities(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<IdentityCount>, StoreError> {
+        self.read(|tx| {
+            let mut stmt = tx
+                .prepare_cached(codec::COUNT_IDENTITIES)
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![account.map(AccountId::as_str)], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (t, d, v, n) = row.map_err(unavailable)?;
+                out.push(codec::count_row(&t, d.as_deref(), &v, n)?);
+            }
+            Ok(out)
         })
     }
 
