@@ -20,7 +20,12 @@ mod harness;
 mod db;
 mod timedns;
 
+#[path = "../it/scrape.rs"]
+#[allow(dead_code)]
+mod scrape;
+
 mod lease;
+mod metrics;
 mod migrate;
 mod outage;
 mod pool;

@@ -85,6 +85,9 @@ async fn a_database_outage_answers_503_and_heals_without_a_restart() {
         assert!(i < 2000, "the node did not recover: {failed} failures");
     }
 
+    let ready = crate::scrape::get(node.admin, "/health/ready", &[]);
+    assert_eq!(ready.status, 200, "ready before the outage: {ready:?}");
+
     // The outage: no connection is possible for a while. Every request reads its access key
     // from the store, so every one fails, writes and reads alike.
     execute(
@@ -110,6 +113,20 @@ async fn a_database_outage_answers_503_and_heals_without_a_restart() {
         }
         during += 2;
     }
+    // The readiness probe says so, with a reason, while liveness holds.
+    let ready = crate::scrape::get(node.admin, "/health/ready", &[]);
+    assert_eq!(ready.status, 503, "ready in the outage: {ready:?}");
+    let why = ready.json();
+    assert_eq!(why["status"], "unavailable", "{why}");
+    assert!(
+        why["reason"].as_str().is_some_and(|r| r.contains("store")),
+        "{why}"
+    );
+    assert_eq!(
+        crate::scrape::get(node.admin, "/health/live", &[]).status,
+        200
+    );
+    eprintln!("in the outage: /health/ready 503 {why}");
 
     // Back: the same process answers 200 again once it reconnects.
     execute(
@@ -135,6 +152,16 @@ async fn a_database_outage_answers_503_and_heals_without_a_restart() {
             "the node still fails 30 s after the database came back"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // And ready again, the same process.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while crate::scrape::get(node.admin, "/health/ready", &[]).status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "not ready 30 s after the database came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // Every acknowledged identity is there, read through the same node.
