@@ -3,6 +3,7 @@
 //! `raw_request` helper).
 
 mod auth;
+mod browser;
 mod console;
 #[path = "../crash/customerdns.rs"]
 #[allow(dead_code)]
