@@ -1,5 +1,6 @@
-//! Command-line and environment configuration. Every `serve` option can also be given as
-//! `SESAME_<NAME>` (e.g. `SESAME_DATA_DIR`); the flag wins over the environment.
+//! Command-line, environment and config-file configuration. Every `serve` option can also be
+//! given as `SESAME_<NAME>` (e.g. `SESAME_DATA_DIR`) and as `<name> = …` in the TOML file of
+//! `--config` (see `settings`); a flag wins over the environment, which wins over the file.
 
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -10,8 +11,26 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(name = "sesame", version)]
 pub struct Cli {
+    /// Log format on stderr: `text` for people, `json` for one object per line.
+    #[arg(
+        long,
+        global = true,
+        env = "SESAME_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `timestamp level target: message fields`.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the fields.
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,6 +91,24 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Show the configuration `serve` would run with.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `sesame config`.
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the effective `serve` configuration as a config file, each value with where it
+    /// came from (flag, environment, file or default); secrets redacted.
+    Print(Box<ServeArgs>),
 }
 
 /// `sesame dns-records`.
@@ -143,6 +180,9 @@ pub const DEFAULT_DKIM_ZONE: &str = "dkim.sesame.internal";
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
+    /// TOML file of `serve` options (`api-addr = "127.0.0.1:8325"`); flags and `SESAME_*` win over it.
+    #[arg(long, env = "SESAME_CONFIG")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Address of the SESv2 HTTP API (port 0 picks a free port).
@@ -155,7 +195,7 @@ pub struct ServeArgs {
     /// The web console's sign-in token; default: generated once into `<data-dir>/admin-token`.
     #[arg(long, env = "SESAME_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Address of the key-zone DNS responder (UDP and TCP; used from the DNS issue on).
+    /// Address of the key-zone DNS responder, UDP and TCP (port 0 picks a free port).
     #[arg(long, env = "SESAME_DNS_ADDR", default_value = "127.0.0.1:5353")]
     pub dns_addr: SocketAddr,
     /// Zone under which Easy DKIM public keys are published (`<token>.<zone>`).
@@ -174,7 +214,7 @@ pub struct ServeArgs {
     /// Directory that receives signed messages (default `<data-dir>/outbox`).
     #[arg(long, env = "SESAME_OUTBOX")]
     pub outbox: Option<PathBuf>,
-    /// The AWS region this endpoint serves (used in ARNs and, later, SigV4 scopes).
+    /// The AWS region this endpoint serves (in ARNs and SigV4 scopes).
     #[arg(long, env = "SESAME_REGION", default_value = "us-east-1")]
     pub region: String,
     /// Most identities per account (SES's default quota is 10,000 per region).

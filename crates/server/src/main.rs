@@ -8,11 +8,11 @@ mod bootstrap;
 mod cli;
 mod config;
 mod http;
+mod settings;
 
 use adapters::{SealedPageTokens, StoreCredentials, SystemClock};
 use anyhow::{Context, bail};
-use clap::Parser;
-use config::{Cli, Command, ServeArgs, StoreArgs};
+use config::{Command, ConfigCommand, LogFormat, ServeArgs, StoreArgs};
 use sesame_api::ApiState;
 use sesame_api::throttle::Throttle;
 use sesame_core::app::{Config, UseCases};
@@ -31,20 +31,46 @@ use std::sync::Arc;
 /// The log filter when `SESAME_LOG` is unset.
 const DEFAULT_LOG: &str = "info";
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
+/// Logs to stderr, as text or as one JSON object per line (`timestamp`, `level`, `target`,
+/// `message` and the event's fields at the top level, for log shippers).
+fn init_logging(format: LogFormat) {
+    // hickory-server logs two info lines per DNS query: a query log anyone on the network can
+    // flood, and (measured) a quarter of the key zone's throughput. Like NSD and Knot, the key
+    // zone does not log queries unless asked.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SESAME_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SESAME_LOG")
-                // hickory-server logs two info lines per DNS query: a query log anyone on
-                // the network can flood, and (measured) a quarter of the key zone's throughput. Like
-                // NSD and Knot, the key zone does not log queries unless asked.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
-        )
-        .init();
-    match cli.command {
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let parsed = settings::parse();
+    init_logging(parsed.cli.log_format);
+    if matches!(parsed.cli.command, Command::Config { .. }) {
+        print_out(&settings::print(&parsed));
+        return Ok(());
+    }
+    match parsed.cli.command {
+        Command::Config {
+            command: ConfigCommand::Print(_),
+        } => Ok(()),
+        Command::Completions { shell } => {
+            let mut cmd = <config::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "sesame", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Serve(args) => serve(*args),
         Command::Account { command, store } => {
             let opened = open(&store)?;
@@ -136,6 +162,13 @@ fn open(args: &StoreArgs) -> anyhow::Result<Opened> {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
     Ok(Opened { store, sealer, db })
+}
+
+/// Writes a command's output to stdout.
+#[allow(clippy::print_stdout)]
+fn print_out(text: &str) {
+    print!("{text}");
+    let _ = std::io::stdout().flush();
 }
 
 /// Prints one start-up line on stdout, where the test harness and scripts look for it.

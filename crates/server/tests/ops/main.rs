@@ -15,6 +15,7 @@ mod fakedns;
 mod harness;
 
 mod config;
+mod configfile;
 #[path = "../crash/customerdns.rs"]
 #[allow(dead_code)]
 mod customerdns;
