@@ -246,6 +246,18 @@ def run(ses, account, binary, data_dir):
     got = ses.get_email_identity(EmailIdentity=domain)
     check(got["FeedbackForwardingStatus"] is False, got)
     ok("feedback forwarding off")
+    ses.put_email_identity_mail_from_attributes(
+        EmailIdentity=domain, MailFromDomain=f"bounce.{domain}", BehaviorOnMxFailure="REJECT_MESSAGE")
+    mf = ses.get_email_identity(EmailIdentity=domain)["MailFromAttributes"]
+    check(mf == {"MailFromDomain": f"bounce.{domain}", "MailFromDomainStatus": "PENDING",
+                 "BehaviorOnMxFailure": "REJECT_MESSAGE"}, mf)
+    expect_error(lambda: ses.put_email_identity_mail_from_attributes(
+        EmailIdentity=domain, MailFromDomain="bounce.example.org"),
+        "BadRequestException", 400, "a MAIL FROM domain outside the identity's domain")
+    ses.put_email_identity_mail_from_attributes(EmailIdentity=domain)
+    mf = ses.get_email_identity(EmailIdentity=domain)["MailFromAttributes"]
+    check(mf == {"BehaviorOnMxFailure": "USE_DEFAULT_VALUE"}, mf)
+    ok("mail from: set (PENDING, REJECT_MESSAGE), refused outside the domain, removed")
     ses.put_email_identity_dkim_attributes(EmailIdentity=domain, SigningEnabled=False)
     got = ses.get_email_identity(EmailIdentity=domain)
     check(got["DkimAttributes"]["SigningEnabled"] is False, got)

@@ -63,6 +63,9 @@ pub fn invalid(i: &Invalid) -> String {
             "every DKIM token is signing or keeps a retired key for mail in transit; try again after {until} (Unix ms)"
         ),
         I::NotVerifiedForDkim(name) => format!("Domain {name} is not verified for DKIM signing."),
+        I::MailFromNotSubdomain { mail_from, domain } => format!(
+            "the MAIL FROM domain {mail_from} must be a subdomain of {domain}, not {domain} itself nor another domain"
+        ),
         I::PrivateKey(p) => private_key(p),
         I::MailboxControl(s) => {
             format!("{s:?} is not a valid email address: it contains a control character")
@@ -216,9 +219,10 @@ mod tests {
             I::RawLineEnds => 34,
             I::NoRecipients => 35,
             I::TooManyRecipients { .. } => 36,
+            I::MailFromNotSubdomain { .. } => 37,
         }
     }
-    const VARIANTS: usize = 37;
+    const VARIANTS: usize = 38;
 
     #[test]
     fn every_invalid_input_reads_as_before() {
@@ -302,6 +306,13 @@ mod tests {
             (
                 I::NotVerifiedForDkim(s("example.com")),
                 "Domain example.com is not verified for DKIM signing.",
+            ),
+            (
+                I::MailFromNotSubdomain {
+                    mail_from: s("example.org"),
+                    domain: s("example.com"),
+                },
+                "the MAIL FROM domain example.org must be a subdomain of example.com, not example.com itself nor another domain",
             ),
             (
                 I::PrivateKey(KeyProblem::Bits(512)),

@@ -80,6 +80,8 @@ operations! {
     PutEmailIdentityDkimSigningAttributes { access: Write, max_body: MAX_BODY_BYTES },
     /// `PUT /v2/email/identities/{EmailIdentity}/feedback`
     PutEmailIdentityFeedbackAttributes { access: Write, max_body: MAX_BODY_BYTES },
+    /// `PUT /v2/email/identities/{EmailIdentity}/mail-from`
+    PutEmailIdentityMailFromAttributes { access: Write, max_body: MAX_BODY_BYTES },
     /// `POST /v2/email/tags`
     TagResource { access: Write, max_body: MAX_BODY_BYTES },
     /// `DELETE /v2/email/tags`

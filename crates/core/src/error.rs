@@ -162,6 +162,13 @@ pub enum Invalid {
     NoFreeToken(i64),
     /// PutEmailIdentityDkimAttributes on an identity that does not exist.
     NotVerifiedForDkim(String),
+    /// A MAIL FROM domain that is not a subdomain of the identity's domain (or is that domain).
+    MailFromNotSubdomain {
+        /// The MAIL FROM domain asked for.
+        mail_from: String,
+        /// The identity's domain.
+        domain: String,
+    },
     /// A BYODKIM private key that cannot be used.
     PrivateKey(KeyProblem),
     /// A mailbox with a control character (it would start a new header field).

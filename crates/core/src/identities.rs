@@ -5,7 +5,7 @@ use crate::dkim::DkimSetup;
 use crate::error::{Error, Invalid, Missing};
 use crate::model::{
     AccountId, Dkim, DkimStatus, Identity, IdentityCount, IdentityFilter, IdentityName,
-    IdentitySummary, Tag, Verification, merge_tags,
+    IdentitySummary, MailFrom, MxFailure, Tag, Verification, merge_tags,
 };
 use crate::ports::{Clock, IdentityStore, KeyVault};
 use crate::shared::{DEFAULT_KEY_LENGTH, KeyMaker, Records, bulk_err, store_err};
@@ -124,6 +124,8 @@ impl Identities {
             verification_status: DkimStatus::Pending,
             tags,
             verification,
+            mail_from: None,
+            mx_failure: Default::default(),
         };
         self.records.insert(&identity, self.max_identities)?;
         Ok(identity)
@@ -211,6 +213,39 @@ impl Identities {
                 Ok(())
             })
             .map(|_| ())
+    }
+
+    /// PutEmailIdentityMailFromAttributes: sets (`Some`) or removes (`None`) the custom MAIL
+    /// FROM domain, checked against the identity's domain, and the behaviour on an MX failure.
+    /// A new domain starts PENDING with its check due now; the same domain again keeps its
+    /// status and record.
+    pub fn put_mail_from_attributes(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+        mail_from_domain: &str,
+        mx_failure: MxFailure,
+    ) -> Result<Identity, Error> {
+        let domain = crate::mail_from::mail_from_domain(name, mail_from_domain)?;
+        let now = self.clock.now();
+        let current = self.records.require(account, name)?;
+        self.records.save_modified(current, |id| {
+            id.mx_failure = mx_failure;
+            id.mail_from = match (&domain, id.mail_from.take()) {
+                (None, _) => None,
+                (Some(d), Some(kept)) if kept.domain == *d => Some(kept),
+                (Some(d), _) => Some(MailFrom {
+                    domain: d.clone(),
+                    status: DkimStatus::Pending,
+                    verification: Verification {
+                        pending_since: Some(now),
+                        next_check_at: Some(now),
+                        ..Verification::default()
+                    },
+                }),
+            };
+            Ok(())
+        })
     }
 
     /// TagResource on an identity: adds tags, replacing values of existing keys.

@@ -25,6 +25,7 @@ pub mod dkim;
 pub mod error;
 pub mod identities;
 pub mod keys;
+pub mod mail_from;
 pub mod model;
 pub mod ports;
 pub mod sending;

@@ -331,6 +331,8 @@ mod tests {
                 verification_status: DkimStatus::Success,
                 tags: Vec::new(),
                 verification: Verification::default(),
+                mail_from: None,
+                mx_failure: Default::default(),
             };
             self.store.insert_identity(&identity, 100).unwrap();
         }

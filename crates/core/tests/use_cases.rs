@@ -583,3 +583,57 @@ fn check_now_makes_a_backed_off_check_due_at_once() {
     let counts = s.uc.identities.count_identities(Some(&a)).unwrap();
     assert_eq!(counts.iter().map(|c| c.count).sum::<u64>(), 2);
 }
+
+/// MAIL FROM: a proper subdomain is set PENDING with its check due now; set again it keeps its
+/// record; a refusal changes nothing; no domain removes it and keeps the behaviour.
+#[test]
+fn mail_from_domains_follow_the_identity_and_refusals_change_nothing() {
+    use sesame_core::model::MxFailure;
+    let (s, clock, a) = svc();
+    create(&s, &a, "example.com", None).unwrap();
+    let n = IdentityName::parse("example.com").unwrap();
+    let put = |d: &str, b| s.uc.identities.put_mail_from_attributes(&a, &n, d, b);
+    let set = put("bounce.example.com", MxFailure::RejectMessage).unwrap();
+    let mf = set.mail_from.clone().unwrap();
+    assert_eq!(mf.domain.as_str(), "bounce.example.com");
+    assert_eq!(mf.status, DkimStatus::Pending);
+    assert_eq!(mf.verification.next_check_at, Some(clock.now()), "due now");
+    assert_eq!(set.mx_failure, MxFailure::RejectMessage);
+    let before = s.store.get_identity(&a, &n).unwrap().unwrap();
+    for bad in ["example.com", "other.com", "bad_label.example.com"] {
+        assert!(
+            matches!(put(bad, MxFailure::UseDefaultValue), Err(Error::Invalid(_))),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        s.store.get_identity(&a, &n).unwrap().unwrap(),
+        before,
+        "refusals wrote nothing"
+    );
+    clock.advance_hours(1);
+    let again = put("bounce.example.com", MxFailure::UseDefaultValue).unwrap();
+    assert_eq!(
+        again.mail_from.unwrap().verification,
+        mf.verification,
+        "kept"
+    );
+    let moved = put("mail.example.com", MxFailure::UseDefaultValue).unwrap();
+    assert_eq!(
+        moved.mail_from.unwrap().verification.pending_since,
+        Some(clock.now())
+    );
+    let off = put("", MxFailure::RejectMessage).unwrap();
+    assert!(off.mail_from.is_none());
+    assert_eq!(off.mx_failure, MxFailure::RejectMessage);
+    let nobody = IdentityName::parse("nobody.example.com").unwrap();
+    assert!(matches!(
+        s.uc.identities.put_mail_from_attributes(
+            &a,
+            &nobody,
+            "x.nobody.example.com",
+            MxFailure::UseDefaultValue
+        ),
+        Err(Error::NotFound(_))
+    ));
+}

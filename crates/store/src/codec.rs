@@ -6,9 +6,9 @@ use crate::row::Cell;
 pub use crate::row::{IdentityRow, corrupt};
 use sesame_core::StoreError;
 use sesame_core::model::{
-    AccountId, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus, DkimToken, Identity, IdentityCount,
-    IdentityName, IdentityType, KeyLength, KeyLengthHistory, Selector, SlotState, SoaRecord, Tag,
-    Timestamp, Verification, VerificationError,
+    AccountId, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus, DkimToken, DomainName, Identity,
+    IdentityCount, IdentityName, IdentityType, KeyLength, KeyLengthHistory, MailFrom, MxFailure,
+    Selector, SlotState, SoaRecord, Tag, Timestamp, Verification, VerificationError,
 };
 
 fn parse_error(s: &str) -> Result<VerificationError, StoreError> {
@@ -130,7 +130,29 @@ pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
         v_attempts: i64::from(v.attempts),
         dkim_active: 0,
         dkim_staged: None,
+        mail_from_domain: None,
+        mail_from_behavior: identity.mx_failure.name().to_owned(),
+        mail_from_status: None,
+        mf_last_checked: None,
+        mf_last_success: None,
+        mf_error: None,
+        mf_pending_since: None,
+        mf_failing_since: None,
+        mf_next_check_at: None,
+        mf_attempts: 0,
     };
+    if let Some(mf) = &identity.mail_from {
+        let v = &mf.verification;
+        row.mail_from_domain = Some(mf.domain.as_str().to_owned());
+        row.mail_from_status = Some(mf.status.name().to_owned());
+        row.mf_last_checked = v.last_checked.map(|t| t.0);
+        row.mf_last_success = v.last_success.map(|t| t.0);
+        row.mf_error = v.error.map(|e| e.name().to_owned());
+        row.mf_pending_since = v.pending_since.map(|t| t.0);
+        row.mf_failing_since = v.failing_since.map(|t| t.0);
+        row.mf_next_check_at = v.next_check_at.map(|t| t.0);
+        row.mf_attempts = i64::from(v.attempts);
+    }
     if let Some(d) = &identity.dkim {
         row.dkim_active = d.keys.signing_slot() as i64;
         row.dkim_staged = d.keys.staged().map(|(s, _)| s as i64);
@@ -246,6 +268,25 @@ pub fn decode_identity(
         next_check_at: row.v_next_check_at.map(Timestamp),
         attempts: u32::try_from(row.v_attempts).unwrap_or(u32::MAX),
     };
+    let mail_from = match row.mail_from_domain.as_deref() {
+        None => None,
+        Some(domain) => Some(MailFrom {
+            domain: DomainName::parse(domain).map_err(corrupt)?,
+            status: parse_status(row.mail_from_status.as_deref().unwrap_or("PENDING"))?,
+            verification: Verification {
+                last_checked: row.mf_last_checked.map(Timestamp),
+                last_success: row.mf_last_success.map(Timestamp),
+                error: row.mf_error.as_deref().map(parse_error).transpose()?,
+                soa: None,
+                pending_since: row.mf_pending_since.map(Timestamp),
+                failing_since: row.mf_failing_since.map(Timestamp),
+                next_check_at: row.mf_next_check_at.map(Timestamp),
+                attempts: u32::try_from(row.mf_attempts).unwrap_or(u32::MAX),
+            },
+        }),
+    };
+    let mx_failure = MxFailure::from_name(&row.mail_from_behavior)
+        .ok_or_else(|| corrupt(format!("BehaviorOnMxFailure {}", row.mail_from_behavior)))?;
     Ok(Identity {
         account: account.clone(),
         name,
@@ -257,6 +298,8 @@ pub fn decode_identity(
         verification_status: parse_status(&row.verification_status)?,
         tags,
         verification,
+        mail_from,
+        mx_failure,
     })
 }
 

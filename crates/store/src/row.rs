@@ -129,6 +129,16 @@ identity_row! {
     v_attempts: i64,
     dkim_active: i64,
     dkim_staged: Option<i64>,
+    mail_from_domain: Option<String>,
+    mail_from_behavior: String,
+    mail_from_status: Option<String>,
+    mf_last_checked: Option<i64>,
+    mf_last_success: Option<i64>,
+    mf_error: Option<String>,
+    mf_pending_since: Option<i64>,
+    mf_failing_since: Option<i64>,
+    mf_next_check_at: Option<i64>,
+    mf_attempts: i64,
 }
 
 /// The columns written before the row's own: the key's first half and the kind of name (a
@@ -187,9 +197,9 @@ mod tests {
     #[test]
     fn the_upsert_binds_every_column_once_and_updates_all_but_the_key() {
         let sql = IdentitySql::new(|n| format!("?{n}"));
-        assert_eq!(IDENTITY_COLUMNS.len(), 25);
-        assert!(sql.upsert.contains("?27)"), "{}", sql.upsert);
-        assert!(!sql.upsert.contains("?28"), "{}", sql.upsert);
+        assert_eq!(IDENTITY_COLUMNS.len(), 35);
+        assert!(sql.upsert.contains("?37)"), "{}", sql.upsert);
+        assert!(!sql.upsert.contains("?38"), "{}", sql.upsert);
         assert!(sql.upsert.starts_with(
             "INSERT INTO identities (account_id, identity_type, name, version, created_at, "
         ));
@@ -198,7 +208,7 @@ mod tests {
         ));
         assert!(
             sql.upsert
-                .ends_with("dkim_staged = excluded.dkim_staged, v_lease_until = NULL")
+                .ends_with("mf_attempts = excluded.mf_attempts, v_lease_until = NULL")
         );
         assert!(!sql.upsert.contains("name = excluded.name"));
         assert!(!sql.upsert.contains("account_id = excluded"));

@@ -11,8 +11,8 @@ use sesame_core::dkim::DkimSetup;
 use sesame_core::error::Invalid;
 use sesame_core::identities::{CreateIdentity, Page};
 use sesame_core::model::{
-    Dkim, DkimOrigin, DkimStatus, IdentityFilter, IdentityName, IdentityType, KeyLength, Selector,
-    Tag, Timestamp, Verification,
+    Dkim, DkimOrigin, DkimStatus, IdentityFilter, IdentityName, IdentityType, KeyLength, MxFailure,
+    Selector, Tag, Timestamp, Verification,
 };
 use sesame_core::ports::PrivateKeyInput;
 
@@ -267,7 +267,9 @@ pub(super) fn get(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError>
         verified_for_sending_status: id.verified_for_sending(),
         dkim_attributes,
         mail_from_attributes: wout::MailFromAttributes {
-            behavior_on_mx_failure: "USE_DEFAULT_VALUE",
+            mail_from_domain: id.mail_from.as_ref().map(|m| m.domain.as_str().to_owned()),
+            mail_from_domain_status: id.mail_from.as_ref().map(|m| m.status.name()),
+            behavior_on_mx_failure: id.mx_failure.name(),
         },
         policies: Default::default(),
         tags: tags_to_wire(&id.tags),
@@ -517,6 +519,26 @@ pub(super) fn put_feedback(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, 
     ctx.service
         .identities
         .put_feedback_attributes(ctx.account, &name, enabled)?;
+    json(&wout::Empty {})
+}
+
+pub(super) fn put_mail_from(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
+    let req: win::PutEmailIdentityMailFromAttributesRequest = body(input)?;
+    let name = identity_label(input)?;
+    let member = "BehaviorOnMxFailure";
+    let behavior = match req.behavior_on_mx_failure.as_deref() {
+        None => MxFailure::UseDefaultValue,
+        Some(b) => MxFailure::from_name(b).ok_or_else(|| bad_enum(member, b, MxFailure::NAMES))?,
+    };
+    ctx.service
+        .identities
+        .put_mail_from_attributes(
+            ctx.account,
+            &name,
+            req.mail_from_domain.as_deref().unwrap_or(""),
+            behavior,
+        )
+        .map_err(about("MailFromDomain"))?;
     json(&wout::Empty {})
 }
 

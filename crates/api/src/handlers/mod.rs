@@ -58,6 +58,7 @@ pub fn dispatch(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
             identities::put_dkim_signing(ctx, input)
         }
         Operation::PutEmailIdentityFeedbackAttributes => identities::put_feedback(ctx, input),
+        Operation::PutEmailIdentityMailFromAttributes => identities::put_mail_from(ctx, input),
         Operation::TagResource => tags::tag(ctx, input),
         Operation::UntagResource => tags::untag(ctx, input),
         Operation::ListTagsForResource => tags::list(ctx, input),

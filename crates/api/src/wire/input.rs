@@ -59,6 +59,13 @@ pub struct PutEmailIdentityFeedbackAttributesRequest {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+pub struct PutEmailIdentityMailFromAttributesRequest {
+    pub mail_from_domain: Option<String>,
+    pub behavior_on_mx_failure: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct TagResourceRequest {
     pub resource_arn: Option<String>,
     pub tags: Option<Vec<Tag>>,

@@ -47,6 +47,11 @@ pub struct CreateEmailIdentityResponse {
 #[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct MailFromAttributes {
+    /// Absent, with the status, when no custom MAIL FROM is set (as SES answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_from_domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_from_domain_status: Option<&'static str>,
     pub behavior_on_mx_failure: &'static str,
 }
 

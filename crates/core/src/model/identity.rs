@@ -2,7 +2,7 @@
 //! DNS verifier's schedule.
 
 use super::dkim::Dkim;
-use super::names::{AccountId, IdentityName, IdentityType};
+use super::names::{AccountId, DomainName, IdentityName, IdentityType};
 use super::tags::Tag;
 use super::time::Timestamp;
 
@@ -68,6 +68,28 @@ pub struct Verification {
     pub attempts: u32,
 }
 
+/// `BehaviorOnMxFailure`: what SendEmail does while the MAIL FROM domain is not verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum MxFailure {
+    /// `USE_DEFAULT_VALUE`: send with the default envelope domain.
+    #[default]
+    UseDefaultValue,
+    /// `REJECT_MESSAGE`: refuse the mail (`MailFromDomainNotVerifiedException`).
+    RejectMessage,
+}
+
+/// A custom MAIL FROM domain and what the verifier knows of its MX record
+/// (`MailFromAttributes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailFrom {
+    /// The domain, a proper subdomain of the identity's domain.
+    pub domain: DomainName,
+    /// `MailFromDomainStatus` (PENDING, SUCCESS, FAILED or TEMPORARY_FAILURE).
+    pub status: DkimStatus,
+    /// The verifier's record of its checks.
+    pub verification: Verification,
+}
+
 /// An email identity of one account, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -91,6 +113,10 @@ pub struct Identity {
     pub tags: Vec<Tag>,
     /// The DNS verifier's record for this identity (domains only; default for addresses).
     pub verification: Verification,
+    /// The custom MAIL FROM domain, if one is set.
+    pub mail_from: Option<MailFrom>,
+    /// `BehaviorOnMxFailure`, kept whether or not a MAIL FROM domain is set.
+    pub mx_failure: MxFailure,
 }
 
 impl Identity {

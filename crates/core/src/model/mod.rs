@@ -19,8 +19,8 @@ mod time;
 
 pub use dkim::{Dkim, DkimKey, DkimKeys, DkimOrigin, KeyLength, KeyLengthHistory, SlotState};
 pub use identity::{
-    DkimStatus, Identity, IdentityCount, IdentityFilter, IdentitySummary, SoaRecord, Verification,
-    VerificationError,
+    DkimStatus, Identity, IdentityCount, IdentityFilter, IdentitySummary, MailFrom, MxFailure,
+    SoaRecord, Verification, VerificationError,
 };
 pub use mail::{Destination, HeaderAddresses, Mailbox, SimpleMessage};
 pub use names::{

@@ -3,7 +3,7 @@
 //! edge and both database back ends read and write them through this table alone.
 
 use super::dkim::KeyLength;
-use super::identity::{DkimStatus, VerificationError};
+use super::identity::{DkimStatus, MxFailure, VerificationError};
 use super::names::IdentityType;
 
 macro_rules! spelled {
@@ -29,6 +29,11 @@ macro_rules! spelled {
         }
     };
 }
+
+spelled!(MxFailure {
+    MxFailure::UseDefaultValue => "USE_DEFAULT_VALUE",
+    MxFailure::RejectMessage => "REJECT_MESSAGE",
+});
 
 spelled!(DkimStatus {
     DkimStatus::Pending => "PENDING",

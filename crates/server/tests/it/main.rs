@@ -17,6 +17,7 @@ mod forwarddns;
 mod harness;
 mod hostile;
 mod identities;
+mod mailfrom;
 mod metrics;
 mod scrape;
 mod secrets;

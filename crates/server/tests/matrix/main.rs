@@ -43,6 +43,7 @@ const IMPLEMENTED: &[&str] = &[
     "PutEmailIdentityDkimAttributes",
     "PutEmailIdentityDkimSigningAttributes",
     "PutEmailIdentityFeedbackAttributes",
+    "PutEmailIdentityMailFromAttributes",
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
@@ -787,6 +788,15 @@ fn bad_input_matrix() {
             vec![json!({"EmailForwardingEnabled": true})],
         ),
         op(
+            "PutEmailIdentityMailFromAttributes",
+            Some("matrix.example.com"),
+            vec![],
+            vec![json!({
+                "MailFromDomain": "bounce.matrix.example.com",
+                "BehaviorOnMxFailure": "REJECT_MESSAGE"
+            })],
+        ),
+        op(
             "TagResource",
             None,
             vec![],
@@ -874,6 +884,7 @@ fn bad_input_matrix() {
                 | "DeleteEmailIdentity"
                 | "PutEmailIdentityDkimSigningAttributes"
                 | "PutEmailIdentityFeedbackAttributes"
+                | "PutEmailIdentityMailFromAttributes"
                 | "TagResource"
                 | "UntagResource"
                 | "SendEmail"
@@ -1126,6 +1137,26 @@ fn documented_cases(
             b["Tags"] = Value::Array(many_tags.clone())
         });
     };
+
+    // A MAIL FROM domain must be a proper subdomain of the identity's domain, and a host name.
+    let mut c = Cases {
+        op: find("PutEmailIdentityMailFromAttributes"),
+        out: vec![],
+    };
+    for bad in [
+        "matrix.example.com",
+        "example.com",
+        "other.example.org",
+        "xmatrix.example.com",
+        "bad_label.matrix.example.com",
+        "-x.matrix.example.com",
+        "bounce..matrix.example.com",
+    ] {
+        c.body("MailFromDomain", Kind::Documented, bad, 0, |b| {
+            b["MailFromDomain"] = json!(bad)
+        });
+    }
+    out.extend(c.out);
 
     let mut c = Cases {
         op: find("CreateEmailIdentity"),

@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sesame_core::model::{
-    AccountId, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus, DkimToken, Identity, IdentityName,
-    KeyLength, KeyLengthHistory, Selector, SlotState, SoaRecord, Tag, Timestamp, Verification,
-    VerificationError,
+    AccountId, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus, DkimToken, DomainName, Identity,
+    IdentityName, KeyLength, KeyLengthHistory, MailFrom, MxFailure, Selector, SlotState, SoaRecord,
+    Tag, Timestamp, Verification, VerificationError,
 };
 use sesame_core::ports::{Account, Store};
 
@@ -112,6 +112,21 @@ pub(crate) fn easy_domain(account: &AccountId, name: &str) -> Identity {
             next_check_at: Some(Timestamp(9_000_000_000_000)),
             attempts: 3,
         },
+        mail_from: Some(MailFrom {
+            domain: DomainName::parse(&format!("bounce.{name}")).unwrap(),
+            status: DkimStatus::TemporaryFailure,
+            verification: Verification {
+                last_checked: Some(Timestamp(950)),
+                last_success: Some(Timestamp(940)),
+                error: Some(VerificationError::DnsServerError),
+                soa: None,
+                pending_since: Some(Timestamp(1_001)),
+                failing_since: Some(Timestamp(960)),
+                next_check_at: Some(Timestamp(8_000_000_000_000)),
+                attempts: 2,
+            },
+        }),
+        mx_failure: MxFailure::RejectMessage,
     }
 }
 
@@ -127,6 +142,8 @@ pub(crate) fn address(account: &AccountId, name: &str) -> Identity {
         verification_status: DkimStatus::Pending,
         tags: vec![],
         verification: Verification::default(),
+        mail_from: None,
+        mx_failure: MxFailure::UseDefaultValue,
     }
 }
 

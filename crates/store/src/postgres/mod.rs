@@ -16,7 +16,10 @@ use postgres::{Client, NoTls, Transaction};
 use sesame_core::StoreError;
 
 /// Versioned migrations, applied in order under an advisory lock (nodes may start together).
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_mail_from.sql"),
+];
 const MIGRATION_LOCK: i64 = 0x5e5a_3e00;
 /// Connections per node; requests beyond this wait for a free one rather than exhausting the
 /// server's `max_connections` (100 by default) when several nodes share it.

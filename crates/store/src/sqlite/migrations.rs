@@ -11,6 +11,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_verification.sql"),
     include_str!("../../migrations/sqlite/0003_rotation.sql"),
     include_str!("../../migrations/sqlite/0004_keys_rowid.sql"),
+    include_str!("../../migrations/sqlite/0005_mail_from.sql"),
 ];
 
 /// Applies the migrations the database lacks, up to schema version `to` (tests stop short of
@@ -69,9 +70,20 @@ mod tests {
                 [acc.as_str()],
             )
             .unwrap();
+            // Today's row code also writes 0005's MAIL FROM columns: add them for the insert
+            // and drop them again, so the open below migrates a schema-3 database.
+            let mail_from = include_str!("../../migrations/sqlite/0005_mail_from.sql");
+            conn.execute_batch(mail_from).unwrap();
             let tx = conn.transaction().unwrap();
             insert_identity(&tx, &old, 10).unwrap();
             tx.commit().unwrap();
+            for line in mail_from.lines() {
+                if let Some(rest) = line.strip_prefix("ALTER TABLE identities ADD COLUMN ") {
+                    let column = rest.split_whitespace().next().unwrap();
+                    conn.execute_batch(&format!("ALTER TABLE identities DROP COLUMN {column}"))
+                        .unwrap();
+                }
+            }
             conn.query_row("SELECT value FROM key_generation", [], |r| r.get(0))
                 .unwrap()
         };
