@@ -233,6 +233,20 @@ pub fn client_for(api: SocketAddr, key_id: &str, secret: &str) -> aws_sdk_sesv2:
     aws_sdk_sesv2::Client::from_conf(conf)
 }
 
+/// A client for the test credentials that makes exactly one request per call (the SDK's own
+/// retries would hide a 429 or wait a token bucket out).
+pub fn client_without_retries(api: SocketAddr) -> aws_sdk_sesv2::Client {
+    let conf = aws_sdk_sesv2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(format!("http://{api}"))
+        .credentials_provider(Credentials::new(KEY_ID, SECRET, None, None, "it"))
+        .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled())
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    aws_sdk_sesv2::Client::from_conf(conf)
+}
+
 /// A raw HTTP response.
 #[derive(Debug)]
 pub struct RawResponse {

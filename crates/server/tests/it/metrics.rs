@@ -6,29 +6,14 @@
 //! never retries, so each call is one request.
 
 use crate::dns::{Nsd, have};
-use crate::harness::{KEY_ID, REGION, SECRET, Server, send};
-use crate::scrape::{scrape, series, value};
-use aws_sdk_sesv2::config::retry::RetryConfig;
-use aws_sdk_sesv2::config::{BehaviorVersion, Credentials, Region};
+use crate::harness::{Server, send};
+use crate::scrape::{gauges_of_listed, identity_gauges, scrape, series, value};
 use aws_sdk_sesv2::types::{
     Body, Content, Destination, DkimSigningAttributes, EmailContent, Message,
 };
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
-
-/// A client that makes exactly one request per call.
-fn no_retry_client(api: SocketAddr) -> aws_sdk_sesv2::Client {
-    let conf = aws_sdk_sesv2::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(format!("http://{api}"))
-        .credentials_provider(Credentials::new(KEY_ID, SECRET, None, None, "it"))
-        .retry_config(RetryConfig::disabled())
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    aws_sdk_sesv2::Client::from_conf(conf)
-}
 
 /// What the script saw: (operation, HTTP status) → how many.
 #[derive(Default)]
@@ -150,7 +135,7 @@ async fn a_scrape_after_a_scripted_mix_counts_exactly_what_the_script_did() {
         ],
     );
     let admin = server.admin;
-    let c = no_retry_client(server.api);
+    let c = crate::harness::client_without_retries(server.api);
     let mut t = Tally::default();
 
     let r = c
@@ -315,24 +300,12 @@ async fn a_scrape_after_a_scripted_mix_counts_exactly_what_the_script_did() {
 
     // The gauge is the store: what ListEmailIdentities says, by type and status (an
     // address's DKIM status is NONE).
-    let mut listed_counts: BTreeMap<String, f64> = BTreeMap::new();
-    for i in listed.email_identities() {
-        let t = i.identity_type().unwrap().as_str().to_owned();
-        let s = if t == "EMAIL_ADDRESS" {
-            "NONE".to_owned()
-        } else {
-            i.verification_status().unwrap().as_str().to_owned()
-        };
-        *listed_counts
-            .entry(format!("{{type=\"{t}\",dkim_status=\"{s}\"}}"))
-            .or_default() += 1.0;
-    }
-    let gauges: BTreeMap<String, f64> = series(&text, "sesame_identities")
-        .into_iter()
-        .filter(|(_, v)| *v != 0.0)
-        .map(|(l, v)| (l.to_owned(), v))
-        .collect();
-    assert_eq!(gauges, listed_counts, "{text}");
+    let gauges = identity_gauges(&text);
+    assert_eq!(
+        gauges,
+        gauges_of_listed(listed.email_identities()),
+        "{text}"
+    );
     assert_eq!(gauges.values().sum::<f64>(), 3.0);
     assert!(value(&text, "sesame_key_pool_available{key_length=\"2048\"}").is_some());
     assert_eq!(

@@ -63,3 +63,31 @@ pub fn series<'a>(text: &'a str, name: &str) -> Vec<(&'a str, f64)> {
         })
         .collect()
 }
+
+/// The non-zero `sesame_identities` gauges of a scrape, by their labels.
+pub fn identity_gauges(text: &str) -> std::collections::BTreeMap<String, f64> {
+    series(text, "sesame_identities")
+        .into_iter()
+        .filter(|(_, v)| *v != 0.0)
+        .map(|(l, v)| (l.to_owned(), v))
+        .collect()
+}
+
+/// What those gauges must be for a ListEmailIdentities answer: identities counted by type and
+/// status, in the gauges' labels (an address's DKIM status is `NONE`).
+pub fn gauges_of_listed(
+    listed: &[aws_sdk_sesv2::types::IdentityInfo],
+) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for i in listed {
+        let t = i.identity_type().unwrap().as_str().to_owned();
+        let s = if t == "EMAIL_ADDRESS" {
+            "NONE".to_owned()
+        } else {
+            i.verification_status().unwrap().as_str().to_owned()
+        };
+        *out.entry(format!("{{type=\"{t}\",dkim_status=\"{s}\"}}"))
+            .or_default() += 1.0;
+    }
+    out
+}

@@ -2,7 +2,7 @@
 //! answered (and only those), and both report the same identities gauge, which is the
 //! database's, whichever node made the identities.
 
-use crate::scrape::{scrape, series, value};
+use crate::scrape::{gauges_of_listed, identity_gauges, scrape, series, value};
 use crate::{TestDb, byo, master_key, node, sdk_client};
 use std::collections::BTreeMap;
 
@@ -97,28 +97,18 @@ async fn two_nodes_count_their_own_requests_and_agree_on_the_identities() {
         want_b,
         "node B counts its own requests:\n{sb}"
     );
-    let gauges = |text: &str| -> BTreeMap<String, f64> {
-        series(text, "sesame_identities")
-            .into_iter()
-            .filter(|(_, v)| *v != 0.0)
-            .map(|(l, v)| (l.to_owned(), v))
-            .collect()
-    };
     // What ListEmailIdentities says, by type and status.
-    let mut from_list: BTreeMap<String, f64> = BTreeMap::new();
-    for i in listed.email_identities() {
-        let t = i.identity_type().unwrap().as_str().to_owned();
-        let s = if t == "EMAIL_ADDRESS" {
-            "NONE".to_owned()
-        } else {
-            i.verification_status().unwrap().as_str().to_owned()
-        };
-        *from_list
-            .entry(format!("{{type=\"{t}\",dkim_status=\"{s}\"}}"))
-            .or_default() += 1.0;
-    }
-    assert_eq!(gauges(&sa), from_list, "A's gauge is the database's:\n{sa}");
-    assert_eq!(gauges(&sb), from_list, "B's gauge is the database's:\n{sb}");
+    let from_list = gauges_of_listed(listed.email_identities());
+    assert_eq!(
+        identity_gauges(&sa),
+        from_list,
+        "A's gauge is the database's:\n{sa}"
+    );
+    assert_eq!(
+        identity_gauges(&sb),
+        from_list,
+        "B's gauge is the database's:\n{sb}"
+    );
     assert_eq!(
         value(
             &sa,

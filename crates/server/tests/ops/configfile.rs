@@ -120,22 +120,7 @@ async fn a_server_runs_on_the_files_settings() {
     let mut server = Proc::serve(&data, &["--config", &file], &[], dns.addr);
     let (api, _) = server.listening();
     assert_ne!(api.port(), 8325, "the file's port 0, not the default");
-    // One request per call: the SDK's own retries would wait the bucket out.
-    let conf = aws_sdk_sesv2::Config::builder()
-        .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
-        .region(aws_sdk_sesv2::config::Region::new(crate::harness::REGION))
-        .endpoint_url(format!("http://{api}"))
-        .credentials_provider(aws_sdk_sesv2::config::Credentials::new(
-            crate::harness::KEY_ID,
-            crate::harness::SECRET,
-            None,
-            None,
-            "ops",
-        ))
-        .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled())
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    let c = aws_sdk_sesv2::Client::from_conf(conf);
+    let c = crate::harness::client_without_retries(api);
     let mut throttled = false;
     for _ in 0..6 {
         let r = c.list_email_identities().send().await;
