@@ -284,20 +284,16 @@ pub(crate) async fn identity(
         }
         _ => return unavailable("The identity could not be read"),
     };
-    let seen: Vec<String> = if records.is_empty() {
+    let seen: Vec<RecordCheck> = if records.is_empty() {
         Vec::new()
     } else {
         match tokio::time::timeout(DNS_DEADLINE, st.verifier.observe(&records)).await {
-            Ok(observation) => observation
-                .records
-                .iter()
-                .map(sesame_dns::records::describe)
-                .collect(),
+            Ok(observation) => observation.records,
             Err(_) => vec![
-                sesame_dns::records::describe(&RecordCheck::ServerError(format!(
+                RecordCheck::ServerError(format!(
                     "no answer within {} s",
                     DNS_DEADLINE.as_secs()
-                )));
+                ));
                 records.len()
             ],
         }

@@ -8,7 +8,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sesame_core::identities::IdentityView;
 use sesame_core::model::{DkimOrigin, IdentityName, SlotState, Timestamp};
-use sesame_core::verification::ExpectedRecord;
+use sesame_core::verification::{ExpectedRecord, RecordCheck};
 use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
 
@@ -295,12 +295,12 @@ fn slot_state(s: SlotState) -> String {
 }
 
 /// What the DNS shows, as a class: found, missing, wrong or unknown.
-fn dns_class(seen: &str) -> &'static str {
-    match seen.split(':').next().unwrap_or("") {
-        "found" => "dns-found",
-        "missing" => "dns-missing",
-        "wrong value" => "dns-wrong",
-        _ => "dns-unknown",
+fn dns_class(seen: &RecordCheck) -> &'static str {
+    match seen {
+        RecordCheck::Valid => "dns-found",
+        RecordCheck::HostNotFound | RecordCheck::TypeNotFound => "dns-missing",
+        RecordCheck::Wrong(_) => "dns-wrong",
+        RecordCheck::ServerError(_) => "dns-unknown",
     }
 }
 
@@ -309,7 +309,7 @@ pub(crate) struct IdentityPage<'a> {
     pub csrf: String,
     pub view: &'a IdentityView,
     pub records: &'a [ExpectedRecord],
-    pub seen: &'a [String],
+    pub seen: &'a [RecordCheck],
     pub queued: bool,
     pub dkim_zone: &'a str,
 }
@@ -364,12 +364,12 @@ pub(crate) fn identity(p: &IdentityPage<'_>) -> Response {
                     tbody {
                         @for (i, r) in p.records.iter().enumerate() {
                             @let (name, rtype, value) = sesame_dns::records::record_parts(r);
-                            @let seen = p.seen.get(i).map_or("not looked up", String::as_str);
+                            @let (seen, class) = p.seen.get(i).map_or(("not looked up".to_owned(), "dns-unknown"), |c| (sesame_dns::records::describe(c), dns_class(c)));
                             tr.record {
                                 td.record-name data-label="Name" { code { (name) } button.copy type="button" data-copy=(name) { "Copy" } }
                                 td.record-type data-label="Type" { (rtype) }
                                 td.record-value data-label="Value" { code { (value) } button.copy type="button" data-copy=(value) { "Copy" } }
-                                td.record-dns.(dns_class(seen)) data-label="DNS now" { (seen) }
+                                td.record-dns.(class) data-label="DNS now" { (seen) }
                             }
                         }
                     }

@@ -111,7 +111,10 @@ impl Checks {
     /// (an operator's "check now"). Returns false for an identity without DNS records to check
     /// (an address). A FAILED identity is looked at too, but stays FAILED until reconfigured.
     pub fn check_now(&self, account: &AccountId, name: &IdentityName) -> Result<bool, Error> {
-        // A verifier writing the same identity meanwhile wins the version race; try again.
+        // Not `Records::save_modified`: it skips a write that changes nothing, and here the
+        // write itself is the point even when the check is already due (it ends a lease held
+        // on the identity, so any node takes it at once). A verifier writing the same identity
+        // meanwhile wins the version race; try again.
         for _ in 0..3 {
             let mut id = self.records.require(account, name)?;
             if id.dkim.is_none() {

@@ -8,9 +8,7 @@
 use crate::dns::{Nsd, have};
 use crate::harness::{Server, send};
 use crate::scrape::{gauges_of_listed, identity_gauges, scrape, series, value};
-use aws_sdk_sesv2::types::{
-    Body, Content, Destination, DkimSigningAttributes, EmailContent, Message,
-};
+use aws_sdk_sesv2::types::{Destination, DkimSigningAttributes};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -45,21 +43,6 @@ impl HasStatus for aws_smithy_runtime_api::http::Response {
     fn status(&self) -> u16 {
         self.status().as_u16()
     }
-}
-
-fn email(subject: &str) -> EmailContent {
-    EmailContent::builder()
-        .simple(
-            Message::builder()
-                .subject(Content::builder().data(subject).build().unwrap())
-                .body(
-                    Body::builder()
-                        .text(Content::builder().data("hello").build().unwrap())
-                        .build(),
-                )
-                .build(),
-        )
-        .build()
 }
 
 /// A TXT query for `name` (ID 7, RD off) as it goes on the wire.
@@ -207,7 +190,7 @@ async fn a_scrape_after_a_scripted_mix_counts_exactly_what_the_script_did() {
                     .to_addresses("rcpt@example.net")
                     .build(),
             )
-            .content(email("metrics"))
+            .content(crate::send::simple("metrics"))
             .send()
     };
     for _ in 0..2 {

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn simple(subject: &str) -> EmailContent {
+pub(crate) fn simple(subject: &str) -> EmailContent {
     EmailContent::builder()
         .simple(
             Message::builder()
