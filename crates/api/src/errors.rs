@@ -6,7 +6,7 @@ use crate::refusals;
 use crate::sigv4::SigError;
 use axum::http::StatusCode;
 use sesame_core::Error;
-use sesame_core::error::Invalid;
+use sesame_core::error::{Invalid, Rejection};
 
 /// Failures of the protocol itself; they never reach the domain.
 #[derive(Debug)]
@@ -95,6 +95,11 @@ impl From<Error> for ApiError {
             ),
             Error::Invalid(i) => api(400, "BadRequestException", refusals::invalid(&i)),
             Error::LimitExceeded => api(400, "LimitExceededException", refusals::LIMIT_EXCEEDED),
+            Error::MessageRejected(r @ Rejection::MailFromNotVerified { .. }) => api(
+                400,
+                "MailFromDomainNotVerifiedException",
+                refusals::rejection(&r),
+            ),
             Error::MessageRejected(r) => api(400, "MessageRejected", refusals::rejection(&r)),
             Error::ConcurrentModification(name) => api(
                 500,

@@ -124,6 +124,11 @@ pub fn rejection(r: &Rejection) -> String {
             format!("{name} does not sign: its DKIM must be enabled and verified (SUCCESS)")
         }
         Rejection::Message(p) => message(p),
+        Rejection::MailFromNotVerified { mail_from, status } => format!(
+            "The MAIL FROM domain {mail_from} is not verified (MailFromDomainStatus {status}) and \
+             BehaviorOnMxFailure is REJECT_MESSAGE: publish its MX record, or set \
+             BehaviorOnMxFailure to USE_DEFAULT_VALUE to send from the default MAIL FROM domain"
+        ),
     }
 }
 

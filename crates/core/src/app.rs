@@ -6,7 +6,8 @@ use crate::identities::Identities;
 use crate::keys::RotationPolicy;
 use crate::ports::{Clock, KeyVault, Mailer, Store};
 use crate::sending::Sending;
-use crate::verification::{Checks, VerifyPolicy};
+use crate::model::DomainName;
+use crate::verification::{Checks, MailFromHosts, VerifyPolicy};
 use std::sync::Arc;
 
 /// Settings of the use cases that are not per request.
@@ -20,6 +21,10 @@ pub struct Config {
     pub verify: VerifyPolicy,
     /// Easy DKIM key rotation.
     pub rotation: RotationPolicy,
+    /// What custom MAIL FROM domains' records point at.
+    pub mail_from: MailFromHosts,
+    /// The envelope domain of mail without a verified custom MAIL FROM domain.
+    pub envelope_domain: DomainName,
 }
 
 /// Every use case of a serving node.
@@ -63,6 +68,7 @@ impl UseCases {
                 vault.clone(),
                 clock.clone(),
                 mailer,
+                config.envelope_domain.clone(),
             )),
             checks: Arc::new(Checks::new(
                 store.clone(),
@@ -72,6 +78,7 @@ impl UseCases {
                 config.verify,
                 config.rotation,
                 config.dkim_zone.clone(),
+                config.mail_from.clone(),
             )),
             config,
         }

@@ -66,6 +66,14 @@ pub enum Rejection {
     DoesNotSign(String),
     /// The raw message's own headers cannot be sent as they are.
     Message(MessageProblem),
+    /// The sender's custom MAIL FROM domain is not verified and its `BehaviorOnMxFailure` is
+    /// REJECT_MESSAGE.
+    MailFromNotVerified {
+        /// The MAIL FROM domain.
+        mail_from: String,
+        /// Its `MailFromDomainStatus` spelling.
+        status: &'static str,
+    },
 }
 
 /// Why a raw message's own headers cannot be sent as they are (the mail port finds it): a

@@ -126,6 +126,7 @@ impl Identities {
             verification,
             mail_from: None,
             mx_failure: Default::default(),
+            recommendations: Default::default(),
         };
         self.records.insert(&identity, self.max_identities)?;
         Ok(identity)

@@ -6,6 +6,8 @@
 //! - `model`: validated values, the identity record, and the DKIM key slots.
 //! - `keys`: the once-a-day key-length rule and the rotation planner.
 //! - `verification` (its `rules`): the records a set-up needs and the check state machine.
+//! - `mail_from`: the MAIL FROM rules (subdomain, MX, SPF, DMARC judgements).
+//! - `advice`: the recommendation rules (what a check opens and fixes, and when to look again).
 //! - `error`: the one domain `Error` enum with typed refusals, and `StoreError`.
 //!
 //! Use cases, each holding only the ports it uses:
@@ -20,6 +22,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod advice;
 pub mod app;
 pub mod dkim;
 pub mod error;

@@ -6,7 +6,7 @@
 use crate::error::{Error, Invalid, MessageProblem, Rejection};
 use crate::model::{
     AccountId, Destination, DkimStatus, DomainName, EmailAddress, Identity, IdentityName, Mailbox,
-    SimpleMessage, Timestamp,
+    MxFailure, SimpleMessage, Timestamp,
 };
 use crate::ports::{Clock, IdentityStore, KeyVault, Mailer};
 use crate::shared::{Records, not_found};
@@ -128,22 +128,62 @@ pub struct Sending {
     vault: Arc<dyn KeyVault>,
     clock: Arc<dyn Clock>,
     mailer: Arc<dyn Mailer>,
+    envelope_domain: DomainName,
 }
 
 impl Sending {
-    /// Wires the use case to its ports.
+    /// Wires the use case to its ports; mail without a verified custom MAIL FROM domain goes
+    /// out with an envelope sender in `envelope_domain` (`--default-mail-from-domain`).
     pub fn new(
         store: Arc<dyn IdentityStore>,
         vault: Arc<dyn KeyVault>,
         clock: Arc<dyn Clock>,
         mailer: Arc<dyn Mailer>,
+        envelope_domain: DomainName,
     ) -> Sending {
         Sending {
             records: Records::new(store),
             vault,
             clock,
             mailer,
+            envelope_domain,
         }
+    }
+
+    /// The envelope sender (SMTP `MAIL FROM`, the `Return-Path:`) of a message from `from`, as
+    /// SES chooses it: `<message id>@<MAIL FROM domain>` when the sending identity (the
+    /// address's own, else its most specific domain's) has a verified custom MAIL FROM domain;
+    /// otherwise in the default envelope domain, or refused when the identity says
+    /// REJECT_MESSAGE.
+    fn envelope_sender(
+        &self,
+        account: &AccountId,
+        from: &EmailAddress,
+        message_id: &str,
+    ) -> Result<EmailAddress, Error> {
+        let mut chain = vec![IdentityName::Email(from.clone())];
+        chain.extend(domain_chain(&from.domain()));
+        let mut configured = None;
+        for name in chain {
+            if let Some(id) = self.records.load(account, &name)?
+                && let Some(mf) = id.mail_from
+            {
+                configured = Some((mf, id.mx_failure));
+                break;
+            }
+        }
+        let domain = match configured {
+            Some((mf, _)) if mf.status == DkimStatus::Success => mf.domain,
+            Some((mf, MxFailure::RejectMessage)) => {
+                return Err(Error::MessageRejected(Rejection::MailFromNotVerified {
+                    mail_from: mf.domain.as_str().to_owned(),
+                    status: mf.status.name(),
+                }));
+            }
+            _ => self.envelope_domain.clone(),
+        };
+        EmailAddress::parse(&format!("{message_id}@{}", domain.as_str()))
+            .map_err(|e| Error::Internal(format!("envelope sender: {e}")))
     }
 
     /// Decides whether `from` may send, and with which key it is signed. The address identity
@@ -211,6 +251,7 @@ impl Sending {
         if !refused.is_empty() {
             return Err(not_verified(&refused));
         }
+        let envelope = self.envelope_sender(account, &out.from, &message_id)?;
         let message = match key {
             Some(k) => {
                 self.vault
@@ -219,7 +260,7 @@ impl Sending {
             None => out.message,
         };
         self.mailer
-            .deliver(&message_id, &out.from, &out.recipients, &message)?;
+            .deliver(&message_id, &envelope, &out.recipients, &message)?;
         Ok(message_id)
     }
 
@@ -310,6 +351,7 @@ mod tests {
                 Arc::new(FakeVault::default()),
                 Arc::new(ManualClock::new(Timestamp(NOW_MS))),
                 mailer.clone(),
+                DomainName::parse("mail.sesame.test").unwrap(),
             ),
             store,
             mailer,
@@ -320,6 +362,12 @@ mod tests {
     impl Fixture {
         /// A verified address identity (it sends, unsigned).
         fn verified(&self, address: &str) {
+            self.verified_with(address, None, MxFailure::UseDefaultValue);
+        }
+
+        /// A verified identity with a custom MAIL FROM domain in `status`.
+        fn verified_with(&self, name: &str, mail_from: Option<(&str, DkimStatus)>, mx: MxFailure) {
+            let address = name;
             let identity = Identity {
                 account: self.account.clone(),
                 name: IdentityName::parse(address).unwrap(),
@@ -331,8 +379,13 @@ mod tests {
                 verification_status: DkimStatus::Success,
                 tags: Vec::new(),
                 verification: Verification::default(),
-                mail_from: None,
-                mx_failure: Default::default(),
+                mail_from: mail_from.map(|(d, status)| crate::model::MailFrom {
+                    domain: DomainName::parse(d).unwrap(),
+                    status,
+                    verification: Verification::default(),
+                }),
+                mx_failure: mx,
+                recommendations: Default::default(),
             };
             self.store.insert_identity(&identity, 100).unwrap();
         }
@@ -390,7 +443,7 @@ mod tests {
         let sent = f.mailer.delivered();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].message_id, id);
-        assert_eq!(sent[0].from, "news@example.com");
+        assert_eq!(sent[0].from, format!("{id}@mail.sesame.test"), "the default envelope");
         assert_eq!(sent[0].recipients, ["a@example.net"]);
         let text = String::from_utf8_lossy(&sent[0].message).into_owned();
         assert!(
@@ -399,6 +452,51 @@ mod tests {
         );
         assert!(text.contains(&format!("Date: {}", NOW_MS / 1000)), "{text}");
         assert!(!text.contains("DKIM-Signature"), "no DKIM: unsigned");
+    }
+
+    #[test]
+    fn the_envelope_sender_is_in_a_verified_mail_from_domain_else_the_default_or_refused() {
+        let f = fixture();
+        // The domain's MAIL FROM serves its addresses; an address's own wins over it.
+        f.verified_with(
+            "example.com",
+            Some(("bounce.example.com", DkimStatus::Success)),
+            MxFailure::RejectMessage,
+        );
+        f.verified_with(
+            "own@example.com",
+            Some(("own.example.com", DkimStatus::Success)),
+            MxFailure::UseDefaultValue,
+        );
+        f.verified_with(
+            "pending.org",
+            Some(("mf.pending.org", DkimStatus::Pending)),
+            MxFailure::UseDefaultValue,
+        );
+        f.verified_with(
+            "strict.org",
+            Some(("mf.strict.org", DkimStatus::TemporaryFailure)),
+            MxFailure::RejectMessage,
+        );
+        let envelope = |from: &str| {
+            let id = f.send(simple(from, &["a@example.net"]))?;
+            let sent = f.mailer.delivered();
+            let last = sent.last().unwrap();
+            assert_eq!(last.message_id, id);
+            Ok::<_, Error>(last.from.replace(&id, "ID"))
+        };
+        assert_eq!(envelope("news@example.com").unwrap(), "ID@bounce.example.com");
+        assert_eq!(envelope("own@example.com").unwrap(), "ID@own.example.com");
+        assert_eq!(envelope("x@pending.org").unwrap(), "ID@mail.sesame.test");
+        let before = f.mailer.delivered().len();
+        assert_eq!(
+            envelope("x@strict.org").unwrap_err(),
+            Error::MessageRejected(Rejection::MailFromNotVerified {
+                mail_from: "mf.strict.org".into(),
+                status: "TEMPORARY_FAILURE",
+            })
+        );
+        assert_eq!(f.mailer.delivered().len(), before, "nothing sent");
     }
 
     #[test]
@@ -446,10 +544,10 @@ mod tests {
                 recipients: vec!["a@example.net".into(), "b@example.net".into()],
             },
         );
-        f.send(draft).unwrap();
+        let id = f.send(draft).unwrap();
         let sent = f.mailer.delivered();
         assert_eq!(sent[0].recipients, ["a@example.net", "b@example.net"]);
-        assert_eq!(sent[0].from, "me@example.com");
+        assert_eq!(sent[0].from, format!("{id}@mail.sesame.test"));
         assert_eq!(sent[0].message, data, "a raw message is sent as it is");
 
         let (draft, _) = raw(

@@ -230,12 +230,12 @@ impl CheckQueue for MemStore {
         let mut due: Vec<&Identity> = m
             .iter()
             .filter(|(k, i)| {
-                i.verification.next_check_at.is_some_and(|t| t <= now)
+                i.next_check_at().is_some_and(|t| t <= now)
                     && leases.get(*k).is_none_or(|l| *l <= now)
             })
             .map(|(_, i)| i)
             .collect();
-        due.sort_by_key(|i| i.verification.next_check_at);
+        due.sort_by_key(|i| i.next_check_at());
         due.truncate(limit);
         for i in &due {
             leases.insert(

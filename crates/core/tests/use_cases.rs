@@ -10,14 +10,24 @@ use sesame_core::identities::CreateIdentity;
 use sesame_core::keys::RotationPolicy;
 use sesame_core::model::{
     AccountId, DkimOrigin, DkimStatus, Identity, IdentityFilter, IdentityName, IdentitySummary,
-    KeyLength, Selector, Timestamp,
+    DomainName, KeyLength, Selector, Timestamp,
 };
 use sesame_core::ports::{
     AccessKey, Account, AccountStore, CheckQueue, Clock, IdentityStore, KeyZoneSource,
     PrivateKeyInput, Store,
 };
 use sesame_core::testing::{FakeVault, ManualClock, MemMailer, MemStore};
-use sesame_core::verification::{Observation, RecordCheck, VerifyPolicy};
+use sesame_core::verification::{
+    CheckOutcome, MailFromHosts, Observation, RecordCheck, VerifyPolicy,
+};
+
+/// A check's outcome that moved DKIM from `from` to `to` and did not look at MAIL FROM.
+fn dkim_only(from: DkimStatus, to: DkimStatus) -> CheckOutcome {
+    CheckOutcome {
+        dkim: (from, to),
+        mail_from: None,
+    }
+}
 use std::sync::Arc;
 
 struct Svc {
@@ -38,6 +48,11 @@ fn build(store: Arc<dyn Store>, rotation: RotationPolicy, max: u64) -> Svc {
             dkim_zone: "dkim.sesame.test".into(),
             verify: VerifyPolicy::default(),
             rotation,
+            mail_from: MailFromHosts {
+                mx: "feedback.sesame.test".into(),
+                spf_domain: "spf.sesame.test".into(),
+            },
+            envelope_domain: DomainName::parse("mail.sesame.test").unwrap(),
         },
     );
     Svc { uc, store, clock }
@@ -215,7 +230,9 @@ fn verification_claims_checks_and_records_results_with_an_injected_clock() {
     // Due right after configuration; addresses are never due.
     let due = s.uc.checks.claim_due_checks(10).unwrap();
     assert_eq!(due.len(), 1);
-    assert_eq!(due[0].records.len(), 3);
+    // Three DKIM records, then the DMARC record that recommendations look at.
+    assert_eq!(due[0].records.len(), 4);
+    assert_eq!(due[0].records[3].name, "_dmarc.example.com");
     assert!(due[0].records[0].name.ends_with("._domainkey.example.com"));
     assert!(
         s.uc.checks.claim_due_checks(10).unwrap().is_empty(),
@@ -229,7 +246,7 @@ fn verification_claims_checks_and_records_results_with_an_injected_clock() {
         s.uc.checks
             .record_check(due[0].identity.clone(), &missing)
             .unwrap();
-    assert_eq!(change, Some((DkimStatus::Pending, DkimStatus::Pending)));
+    assert_eq!(change, Some(dkim_only(DkimStatus::Pending, DkimStatus::Pending)));
     assert!(
         s.uc.checks.claim_due_checks(10).unwrap().is_empty(),
         "backoff: not due yet"
@@ -244,7 +261,7 @@ fn verification_claims_checks_and_records_results_with_an_injected_clock() {
         s.uc.checks
             .record_check(due[0].identity.clone(), &found)
             .unwrap();
-    assert_eq!(change, Some((DkimStatus::Pending, DkimStatus::Success)));
+    assert_eq!(change, Some(dkim_only(DkimStatus::Pending, DkimStatus::Success)));
     let n = IdentityName::parse("example.com").unwrap();
     let view = s.uc.identities.get_identity(&a, &n).unwrap();
     assert_eq!(view.identity.verification_status, DkimStatus::Success);

@@ -23,16 +23,17 @@ pub trait Delivery: Send + Sync {
     ) -> Result<(), Error>;
 }
 
-/// The outbox keeps the message under its id; the envelope is in the message's headers.
+/// The outbox keeps the message under its id, with the envelope sender as its `Return-Path:`;
+/// the recipients are in the message's headers.
 impl Delivery for Outbox {
     fn deliver(
         &self,
         message_id: &str,
-        _from: &EmailAddress,
+        from: &EmailAddress,
         _recipients: &[EmailAddress],
         message: &[u8],
     ) -> Result<(), Error> {
-        Outbox::deliver(self, message_id, message)
+        Outbox::deliver(self, message_id, from.as_str(), message)
             .map(|_| ())
             .map_err(|e| Error::Unavailable(e.to_string()))
     }
@@ -214,7 +215,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             std::fs::read(d.path().join("abc-1.eml")).unwrap(),
-            b"message"
+            b"Return-Path: <a@example.com>\r\nmessage"
         );
         let unsafe_id = mail_in(d.path()).deliver("../x", &a, &[], b"m");
         assert!(matches!(unsafe_id, Err(Error::Unavailable(_))));

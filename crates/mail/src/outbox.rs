@@ -31,14 +31,32 @@ impl Outbox {
         })
     }
 
-    /// Writes `message` as `<id>.eml`; `id` must be a safe file name (the caller's message id).
-    pub fn deliver(&self, id: &str, message: &[u8]) -> Result<PathBuf, MailError> {
+    /// Writes `message` as `<id>.eml` under a `Return-Path: <return_path>` line, as the
+    /// final delivery of a mail system records the envelope sender (RFC 5321 section 4.4), in
+    /// the message's own line ending; `id` must be a safe file name (the caller's message id).
+    pub fn deliver(
+        &self,
+        id: &str,
+        return_path: &str,
+        message: &[u8],
+    ) -> Result<PathBuf, MailError> {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(MailError::Format(format!("unsafe message id {id:?}")));
         }
+        if return_path.bytes().any(|b| b.is_ascii_control() || b == b'>') {
+            return Err(MailError::Format(format!(
+                "unsafe return path {return_path:?}"
+            )));
+        }
+        let crlf = match message.iter().position(|b| *b == b'\n') {
+            Some(i) => i > 0 && message[i - 1] == b'\r',
+            None => true,
+        };
+        let eol = if crlf { "\r\n" } else { "\n" };
         let tmp = self.dir.join(format!(".{id}.tmp"));
         let path = self.dir.join(format!("{id}.eml"));
         let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(format!("Return-Path: <{return_path}>{eol}").as_bytes())?;
         f.write_all(message)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path)?;
@@ -55,9 +73,16 @@ mod tests {
     fn writes_whole_files_and_refuses_odd_names() {
         let d = tempfile::tempdir().unwrap();
         let o = Outbox::new(&d.path().join("out")).unwrap();
-        let p = o.deliver("abc-123", b"message").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"message");
-        assert!(o.deliver("../x", b"m").is_err());
+        let p = o.deliver("abc-123", "b@x.example", b"A: 1\r\n\r\nmessage").unwrap();
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            b"Return-Path: <b@x.example>\r\nA: 1\r\n\r\nmessage"
+        );
+        let lf = o.deliver("lf", "b@x.example", b"A: 1\n\nm").unwrap();
+        assert_eq!(std::fs::read(&lf).unwrap(), b"Return-Path: <b@x.example>\nA: 1\n\nm");
+        std::fs::remove_file(lf).unwrap();
+        assert!(o.deliver("../x", "b@x.example", b"m").is_err());
+        assert!(o.deliver("y", "b@x\r\nBcc: e@vil", b"m").is_err());
         let names: Vec<_> = std::fs::read_dir(d.path().join("out"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -71,7 +96,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("out");
         let o = Outbox::new(&dir).unwrap();
-        o.deliver("kept", b"message").unwrap();
+        o.deliver("kept", "b@x.example", b"message").unwrap();
         std::fs::write(dir.join(".cut-off.tmp"), b"half a mess").unwrap();
         Outbox::new(&dir).unwrap();
         let names: Vec<_> = std::fs::read_dir(&dir)

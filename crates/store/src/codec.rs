@@ -6,9 +6,9 @@ use crate::row::Cell;
 pub use crate::row::{IdentityRow, corrupt};
 use sesame_core::StoreError;
 use sesame_core::model::{
-    AccountId, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus, DkimToken, DomainName, Identity,
+    AccountId, Advice, AdviceKind, AdviceStatus, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus, DkimToken, DomainName, Identity,
     IdentityCount, IdentityName, IdentityType, KeyLength, KeyLengthHistory, MailFrom, MxFailure,
-    Selector, SlotState, SoaRecord, Tag, Timestamp, Verification, VerificationError,
+    Recommendations, Selector, SlotState, SoaRecord, Tag, Timestamp, Verification, VerificationError,
 };
 
 fn parse_error(s: &str) -> Result<VerificationError, StoreError> {
@@ -98,6 +98,31 @@ fn length_of(bits: i64) -> Result<KeyLength, StoreError> {
         .ok_or_else(|| corrupt(format!("key length {bits}")))
 }
 
+fn encode_recommendations(items: &[Advice]) -> String {
+    let rows: Vec<(&str, &str, i64, i64)> = items
+        .iter()
+        .map(|a| (a.kind.name(), a.status.name(), a.created_at.0, a.updated_at.0))
+        .collect();
+    // Serialising a Vec of plain tuples cannot fail.
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
+}
+
+fn decode_recommendations(text: &str) -> Result<Vec<Advice>, StoreError> {
+    let rows: Vec<(String, String, i64, i64)> = serde_json::from_str(text).map_err(corrupt)?;
+    rows.into_iter()
+        .map(|(kind, status, created, updated)| {
+            Ok(Advice {
+                kind: AdviceKind::from_name(&kind)
+                    .ok_or_else(|| corrupt(format!("recommendation kind {kind}")))?,
+                status: AdviceStatus::from_name(&status)
+                    .ok_or_else(|| corrupt(format!("recommendation status {status}")))?,
+                created_at: Timestamp(created),
+                updated_at: Timestamp(updated),
+            })
+        })
+        .collect()
+}
+
 pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
     let v = &identity.verification;
     let tags: Vec<(&str, &str)> = identity.tags.iter().map(|t| (t.key(), t.value())).collect();
@@ -140,6 +165,10 @@ pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
         mf_failing_since: None,
         mf_next_check_at: None,
         mf_attempts: 0,
+        recommendations: encode_recommendations(&identity.recommendations.items),
+        rec_next_check_at: identity.recommendations.next_check_at.map(|t| t.0),
+        rec_attempts: i64::from(identity.recommendations.attempts),
+        due_at: identity.next_check_at().map(|t| t.0),
     };
     if let Some(mf) = &identity.mail_from {
         let v = &mf.verification;
@@ -285,6 +314,11 @@ pub fn decode_identity(
             },
         }),
     };
+    let recommendations = Recommendations {
+        items: decode_recommendations(&row.recommendations)?,
+        next_check_at: row.rec_next_check_at.map(Timestamp),
+        attempts: u32::try_from(row.rec_attempts).unwrap_or(u32::MAX),
+    };
     let mx_failure = MxFailure::from_name(&row.mail_from_behavior)
         .ok_or_else(|| corrupt(format!("BehaviorOnMxFailure {}", row.mail_from_behavior)))?;
     Ok(Identity {
@@ -300,6 +334,7 @@ pub fn decode_identity(
         verification,
         mail_from,
         mx_failure,
+        recommendations,
     })
 }
 

@@ -139,6 +139,12 @@ identity_row! {
     mf_failing_since: Option<i64>,
     mf_next_check_at: Option<i64>,
     mf_attempts: i64,
+    /// JSON array of `[kind, status, created, updated]`.
+    recommendations: String,
+    rec_next_check_at: Option<i64>,
+    rec_attempts: i64,
+    /// The earliest of the three schedules (`Identity::next_check_at`): what claims read.
+    due_at: Option<i64>,
 }
 
 /// The columns written before the row's own: the key's first half and the kind of name (a
@@ -197,9 +203,9 @@ mod tests {
     #[test]
     fn the_upsert_binds_every_column_once_and_updates_all_but_the_key() {
         let sql = IdentitySql::new(|n| format!("?{n}"));
-        assert_eq!(IDENTITY_COLUMNS.len(), 35);
-        assert!(sql.upsert.contains("?37)"), "{}", sql.upsert);
-        assert!(!sql.upsert.contains("?38"), "{}", sql.upsert);
+        assert_eq!(IDENTITY_COLUMNS.len(), 39);
+        assert!(sql.upsert.contains("?41)"), "{}", sql.upsert);
+        assert!(!sql.upsert.contains("?42"), "{}", sql.upsert);
         assert!(sql.upsert.starts_with(
             "INSERT INTO identities (account_id, identity_type, name, version, created_at, "
         ));

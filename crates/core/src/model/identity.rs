@@ -1,6 +1,7 @@
 //! The identity record as stored: its name, its DKIM set-up, its verification status and the
 //! DNS verifier's schedule.
 
+use super::advice::Recommendations;
 use super::dkim::Dkim;
 use super::names::{AccountId, DomainName, IdentityName, IdentityType};
 use super::tags::Tag;
@@ -117,9 +118,26 @@ pub struct Identity {
     pub mail_from: Option<MailFrom>,
     /// `BehaviorOnMxFailure`, kept whether or not a MAIL FROM domain is set.
     pub mx_failure: MxFailure,
+    /// What the verifier recommends about the domain's DKIM, SPF and DMARC.
+    pub recommendations: Recommendations,
 }
 
 impl Identity {
+    /// When the verifier should next look at the identity: the earliest of its DKIM check,
+    /// its MAIL FROM check and its recommendations' re-check; `None` when none is scheduled.
+    pub fn next_check_at(&self) -> Option<Timestamp> {
+        [
+            self.verification.next_check_at,
+            self.mail_from
+                .as_ref()
+                .and_then(|m| m.verification.next_check_at),
+            self.recommendations.next_check_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
     /// Whether this identity may be used to send (`VerifiedForSendingStatus`).
     pub fn verified_for_sending(&self) -> bool {
         self.verification_status == DkimStatus::Success

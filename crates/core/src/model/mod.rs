@@ -6,9 +6,11 @@
 //! - `tags`: resource tags and their merge rule.
 //! - `dkim`: a domain's DKIM set-up and its key slots (`DkimKeys`).
 //! - `identity`: the identity record, its verification state and the list filters.
+//! - `advice`: deliverability recommendations (`Recommendation`) and their state.
 //! - `mail`: mailboxes, destinations and message parts as SendEmail hands them over.
 //! - `spelling`: the one spelling of each enumerated value (`SUCCESS`, `RSA_2048_BIT`, ...).
 
+mod advice;
 mod dkim;
 mod identity;
 mod mail;
@@ -17,6 +19,9 @@ mod spelling;
 mod tags;
 mod time;
 
+pub use advice::{
+    Advice, AdviceArea, AdviceImpact, AdviceKind, AdviceStatus, Recommendations,
+};
 pub use dkim::{Dkim, DkimKey, DkimKeys, DkimOrigin, KeyLength, KeyLengthHistory, SlotState};
 pub use identity::{
     DkimStatus, Identity, IdentityCount, IdentityFilter, IdentitySummary, MailFrom, MxFailure,

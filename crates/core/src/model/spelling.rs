@@ -2,6 +2,7 @@
 //! `RSA_2048_BIT`, ...) and Sesame's storage has always stored those same words, so the wire
 //! edge and both database back ends read and write them through this table alone.
 
+use super::advice::{AdviceArea, AdviceImpact, AdviceKind, AdviceStatus};
 use super::dkim::KeyLength;
 use super::identity::{DkimStatus, MxFailure, VerificationError};
 use super::names::IdentityType;
@@ -33,6 +34,36 @@ macro_rules! spelled {
 spelled!(MxFailure {
     MxFailure::UseDefaultValue => "USE_DEFAULT_VALUE",
     MxFailure::RejectMessage => "REJECT_MESSAGE",
+});
+
+spelled!(AdviceArea {
+    AdviceArea::Dkim => "DKIM",
+    AdviceArea::Spf => "SPF",
+    AdviceArea::Dmarc => "DMARC",
+});
+
+spelled!(AdviceImpact {
+    AdviceImpact::Low => "LOW",
+    AdviceImpact::High => "HIGH",
+});
+
+spelled!(AdviceStatus {
+    AdviceStatus::Open => "OPEN",
+    AdviceStatus::Fixed => "FIXED",
+});
+
+// Stored only (the wire shows a kind as its description).
+spelled!(AdviceKind {
+    AdviceKind::DkimFailed => "DKIM_FAILED",
+    AdviceKind::DkimWeakKey => "DKIM_WEAK_KEY",
+    AdviceKind::MailFromMissing => "MAIL_FROM_MISSING",
+    AdviceKind::MailFromMx => "MAIL_FROM_MX",
+    AdviceKind::SpfMissing => "SPF_MISSING",
+    AdviceKind::SpfWrong => "SPF_WRONG",
+    AdviceKind::SpfMultiple => "SPF_MULTIPLE",
+    AdviceKind::DmarcMissing => "DMARC_MISSING",
+    AdviceKind::DmarcUnparsable => "DMARC_UNPARSABLE",
+    AdviceKind::DmarcPolicyNone => "DMARC_POLICY_NONE",
 });
 
 spelled!(DkimStatus {

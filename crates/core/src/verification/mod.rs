@@ -5,7 +5,10 @@
 mod checks;
 mod rules;
 
-pub use checks::{Checks, DnsRecords, DueCheck};
+pub use checks::{
+    AdviceFilter, AdviceItem, AdvicePage, CheckOutcome, Checks, DnsRecords, DueCheck,
+};
 pub use rules::{
-    Expect, ExpectedRecord, Observation, RecordCheck, VerifyPolicy, expected_records, restart, step,
+    Expect, ExpectedRecord, MailFromHosts, Observation, Purpose, RecordCheck, VerifyPolicy,
+    dmarc_record, expected_records, mail_from_records, restart, step,
 };

@@ -71,6 +71,78 @@ pub enum Expect {
         /// The key the record must carry.
         public_der: Vec<u8>,
     },
+    /// Custom MAIL FROM: an MX record naming the host that receives bounces. It decides
+    /// `MailFromDomainStatus`.
+    Mx {
+        /// The host (`--mail-from-mx`), without a trailing dot.
+        exchange: String,
+    },
+    /// Custom MAIL FROM: one SPF record including Sesame's SPF domain. Reported (and
+    /// recommended), never a status by itself, as in SES.
+    Spf {
+        /// The SPF domain (`--spf-domain`) the record must include.
+        include: String,
+    },
+    /// A DMARC record at `_dmarc.<domain>` with a policy in force. Recommended only.
+    Dmarc,
+}
+
+/// What a record's check counts towards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The identity's DKIM status.
+    Dkim,
+    /// `MailFromDomainStatus`.
+    MailFrom,
+    /// Recommendations only.
+    Advice,
+}
+
+impl ExpectedRecord {
+    /// What its check counts towards.
+    pub fn purpose(&self) -> Purpose {
+        match self.expect {
+            Expect::Cname { .. } | Expect::DkimKey { .. } => Purpose::Dkim,
+            Expect::Mx { .. } => Purpose::MailFrom,
+            Expect::Spf { .. } | Expect::Dmarc => Purpose::Advice,
+        }
+    }
+}
+
+/// What Sesame's MAIL FROM records point at: the serving node's `--mail-from-mx` and
+/// `--spf-domain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailFromHosts {
+    /// The host MAIL FROM domains' MX records must name (where bounces go).
+    pub mx: String,
+    /// The domain whose SPF record lists Sesame's sending addresses.
+    pub spf_domain: String,
+}
+
+/// The records a custom MAIL FROM domain needs: its MX, then its SPF record.
+pub fn mail_from_records(mail_from: &DomainName, hosts: &MailFromHosts) -> Vec<ExpectedRecord> {
+    vec![
+        ExpectedRecord {
+            name: mail_from.as_str().to_owned(),
+            expect: Expect::Mx {
+                exchange: hosts.mx.clone(),
+            },
+        },
+        ExpectedRecord {
+            name: mail_from.as_str().to_owned(),
+            expect: Expect::Spf {
+                include: hosts.spf_domain.clone(),
+            },
+        },
+    ]
+}
+
+/// The DMARC record a domain should have.
+pub fn dmarc_record(domain: &DomainName) -> ExpectedRecord {
+    ExpectedRecord {
+        name: format!("_dmarc.{}", domain.as_str()),
+        expect: Expect::Dmarc,
+    }
 }
 
 /// The records a domain's DKIM set-up needs (SES: three CNAMEs, or one TXT for BYODKIM).
@@ -116,6 +188,11 @@ pub enum RecordCheck {
     TypeNotFound,
     /// Present with another value (what was seen, for `sesame dns-records --check`).
     Wrong(String),
+    /// More records of the kind than may be (two SPF records: a permanent error for every
+    /// receiver, RFC 7208 section 4.5), with how many.
+    Several(usize),
+    /// Present and in force, but weaker than it should be (a DMARC `p=none`), as seen.
+    Weak(String),
     /// The resolver failed (SERVFAIL, REFUSED, timeout, no connection).
     ServerError(String),
 }
@@ -137,7 +214,7 @@ fn verdict(obs: &Observation) -> Result<(), VerificationError> {
     if obs.records.is_empty() {
         return Err(VerificationError::ServiceError);
     }
-    if any(|r| matches!(r, RecordCheck::Wrong(_))) {
+    if any(|r| matches!(r, RecordCheck::Wrong(_) | RecordCheck::Several(_))) {
         Err(VerificationError::InvalidValue)
     } else if any(|r| matches!(r, RecordCheck::ServerError(_))) {
         Err(VerificationError::DnsServerError)

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sesame_core::model::{
-    AccountId, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus, DkimToken, DomainName, Identity,
-    IdentityName, KeyLength, KeyLengthHistory, MailFrom, MxFailure, Selector, SlotState, SoaRecord,
+    AccountId, Advice, AdviceKind, AdviceStatus, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus, DkimToken, DomainName, Identity,
+    IdentityName, KeyLength, KeyLengthHistory, MailFrom, MxFailure, Recommendations, Selector, SlotState, SoaRecord,
     Tag, Timestamp, Verification, VerificationError,
 };
 use sesame_core::ports::{Account, Store};
@@ -127,6 +127,24 @@ pub(crate) fn easy_domain(account: &AccountId, name: &str) -> Identity {
             },
         }),
         mx_failure: MxFailure::RejectMessage,
+        recommendations: Recommendations {
+            items: vec![
+                Advice {
+                    kind: AdviceKind::SpfMultiple,
+                    status: AdviceStatus::Open,
+                    created_at: Timestamp(970),
+                    updated_at: Timestamp(970),
+                },
+                Advice {
+                    kind: AdviceKind::DmarcMissing,
+                    status: AdviceStatus::Fixed,
+                    created_at: Timestamp(900),
+                    updated_at: Timestamp(980),
+                },
+            ],
+            next_check_at: Some(Timestamp(8_500_000_000_000)),
+            attempts: 4,
+        },
     }
 }
 
@@ -144,6 +162,7 @@ pub(crate) fn address(account: &AccountId, name: &str) -> Identity {
         verification: Verification::default(),
         mail_from: None,
         mx_failure: MxFailure::UseDefaultValue,
+        recommendations: Recommendations::default(),
     }
 }
 
@@ -158,6 +177,7 @@ pub fn suite(store: &(dyn Store + 'static)) {
     identities::concurrent_writers_lose_no_update(store);
     identities::counts_follow_types_statuses_and_accounts(store);
     queue::due_checks_are_leased_once(store);
+    queue::every_schedule_makes_an_identity_due(store);
     keyzone::published_keys_follow_writes(store);
 }
 

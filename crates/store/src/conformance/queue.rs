@@ -91,3 +91,50 @@ pub(super) fn due_checks_are_leased_once(store: &(dyn Store + 'static)) {
     assert_eq!(claimed.len(), total, "no identity claimed twice");
     assert!(claimed.iter().filter(|n| n.starts_with('r')).count() == 40);
 }
+
+/// An identity is due when any of its schedules is: its DKIM check, its MAIL FROM check or
+/// its recommendations' re-check, earliest first.
+pub(super) fn every_schedule_makes_an_identity_due(store: &(dyn Store + 'static)) {
+    let a = account(store, "800000000007", "schedules");
+    let mut dkim = easy_domain(&a, "dkim.due.example.com");
+    dkim.verification.next_check_at = Some(Timestamp(300));
+    let mut mf = easy_domain(&a, "mf.due.example.com");
+    mf.verification.next_check_at = None;
+    mf.mail_from.as_mut().unwrap().verification.next_check_at = Some(Timestamp(100));
+    mf.recommendations.next_check_at = None;
+    let mut rec = easy_domain(&a, "rec.due.example.com");
+    rec.verification.next_check_at = Some(Timestamp(9_000));
+    rec.mail_from = None;
+    rec.recommendations.next_check_at = Some(Timestamp(200));
+    let mut none = easy_domain(&a, "none.due.example.com");
+    none.verification.next_check_at = None;
+    none.mail_from = None;
+    none.recommendations.next_check_at = None;
+    for d in [&dkim, &mf, &rec, &none] {
+        store.insert_identity(d, 100).unwrap();
+    }
+    let got = store
+        .claim_due(Timestamp(1_000), Timestamp(61_000), 10)
+        .unwrap();
+    let names: Vec<&str> = got.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["mf.due.example.com", "rec.due.example.com", "dkim.due.example.com"]
+    );
+    // A write moves the identity's place with its schedules.
+    let mut moved = got[0].clone();
+    moved.mail_from.as_mut().unwrap().verification.next_check_at = Some(Timestamp(70_000));
+    store.update_identity(&moved).unwrap();
+    let mut off = got[1].clone();
+    off.recommendations.next_check_at = None;
+    off.verification.next_check_at = None;
+    store.update_identity(&off).unwrap();
+    let later = store
+        .claim_due(Timestamp(80_000), Timestamp(140_000), 10)
+        .unwrap();
+    let names: Vec<&str> = later.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["dkim.due.example.com", "mf.due.example.com"]);
+    for d in [&dkim, &mf, &rec, &none] {
+        store.delete_identity(&a, &d.name).unwrap();
+    }
+}

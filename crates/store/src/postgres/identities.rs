@@ -269,8 +269,8 @@ impl CheckQueue for PostgresStore {
             let due = tx
                 .query(
                     "SELECT account_id, name FROM identities \
-                     WHERE v_next_check_at <= $1 AND (v_lease_until IS NULL OR v_lease_until <= $1) \
-                     ORDER BY v_next_check_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                     WHERE due_at <= $1 AND (v_lease_until IS NULL OR v_lease_until <= $1) \
+                     ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
                     &[&now.0, &(limit as i64)],
                 )
                 .map_err(unavailable)?;

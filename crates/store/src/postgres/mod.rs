@@ -19,6 +19,7 @@ use sesame_core::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_init.sql"),
     include_str!("../../migrations/postgres/0002_mail_from.sql"),
+    include_str!("../../migrations/postgres/0003_recommendations.sql"),
 ];
 const MIGRATION_LOCK: i64 = 0x5e5a_3e00;
 /// Connections per node; requests beyond this wait for a free one rather than exhausting the

@@ -323,7 +323,7 @@ impl CheckQueue for SqliteStore {
         // poll never takes the write lock that API writes need.
         let any_due = self.read(|tx| {
             tx.row(
-                "SELECT EXISTS (SELECT 1 FROM identities WHERE v_next_check_at <= ?1 \
+                "SELECT EXISTS (SELECT 1 FROM identities WHERE due_at <= ?1 \
                  AND (v_lease_until IS NULL OR v_lease_until <= ?1))",
                 params![now.0],
                 |r| r.get::<_, bool>(0),
@@ -337,8 +337,8 @@ impl CheckQueue for SqliteStore {
             let mut stmt = tx
                 .prepare_cached(
                     "SELECT account_id, name FROM identities \
-                     WHERE v_next_check_at <= ?1 AND (v_lease_until IS NULL OR v_lease_until <= ?1) \
-                     ORDER BY v_next_check_at LIMIT ?2",
+                     WHERE due_at <= ?1 AND (v_lease_until IS NULL OR v_lease_until <= ?1) \
+                     ORDER BY due_at LIMIT ?2",
                 )
                 .map_err(unavailable)?;
             let due = stmt

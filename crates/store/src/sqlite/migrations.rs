@@ -12,6 +12,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_rotation.sql"),
     include_str!("../../migrations/sqlite/0004_keys_rowid.sql"),
     include_str!("../../migrations/sqlite/0005_mail_from.sql"),
+    include_str!("../../migrations/sqlite/0006_recommendations.sql"),
 ];
 
 /// Applies the migrations the database lacks, up to schema version `to` (tests stop short of
@@ -70,14 +71,24 @@ mod tests {
                 [acc.as_str()],
             )
             .unwrap();
-            // Today's row code also writes 0005's MAIL FROM columns: add them for the insert
-            // and drop them again, so the open below migrates a schema-3 database.
-            let mail_from = include_str!("../../migrations/sqlite/0005_mail_from.sql");
-            conn.execute_batch(mail_from).unwrap();
+            // Today's row code also writes the columns of 0005 and later: add them for the
+            // insert and drop them again, so the open below migrates a schema-3 database.
+            let later = [
+                include_str!("../../migrations/sqlite/0005_mail_from.sql"),
+                include_str!("../../migrations/sqlite/0006_recommendations.sql"),
+            ];
+            for sql in later {
+                conn.execute_batch(sql).unwrap();
+            }
             let tx = conn.transaction().unwrap();
             insert_identity(&tx, &old, 10).unwrap();
             tx.commit().unwrap();
-            for line in mail_from.lines() {
+            conn.execute_batch(
+                "DROP INDEX identities_due; CREATE INDEX identities_due ON \
+                 identities(v_next_check_at) WHERE v_next_check_at IS NOT NULL;",
+            )
+            .unwrap();
+            for line in later.iter().flat_map(|sql| sql.lines()) {
                 if let Some(rest) = line.strip_prefix("ALTER TABLE identities ADD COLUMN ") {
                     let column = rest.split_whitespace().next().unwrap();
                     conn.execute_batch(&format!("ALTER TABLE identities DROP COLUMN {column}"))
