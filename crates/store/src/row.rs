@@ -214,7 +214,7 @@ mod tests {
         ));
         assert!(
             sql.upsert
-                .ends_with("mf_attempts = excluded.mf_attempts, v_lease_until = NULL")
+                .ends_with("due_at = excluded.due_at, v_lease_until = NULL")
         );
         assert!(!sql.upsert.contains("name = excluded.name"));
         assert!(!sql.upsert.contains("account_id = excluded"));
