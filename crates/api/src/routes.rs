@@ -82,6 +82,8 @@ operations! {
     PutEmailIdentityFeedbackAttributes { access: Write, max_body: MAX_BODY_BYTES },
     /// `PUT /v2/email/identities/{EmailIdentity}/mail-from`
     PutEmailIdentityMailFromAttributes { access: Write, max_body: MAX_BODY_BYTES },
+    /// `POST /v2/email/vdm/recommendations`
+    ListRecommendations { access: Read, max_body: MAX_BODY_BYTES },
     /// `POST /v2/email/tags`
     TagResource { access: Write, max_body: MAX_BODY_BYTES },
     /// `DELETE /v2/email/tags`
@@ -339,6 +341,7 @@ mod tests {
             [
                 "GetEmailIdentity",
                 "ListEmailIdentities",
+                "ListRecommendations",
                 "ListTagsForResource"
             ]
         );

@@ -49,12 +49,7 @@ pub fn state(credentials: Arc<dyn CredentialLookup>) -> ApiState {
         Arc::new(FakeVault::default()),
         clock.clone(),
         Arc::new(sesame_core::testing::MemMailer::default()),
-        Config {
-            max_identities: 100,
-            dkim_zone: "dkim.test".into(),
-            verify: Default::default(),
-            rotation: Default::default(),
-        },
+        Config::with_zone("dkim.test", 100).unwrap(),
     );
     ApiState {
         service: Arc::new(service),

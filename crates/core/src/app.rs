@@ -6,6 +6,7 @@ use crate::identities::Identities;
 use crate::keys::RotationPolicy;
 use crate::ports::{Clock, KeyVault, Mailer, Store};
 use crate::sending::Sending;
+use crate::error::Invalid;
 use crate::model::DomainName;
 use crate::verification::{Checks, MailFromHosts, VerifyPolicy};
 use std::sync::Arc;
@@ -25,6 +26,21 @@ pub struct Config {
     pub mail_from: MailFromHosts,
     /// The envelope domain of mail without a verified custom MAIL FROM domain.
     pub envelope_domain: DomainName,
+}
+
+impl Config {
+    /// The defaults a test needs, with keys published under `dkim_zone`: SES's quota, the
+    /// default timing rules, and MAIL FROM records pointing at names under the zone.
+    pub fn with_zone(dkim_zone: &str, max_identities: u64) -> Result<Config, Invalid> {
+        Ok(Config {
+            max_identities,
+            dkim_zone: dkim_zone.to_owned(),
+            verify: VerifyPolicy::default(),
+            rotation: RotationPolicy::default(),
+            mail_from: MailFromHosts::under(dkim_zone),
+            envelope_domain: DomainName::parse(&format!("mail.{dkim_zone}"))?,
+        })
+    }
 }
 
 /// Every use case of a serving node.

@@ -48,6 +48,10 @@ pub fn mx_points_at(exchanges: &[String], expected: &str) -> bool {
     exchanges.iter().any(|e| same_host(e, expected))
 }
 
+/// The DMARC record Sesame recommends where a domain has none: quarantine what fails, with
+/// relaxed alignment (DKIM and the MAIL FROM subdomain both align under it).
+pub const DMARC_RECOMMENDED: &str = "v=DMARC1; p=quarantine; adkim=r; aspf=r";
+
 /// The TXT value a customer publishes on the MAIL FROM domain.
 pub fn spf_record(spf_domain: &str) -> String {
     format!("v=spf1 include:{spf_domain} ~all")

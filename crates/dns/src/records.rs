@@ -2,6 +2,7 @@
 //! zone-file lines for `sesame dns-records`, and the tag parsing the verifier uses to compare a
 //! published key with the expected one (RFC 6376 section 3.6.1).
 
+use sesame_core::mail_from;
 use sesame_core::verification::{Expect, ExpectedRecord, RecordCheck};
 
 /// The longest DNS character-string (RFC 1035 section 3.3: one length octet).
@@ -31,44 +32,63 @@ pub const RECORD_TTL: u32 = 1800;
 /// One zone-file line for an expected record, e.g.
 /// `abc._domainkey.example.com. 1800 IN CNAME abc.dkim.sesame.internal.`.
 pub fn zone_line(record: &ExpectedRecord) -> String {
-    match &record.expect {
-        Expect::Cname { target, .. } => {
-            format!("{}. {RECORD_TTL} IN CNAME {target}.", record.name)
-        }
-        Expect::DkimKey { public_der } => {
-            let strings: Vec<String> = split_strings(&dkim_txt_value(public_der))
-                .into_iter()
-                .map(|s| format!("\"{s}\""))
-                .collect();
-            format!("{}. {RECORD_TTL} IN TXT {}", record.name, strings.join(" "))
-        }
-    }
+    let (name, rtype, value) = record_parts(record);
+    let value = match &record.expect {
+        // Host names in a zone file are absolute.
+        Expect::Cname { .. } | Expect::Mx { .. } => format!("{value}."),
+        _ => value,
+    };
+    format!("{name}. {RECORD_TTL} IN {rtype} {value}")
+}
+
+/// The preference of the MX record a MAIL FROM domain publishes (SES's documentation uses 10;
+/// any preference is accepted).
+pub const MX_PREFERENCE: u16 = 10;
+
+fn quoted(value: &str) -> String {
+    let strings: Vec<String> = split_strings(value)
+        .into_iter()
+        .map(|s| format!("\"{s}\""))
+        .collect();
+    strings.join(" ")
 }
 
 /// A record's parts as a person publishes them: the owner name, the type and the value (a
 /// TXT value as its quoted character-strings, as zone files and DNS consoles take it).
 pub fn record_parts(record: &ExpectedRecord) -> (String, &'static str, String) {
+    let name = record.name.clone();
     match &record.expect {
-        Expect::Cname { target, .. } => (record.name.clone(), "CNAME", target.clone()),
-        Expect::DkimKey { public_der } => {
-            let strings: Vec<String> = split_strings(&dkim_txt_value(public_der))
-                .into_iter()
-                .map(|s| format!("\"{s}\""))
-                .collect();
-            (record.name.clone(), "TXT", strings.join(" "))
-        }
+        Expect::Cname { target, .. } => (name, "CNAME", target.clone()),
+        Expect::DkimKey { public_der } => (name, "TXT", quoted(&dkim_txt_value(public_der))),
+        Expect::Mx { exchange } => (name, "MX", format!("{MX_PREFERENCE} {exchange}")),
+        Expect::Spf { include } => (name, "TXT", quoted(&mail_from::spf_record(include))),
+        Expect::Dmarc => (name, "TXT", quoted(mail_from::DMARC_RECOMMENDED)),
+    }
+}
+
+/// What a record is for, in `sesame dns-records`' words.
+pub fn purpose(record: &ExpectedRecord) -> &'static str {
+    match &record.expect {
+        Expect::Cname { .. } | Expect::DkimKey { .. } => "DKIM",
+        Expect::Mx { .. } => "MAIL FROM (decides MailFromDomainStatus)",
+        Expect::Spf { .. } => "MAIL FROM SPF (recommended)",
+        Expect::Dmarc => "DMARC (recommended)",
     }
 }
 
 /// Whether a record was found as it must be, for a person: `found`, `missing: …`,
-/// `wrong value: …` or `unknown: …` (the words of `sesame dns-records --check` and the
-/// console).
+/// `wrong value: …`, `weak: …` or `unknown: …` (the words of `sesame dns-records --check` and
+/// the console).
 pub fn describe(check: &RecordCheck) -> String {
     match check {
         RecordCheck::Valid => "found".to_owned(),
         RecordCheck::HostNotFound => "missing: the name does not exist (NXDOMAIN)".to_owned(),
         RecordCheck::TypeNotFound => "missing: the name has no record of this type".to_owned(),
         RecordCheck::Wrong(seen) => format!("wrong value: found {seen}"),
+        RecordCheck::Several(n) => {
+            format!("wrong value: {n} records of this kind, where receivers allow one")
+        }
+        RecordCheck::Weak(seen) => format!("weak: found {seen}"),
         RecordCheck::ServerError(why) => format!("unknown: the resolver failed ({why})"),
     }
 }

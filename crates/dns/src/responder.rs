@@ -7,7 +7,7 @@
 
 use crate::records::{dkim_txt_value, split_strings};
 use hickory_proto::op::{Edns, Message, OpCode, ResponseCode, emit_message_parts};
-use hickory_proto::rr::rdata::{NS, SOA, TXT};
+use hickory_proto::rr::rdata::{MX, NS, SOA, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 use std::collections::HashMap;
@@ -28,6 +28,25 @@ pub struct Snapshot {
     negative_soa: Record,
     ns: Record,
     txt: HashMap<LowerName, Record>,
+    hosts: HashMap<LowerName, HostAnswers>,
+}
+
+/// Records the zone serves at a name of its own beside the keys: the SPF domain's TXT, the
+/// default MAIL FROM domain's MX and TXT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRecord {
+    /// The owner name, inside the zone.
+    pub name: String,
+    /// A TXT value, if any.
+    pub txt: Option<String>,
+    /// An MX record (preference, exchange), if any.
+    pub mx: Option<(u16, String)>,
+}
+
+#[derive(Default)]
+struct HostAnswers {
+    txt: Option<Record>,
+    mx: Option<Record>,
 }
 
 /// Why a zone could not be built.
@@ -85,7 +104,38 @@ impl Snapshot {
             negative_soa,
             ns,
             txt,
+            hosts: HashMap::new(),
         })
+    }
+
+    /// Also serves `records`; each name must be inside the zone and not a key's.
+    pub fn with_hosts(mut self, records: &[HostRecord]) -> Result<Snapshot, ZoneError> {
+        for r in records {
+            let owner = name(&r.name)?;
+            let lower = LowerName::from(&owner);
+            if !self.apex.zone_of(&lower) || lower == self.apex {
+                return Err(ZoneError(format!(
+                    "{} is not a name inside the zone {}",
+                    r.name, self.apex
+                )));
+            }
+            let entry = self.hosts.entry(lower).or_default();
+            if let Some(value) = &r.txt {
+                entry.txt = Some(Record::from_rdata(
+                    owner.clone(),
+                    ZONE_TTL,
+                    RData::TXT(TXT::new(split_strings(value))),
+                ));
+            }
+            if let Some((preference, exchange)) = &r.mx {
+                entry.mx = Some(Record::from_rdata(
+                    owner.clone(),
+                    ZONE_TTL,
+                    RData::MX(MX::new(*preference, name(exchange)?)),
+                ));
+            }
+        }
+        Ok(self)
     }
 
     /// How many key records the snapshot serves.
@@ -131,6 +181,18 @@ impl Snapshot {
                 _ => (ResponseCode::NoError, None, negative, true),
             };
         }
+        if let Some(h) = self.hosts.get(qname) {
+            let found = match qtype {
+                RecordType::TXT => h.txt.as_ref(),
+                RecordType::MX => h.mx.as_ref(),
+                RecordType::ANY => h.txt.as_ref().or(h.mx.as_ref()),
+                _ => None,
+            };
+            return match found {
+                Some(record) => (ResponseCode::NoError, Some(record), None, true),
+                None => (ResponseCode::NoError, None, negative, true),
+            };
+        }
         match self.txt.get(qname) {
             Some(record) if qtype == RecordType::TXT || qtype == RecordType::ANY => {
                 (ResponseCode::NoError, Some(record), None, true)
@@ -172,6 +234,7 @@ fn wire_size(records: Option<&Record>) -> usize {
                 RData::TXT(t) => t.txt_data.iter().map(|s| 1 + s.len()).sum(),
                 RData::SOA(s) => s.mname.len() + s.rname.len() + 4 + 20,
                 RData::NS(NS(n)) => n.len() + 2,
+                RData::MX(mx) => mx.exchange.len() + 4,
                 _ => 512,
             };
             r.name.len() + 2 + 10 + rdata
@@ -296,6 +359,52 @@ mod tests {
         assert_eq!((code, ans.is_some()), (ResponseCode::NoError, true));
         let (code, _, _, aa) = z.answer(&lower("example.com."), RecordType::TXT);
         assert_eq!((code, aa), (ResponseCode::Refused, false));
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    #[test]
+    fn host_records_answer_their_types_and_nodata_for_others() {
+        let z = Snapshot::build("dkim.example.test", &[], 1)
+            .unwrap()
+            .with_hosts(&[
+                HostRecord {
+                    name: "spf.dkim.example.test".into(),
+                    txt: Some("v=spf1 ip4:192.0.2.1 -all".into()),
+                    mx: None,
+                },
+                HostRecord {
+                    name: "bounce.dkim.example.test".into(),
+                    txt: Some("v=spf1 include:spf.dkim.example.test -all".into()),
+                    mx: Some((10, "feedback.example.test".into())),
+                },
+            ])
+            .unwrap();
+        let lower = |s: &str| LowerName::from(Name::from_ascii(s).unwrap());
+        let (code, ans, _, _) = z.answer(&lower("SPF.dkim.example.test."), RecordType::TXT);
+        let RData::TXT(txt) = &ans.unwrap().data else {
+            panic!()
+        };
+        assert_eq!(code, ResponseCode::NoError);
+        assert_eq!(txt.txt_data[0].as_ref(), b"v=spf1 ip4:192.0.2.1 -all");
+        let (_, ans, _, _) = z.answer(&lower("bounce.dkim.example.test."), RecordType::MX);
+        let RData::MX(mx) = &ans.unwrap().data else {
+            panic!()
+        };
+        assert_eq!(mx.exchange.to_string(), "feedback.example.test.");
+        let (code, ans, auth, _) = z.answer(&lower("spf.dkim.example.test."), RecordType::MX);
+        assert_eq!((code, ans.is_none(), auth.is_some()), (ResponseCode::NoError, true, true));
+        let outside = Snapshot::build("dkim.example.test", &[], 1)
+            .unwrap()
+            .with_hosts(&[HostRecord {
+                name: "spf.example.test".into(),
+                txt: Some("v=spf1 -all".into()),
+                mx: None,
+            }]);
+        assert!(outside.is_err(), "a name outside the zone is refused");
     }
 }
 

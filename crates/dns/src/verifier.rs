@@ -14,7 +14,8 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::rdata::CNAME;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use sesame_core::model::SoaRecord;
-use sesame_core::verification::{Expect, ExpectedRecord, Observation, RecordCheck};
+use sesame_core::mail_from::{self, DmarcFinding, DmarcPolicy, SpfFinding};
+use sesame_core::verification::{Expect, ExpectedRecord, Observation, Purpose, RecordCheck};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -254,18 +255,7 @@ impl Verifier {
     async fn check_key(&self, name: &str, public_der: &[u8]) -> (RecordCheck, Option<SoaRecord>) {
         let found = match self.txt_records(name).await {
             Ok(found) => found,
-            Err(Answer::NxDomain(soa)) => return (RecordCheck::HostNotFound, soa),
-            Err(Answer::NoData(soa)) => return (RecordCheck::TypeNotFound, soa),
-            Err(Answer::Failed(why)) => return (RecordCheck::ServerError(why), None),
-            Err(Answer::Found(_)) => return (RecordCheck::TypeNotFound, None),
-            Err(Answer::ChainTooLong(hops)) => {
-                return (
-                    RecordCheck::Wrong(format!(
-                        "a CNAME chain of {hops} hops (resolvers follow at most {MAX_CHAIN})"
-                    )),
-                    None,
-                );
-            }
+            Err(other) => return Self::absent(other),
         };
         if found.iter().any(|(k, _)| k.as_deref() == Some(public_der)) {
             (RecordCheck::Valid, None)
@@ -280,6 +270,87 @@ impl Verifier {
         }
     }
 
+    /// MAIL FROM: the domain's MX records must name `exchange` (any preference), as SES
+    /// decides it.
+    async fn check_mx(&self, name: &str, exchange: &str) -> (RecordCheck, Option<SoaRecord>) {
+        match self.lookup(name, RecordType::MX).await {
+            Answer::Found(l) => {
+                let seen: Vec<(u16, String)> = l
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::MX(mx) => Some((mx.preference, mx.exchange.to_string())),
+                        _ => None,
+                    })
+                    .collect();
+                let hosts: Vec<String> = seen.iter().map(|(_, h)| h.clone()).collect();
+                if seen.is_empty() {
+                    (RecordCheck::TypeNotFound, None)
+                } else if mail_from::mx_points_at(&hosts, exchange) {
+                    (RecordCheck::Valid, None)
+                } else {
+                    let shown: Vec<String> =
+                        seen.iter().map(|(p, h)| format!("MX {p} {h}")).collect();
+                    (RecordCheck::Wrong(shown.join(", ")), None)
+                }
+            }
+            other => Self::absent(other),
+        }
+    }
+
+    /// What a lookup that found nothing usable means for a record.
+    fn absent(answer: Answer) -> (RecordCheck, Option<SoaRecord>) {
+        match answer {
+            Answer::NxDomain(soa) => (RecordCheck::HostNotFound, soa),
+            Answer::NoData(soa) => (RecordCheck::TypeNotFound, soa),
+            Answer::Failed(why) => (RecordCheck::ServerError(why), None),
+            Answer::Found(_) => (RecordCheck::TypeNotFound, None),
+            Answer::ChainTooLong(hops) => (
+                RecordCheck::Wrong(format!(
+                    "a CNAME chain of {hops} hops (resolvers follow at most {MAX_CHAIN})"
+                )),
+                None,
+            ),
+        }
+    }
+
+    /// MAIL FROM SPF: exactly one SPF record, including `include` (core's `spf_check`).
+    async fn check_spf(&self, name: &str, include: &str) -> (RecordCheck, Option<SoaRecord>) {
+        let texts = match self.txt_records(name).await {
+            Ok(found) => found.into_iter().map(|(_, t)| t).collect::<Vec<_>>(),
+            Err(other) => return Self::absent(other),
+        };
+        let check = match mail_from::spf_check(&texts, include) {
+            SpfFinding::Found => RecordCheck::Valid,
+            SpfFinding::Missing => RecordCheck::TypeNotFound,
+            SpfFinding::Wrong(record) => RecordCheck::Wrong(format!(
+                "TXT \"{record}\", which does not include:{include}"
+            )),
+            SpfFinding::Multiple(n) => RecordCheck::Several(n),
+        };
+        (check, None)
+    }
+
+    /// DMARC at `name` (`_dmarc.<domain>`): a record with a policy; `p=none` is weak.
+    async fn check_dmarc(&self, name: &str) -> (RecordCheck, Option<SoaRecord>) {
+        let texts = match self.txt_records(name).await {
+            Ok(found) => found.into_iter().map(|(_, t)| t).collect::<Vec<_>>(),
+            Err(other) => return Self::absent(other),
+        };
+        let check = match mail_from::dmarc_check(&texts) {
+            DmarcFinding::Policy(DmarcPolicy::None) => {
+                RecordCheck::Weak("p=none: receivers only report failures".into())
+            }
+            DmarcFinding::Policy(_) => RecordCheck::Valid,
+            DmarcFinding::Missing => RecordCheck::TypeNotFound,
+            DmarcFinding::Unparsable(record) => {
+                RecordCheck::Wrong(format!("TXT \"{record}\", which has no valid p= policy"))
+            }
+        };
+        // The SOA of `_dmarc.<domain>` is the domain's zone's: not a DKIM finding.
+        (check, None)
+    }
+
     /// Looks at every expected record (concurrently) and reports what it saw.
     pub async fn observe(&self, records: &[ExpectedRecord]) -> Observation {
         let checks = records.iter().map(|r| async move {
@@ -288,10 +359,18 @@ impl Verifier {
                     self.check_cname(&r.name, target, public_der).await
                 }
                 Expect::DkimKey { public_der } => self.check_key(&r.name, public_der).await,
+                Expect::Mx { exchange } => self.check_mx(&r.name, exchange).await,
+                Expect::Spf { include } => self.check_spf(&r.name, include).await,
+                Expect::Dmarc => self.check_dmarc(&r.name).await,
             }
         });
         let results = futures_util::future::join_all(checks).await;
-        let soa = results.iter().find_map(|(_, soa)| soa.clone());
+        // The SOA shown is the identity's zone's, as a DKIM record's answer carried it.
+        let soa = results
+            .iter()
+            .zip(records)
+            .filter(|(_, r)| r.purpose() == Purpose::Dkim)
+            .find_map(|((_, soa), _)| soa.clone());
         Observation {
             records: results.into_iter().map(|(c, _)| c).collect(),
             soa,

@@ -4,8 +4,8 @@
 
 use sesame_core::model::DkimStatus;
 use sesame_core::ports::KeyZoneSource;
-use sesame_core::verification::{Checks, DueCheck};
-use sesame_dns::responder::{Snapshot, SnapshotHandle};
+use sesame_core::verification::{CheckOutcome, Checks, DueCheck};
+use sesame_dns::responder::{HostRecord, Snapshot, SnapshotHandle};
 use sesame_dns::verifier::Verifier;
 use sesame_metrics::Metrics;
 use std::net::SocketAddr;
@@ -24,10 +24,19 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await
 }
 
+/// The key zone's name and the records of its own it serves beside the keys.
+#[derive(Debug, Clone)]
+pub struct ZoneSpec {
+    /// The zone (`--dkim-zone`), normalised.
+    pub zone: String,
+    /// The SPF domain's and the default MAIL FROM domain's records.
+    pub hosts: Vec<HostRecord>,
+}
+
 /// Builds the zone from the store's published keys.
 pub async fn load_snapshot(
     store: Arc<dyn KeyZoneSource>,
-    zone: String,
+    zone: ZoneSpec,
 ) -> anyhow::Result<(u64, Snapshot)> {
     let (generation, keys) = blocking(move || -> anyhow::Result<_> {
         // The generation first: a change racing with the read shows as a newer generation.
@@ -35,7 +44,8 @@ pub async fn load_snapshot(
         Ok((g, store.published_keys()?))
     })
     .await??;
-    let snapshot = Snapshot::build(&zone, &keys, generation as u32)
+    let snapshot = Snapshot::build(&zone.zone, &keys, generation as u32)
+        .and_then(|s| s.with_hosts(&zone.hosts))
         .map_err(|e| anyhow::anyhow!("building the key zone: {e}"))?;
     Ok((generation, snapshot))
 }
@@ -44,7 +54,7 @@ pub async fn load_snapshot(
 /// changed (a write shows within this).
 pub async fn follow_store(
     store: Arc<dyn KeyZoneSource>,
-    zone: String,
+    zone: ZoneSpec,
     handle: SnapshotHandle,
     mut generation: u64,
     poll: Duration,
@@ -213,12 +223,22 @@ async fn check_one(
     let account = check.identity.account.as_str().to_owned();
     let result = blocking(move || service.record_check(check.identity, &observation)).await;
     metrics.verification_check(match &result {
-        Ok(Ok(Some((_, to)))) => outcome_label(*to),
+        Ok(Ok(Some(outcome))) => outcome_label(outcome.dkim.1),
         Ok(Ok(None)) => "stale",
         _ => "error",
     });
+    if let Ok(Ok(Some(CheckOutcome {
+        mail_from: Some((from, to)),
+        ..
+    }))) = &result
+        && from != to
+    {
+        tracing::info!(account, identity = name, ?from, ?to, "MAIL FROM status changed");
+    }
     match result {
-        Ok(Ok(Some((from, to)))) if from != to => {
+        Ok(Ok(Some(CheckOutcome {
+            dkim: (from, to), ..
+        }))) if from != to => {
             tracing::info!(account, identity = name, ?from, ?to, "DKIM status changed")
         }
         Ok(Ok(_)) => tracing::debug!(account, identity = name, "checked"),

@@ -143,11 +143,12 @@ pub fn dns_records(args: DnsRecordsArgs, opened: &Opened) -> anyhow::Result<()> 
         d => d,
     };
     let zone = args.dkim_zone.trim_end_matches('.').to_ascii_lowercase();
-    let records = DnsRecords::new(opened.store.clone(), zone)
+    let hosts = args.mail_from.hosts(&zone)?;
+    let records = DnsRecords::new(opened.store.clone(), zone, hosts)
         .expected_records(&account.id, &name)
         .map_err(refused)?;
     if records.is_empty() {
-        bail!("{name} has no DKIM set-up, so it needs no records");
+        bail!("{name} has no DKIM set-up and no MAIL FROM domain, so it needs no records");
     }
     let observation = if args.check {
         let resolver = args
@@ -169,6 +170,7 @@ pub fn dns_records(args: DnsRecordsArgs, opened: &Opened) -> anyhow::Result<()> 
     };
     println!("; DNS records for {name} (account {})", account.name);
     for (i, record) in records.iter().enumerate() {
+        println!("; {}", sesame_dns::records::purpose(record));
         println!("{}", sesame_dns::records::zone_line(record));
         if let Some(Observation {
             records: checks, ..
@@ -177,7 +179,46 @@ pub fn dns_records(args: DnsRecordsArgs, opened: &Opened) -> anyhow::Result<()> 
             println!(";   {}", sesame_dns::records::describe(&checks[i]));
         }
     }
+    if let Some(observation) = &observation {
+        // The same findings ListRecommendations reports, from this lookup.
+        let identity = opened
+            .store
+            .get_identity(&account.id, &name)?
+            .context("the identity was deleted meanwhile")?;
+        let assessed =
+            sesame_core::advice::assess(&identity, &records, &observation.records);
+        let open: Vec<_> = assessed.iter().filter(|(_, open)| **open).collect();
+        if open.is_empty() {
+            println!("; recommendations: none");
+        }
+        for (kind, _) in open {
+            println!(
+                "; recommendation {} {}: {}",
+                kind.area().name(),
+                kind.impact().name(),
+                advice_words(*kind)
+            );
+        }
+    }
     Ok(())
+}
+
+/// What a recommendation is about, in `dns-records --check`'s words (ListRecommendations
+/// words them with the records to publish).
+fn advice_words(kind: sesame_core::model::AdviceKind) -> &'static str {
+    use sesame_core::model::AdviceKind::*;
+    match kind {
+        DkimFailed => "DKIM verification FAILED: mail is not signed; publish the DKIM records and set DKIM up again",
+        DkimWeakKey => "the signing key is 1024 bits; switch to 2048",
+        MailFromMissing => "no custom MAIL FROM domain, so SPF cannot align with the From: domain",
+        MailFromMx => "the MAIL FROM domain's MX record is missing or names another host",
+        SpfMissing => "the MAIL FROM domain has no SPF record",
+        SpfWrong => "the MAIL FROM domain's SPF record does not include Sesame's SPF domain",
+        SpfMultiple => "the MAIL FROM domain has more than one SPF record: every receiver's SPF check fails",
+        DmarcMissing => "no DMARC record",
+        DmarcUnparsable => "the DMARC record has no valid policy",
+        DmarcPolicyNone => "the DMARC policy is p=none",
+    }
 }
 
 /// `sesame sign`: stdin → DKIM-signed → stdout.

@@ -128,6 +128,83 @@ pub struct DnsRecordsArgs {
     /// The key zone the server publishes Easy DKIM keys under (as given to `serve`).
     #[arg(long, env = "SESAME_DKIM_ZONE", default_value = DEFAULT_DKIM_ZONE)]
     pub dkim_zone: String,
+    #[command(flatten)]
+    pub mail_from: MailFromArgs,
+}
+
+/// Where custom MAIL FROM domains' records point (`serve`'s, and `dns-records`' to print them).
+#[derive(Args, Debug, Clone)]
+pub struct MailFromArgs {
+    /// The host a custom MAIL FROM domain's MX record must name: where the operator receives
+    /// bounces (SES's `feedback-smtp.<region>.amazonses.com`); default
+    /// `feedback-smtp.<dkim-zone>`.
+    #[arg(long, env = "SESAME_MAIL_FROM_MX")]
+    pub mail_from_mx: Option<String>,
+    /// The domain whose SPF record lists Sesame's sending addresses; customers publish
+    /// `v=spf1 include:<spf-domain> ~all` (as `include:amazonses.com`); default `spf.<dkim-zone>`.
+    #[arg(long, env = "SESAME_SPF_DOMAIN")]
+    pub spf_domain: Option<String>,
+}
+
+fn host_name(flag: &str, value: &str) -> anyhow::Result<String> {
+    let d = sesame_core::model::DomainName::parse(value)
+        .map_err(|_| anyhow::anyhow!("--{flag} {value:?} is not a valid host name"))?;
+    Ok(d.as_str().to_owned())
+}
+
+impl MailFromArgs {
+    /// The hosts, defaulted under `zone` (already normalised).
+    pub fn hosts(&self, zone: &str) -> anyhow::Result<sesame_core::verification::MailFromHosts> {
+        let defaults = sesame_core::verification::MailFromHosts::under(zone);
+        Ok(sesame_core::verification::MailFromHosts {
+            mx: match &self.mail_from_mx {
+                Some(h) => host_name("mail-from-mx", h)?,
+                None => defaults.mx,
+            },
+            spf_domain: match &self.spf_domain {
+                Some(h) => host_name("spf-domain", h)?,
+                None => defaults.spf_domain,
+            },
+        })
+    }
+}
+
+/// The SPF record the key zone publishes at the SPF domain for `ips`.
+pub fn spf_value(ips: &[String]) -> anyhow::Result<String> {
+    let mut terms = vec!["v=spf1".to_owned()];
+    for ip in ips.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let (addr, len) = match ip.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (ip, None),
+        };
+        let parsed: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--spf-ips: {ip:?} is not an IP address or network"))?;
+        let (kind, max) = if parsed.is_ipv4() { ("ip4", 32) } else { ("ip6", 128) };
+        let suffix = match len {
+            None => String::new(),
+            Some(l) => match l.parse::<u8>() {
+                Ok(n) if n <= max => format!("/{n}"),
+                _ => anyhow::bail!("--spf-ips: {ip:?} has a bad prefix length"),
+            },
+        };
+        terms.push(format!("{kind}:{parsed}{suffix}"));
+    }
+    terms.push(if terms.len() == 1 { "?all" } else { "-all" }.to_owned());
+    Ok(terms.join(" "))
+}
+
+impl ServeArgs {
+    /// The default envelope domain, defaulted under `zone`.
+    pub fn envelope_domain(&self, zone: &str) -> anyhow::Result<sesame_core::model::DomainName> {
+        let text = match &self.default_mail_from_domain {
+            Some(d) => d.clone(),
+            None => format!("mail.{zone}"),
+        };
+        sesame_core::model::DomainName::parse(&text).map_err(|_| {
+            anyhow::anyhow!("--default-mail-from-domain {text:?} is not a valid domain name")
+        })
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,6 +281,18 @@ pub struct ServeArgs {
     /// DNS resolver the verifier asks (`IP[:PORT]`); default: the system's resolver.
     #[arg(long, env = "SESAME_RESOLVER")]
     pub resolver: Option<String>,
+    #[command(flatten)]
+    pub mail_from: MailFromArgs,
+    /// The addresses Sesame's mail leaves from (its relay's), comma-separated, each an IPv4 or
+    /// IPv6 address or network (`192.0.2.10,2001:db8::/64`): the key zone publishes them as
+    /// `v=spf1 ip4:… -all` at the SPF domain. None given: `v=spf1 ?all` (no claim either way).
+    #[arg(long, env = "SESAME_SPF_IPS", value_delimiter = ',')]
+    pub spf_ips: Vec<String>,
+    /// The envelope domain of mail without a verified custom MAIL FROM domain (SES's
+    /// `amazonses.com`); default `mail.<dkim-zone>`, which the key zone serves an MX and an SPF
+    /// record for.
+    #[arg(long, env = "SESAME_DEFAULT_MAIL_FROM_DOMAIN")]
+    pub default_mail_from_domain: Option<String>,
     /// First step of the verifier's re-check backoff (e.g. `60s`, `5m`).
     #[arg(long, env = "SESAME_VERIFY_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub verify_interval: Duration,

@@ -197,6 +197,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ));
     }
     let zone = args.dkim_zone.trim_end_matches('.').to_ascii_lowercase();
+    let hosts = args.mail_from.hosts(&zone)?;
+    let envelope_domain = args.envelope_domain(&zone)?;
+    let zone = background::ZoneSpec {
+        hosts: zone_hosts(&zone, &hosts, &envelope_domain, &args.spf_ips)?,
+        zone,
+    };
     let vault = Arc::new(OpenSslVault::new(sealer.clone()));
     // Easy DKIM keys for requests come from a pool refilled in the background; the CLI
     // commands use the plain vault.
@@ -226,7 +232,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(mail(&args, outbox_dir)?),
         Config {
             max_identities: args.max_identities,
-            dkim_zone: zone.clone(),
+            dkim_zone: zone.zone.clone(),
             verify: VerifyPolicy {
                 first_interval_ms: millis(args.verify_interval),
                 lease_ms: millis(args.verify_lease),
@@ -237,6 +243,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 retention_ms: millis(args.key_retention),
                 rotate_every_ms: args.rotate_every.map(millis),
             },
+            mail_from: hosts.clone(),
+            envelope_domain: envelope_domain.clone(),
         },
     );
     let service = Arc::new(service);
@@ -365,7 +373,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             },
         ));
         announce(&format!("listening api={api} dns={dns} admin={admin}"));
-        tracing::info!(%api, %dns, %admin, region = %args.region, zone = %zone, db = %db.display(), outbox = %outbox.display(), resolver = ?resolver, "sesame started");
+        tracing::info!(%api, %dns, %admin, region = %args.region, zone = %zone.zone, db = %db.display(), outbox = %outbox.display(), resolver = ?resolver, "sesame started");
         let limits = http::Limits {
             header_timeout: args.header_timeout,
             idle_timeout: args.idle_timeout,
@@ -428,6 +436,37 @@ fn millis(d: std::time::Duration) -> i64 {
 
 /// The mail system; signed mail goes to the SMTP relay if one is configured, else to the
 /// outbox directory.
+/// The names of its own the key zone serves beside the keys: the SPF domain's record, and the
+/// default MAIL FROM domain's MX and SPF record (so mail sent without a custom MAIL FROM domain
+/// passes SPF, unaligned, as SES's `amazonses.com` envelope does). A name outside the zone is
+/// the operator's own to publish.
+fn zone_hosts(
+    zone: &str,
+    hosts: &sesame_core::verification::MailFromHosts,
+    envelope: &sesame_core::model::DomainName,
+    spf_ips: &[String],
+) -> anyhow::Result<Vec<sesame_dns::responder::HostRecord>> {
+    let inside = |name: &str| name.ends_with(&format!(".{zone}"));
+    let mut out = Vec::new();
+    if inside(&hosts.spf_domain) {
+        out.push(sesame_dns::responder::HostRecord {
+            name: hosts.spf_domain.clone(),
+            txt: Some(config::spf_value(spf_ips)?),
+            mx: None,
+        });
+    } else {
+        tracing::info!(spf_domain = hosts.spf_domain, "the SPF domain is outside the key zone: publish its record yourself");
+    }
+    if inside(envelope.as_str()) && envelope.as_str() != hosts.spf_domain {
+        out.push(sesame_dns::responder::HostRecord {
+            name: envelope.as_str().to_owned(),
+            txt: Some(sesame_core::mail_from::spf_record(&hosts.spf_domain).replace("~all", "-all")),
+            mx: Some((sesame_dns::records::MX_PREFERENCE, hosts.mx.clone())),
+        });
+    }
+    Ok(out)
+}
+
 fn mail(args: &ServeArgs, outbox: sesame_mail::outbox::Outbox) -> anyhow::Result<Mail> {
     let Some(relay) = &args.smtp_relay else {
         return Ok(Mail::new(outbox));

@@ -299,7 +299,8 @@ fn dns_class(seen: &RecordCheck) -> &'static str {
     match seen {
         RecordCheck::Valid => "dns-found",
         RecordCheck::HostNotFound | RecordCheck::TypeNotFound => "dns-missing",
-        RecordCheck::Wrong(_) => "dns-wrong",
+        RecordCheck::Wrong(_) | RecordCheck::Several(_) => "dns-wrong",
+        RecordCheck::Weak(_) => "dns-weak",
         RecordCheck::ServerError(_) => "dns-unknown",
     }
 }
@@ -330,6 +331,18 @@ pub(crate) fn identity(p: &IdentityPage<'_>) -> Response {
                 dt { "Verification status" } dd #verification-status .status.{"s-" (status)} { (status) }
                 dt { "Verified for sending" } dd { (if id.verified_for_sending() { "yes" } else { "no" }) }
                 dt { "Created" } dd { (when(Some(id.created_at), "")) }
+                dt { "MAIL FROM domain" } dd #mail-from-domain {
+                    @match &id.mail_from {
+                        Some(mf) => { code { (mf.domain.as_str()) } " " span #mail-from-status .status.{"s-" (mf.status.name())} { (mf.status.name()) } }
+                        None => { "none: the default envelope domain" }
+                    }
+                }
+                dt { "On MX failure" } dd #mail-from-behavior { (id.mx_failure.name()) }
+                @let open: Vec<_> = id.recommendations.items.iter().filter(|a| a.status == sesame_core::model::AdviceStatus::Open).collect();
+                dt { "Open recommendations" } dd #recommendations {
+                    @if open.is_empty() { "none" }
+                    @for a in &open { span.recommendation { (a.kind.area().name()) " " (a.kind.impact().name()) ": " (a.kind.name()) } " " }
+                }
                 @if let Some(dkim) = &id.dkim {
                     dt { "DKIM origin" } dd #dkim-origin { (match dkim.origin { DkimOrigin::Easy { .. } => "AWS_SES (Easy DKIM)", DkimOrigin::External { .. } => "EXTERNAL (BYODKIM)" }) }
                     dt { "DKIM status" } dd #dkim-status .status.{"s-" (status)} { (status) }
@@ -360,12 +373,13 @@ pub(crate) fn identity(p: &IdentityPage<'_>) -> Response {
                 @if matches!(dkim.origin, DkimOrigin::Easy { .. }) { " Each CNAME points at a key Sesame serves from its zone " code { (p.dkim_zone) } "." } }
             div.card.scroll {
                 table.stack #records {
-                    thead { tr { th { "Name" } th { "Type" } th { "Value" } th { "What the DNS shows now" } } }
+                    thead { tr { th { "For" } th { "Name" } th { "Type" } th { "Value" } th { "What the DNS shows now" } } }
                     tbody {
                         @for (i, r) in p.records.iter().enumerate() {
                             @let (name, rtype, value) = sesame_dns::records::record_parts(r);
                             @let (seen, class) = p.seen.get(i).map_or(("not looked up".to_owned(), "dns-unknown"), |c| (sesame_dns::records::describe(c), dns_class(c)));
                             tr.record {
+                                td.record-purpose data-label="For" { (sesame_dns::records::purpose(r)) }
                                 td.record-name data-label="Name" { code { (name) } button.copy type="button" data-copy=(name) { "Copy" } }
                                 td.record-type data-label="Type" { (rtype) }
                                 td.record-value data-label="Value" { code { (value) } button.copy type="button" data-copy=(value) { "Copy" } }

@@ -30,12 +30,7 @@ impl Fixture {
             Arc::new(FakeVault::default()),
             Arc::new(ManualClock::new(Timestamp(1_700_000_000_000))),
             Arc::new(MemMailer::default()),
-            Config {
-                max_identities: 100,
-                dkim_zone: "dkim.test".into(),
-                verify: Default::default(),
-                rotation: Default::default(),
-            },
+            Config::with_zone("dkim.test", 100).unwrap(),
         );
         Fixture {
             service,

@@ -5,6 +5,7 @@
 mod identities;
 #[cfg(test)]
 mod limits_tests;
+mod recommendations;
 mod send;
 mod tags;
 
@@ -59,6 +60,7 @@ pub fn dispatch(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
         }
         Operation::PutEmailIdentityFeedbackAttributes => identities::put_feedback(ctx, input),
         Operation::PutEmailIdentityMailFromAttributes => identities::put_mail_from(ctx, input),
+        Operation::ListRecommendations => recommendations::list(ctx, input),
         Operation::TagResource => tags::tag(ctx, input),
         Operation::UntagResource => tags::untag(ctx, input),
         Operation::ListTagsForResource => tags::list(ctx, input),

@@ -8,7 +8,7 @@ use sesame_core::model::{IdentityName, Tag};
 
 /// The identity an ARN names, if it is an identity of the caller in this region. Another
 /// account's or region's ARN is simply not found: tenants cannot probe each other.
-fn identity_of(ctx: &Ctx<'_>, arn: &str) -> Result<IdentityName, ApiError> {
+pub(super) fn identity_of(ctx: &Ctx<'_>, arn: &str) -> Result<IdentityName, ApiError> {
     let member = "ResourceArn";
     if arn.is_empty() {
         return Err(invalid(member, "ResourceArn must not be empty"));

@@ -147,3 +147,11 @@ pub struct SendEmailRequest {
     pub tenant_name: Option<String>,
     pub list_management_options: Option<serde_json::Value>,
 }
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListRecommendationsRequest {
+    pub filter: Option<BTreeMap<String, String>>,
+    pub next_token: Option<String>,
+    pub page_size: Option<i64>,
+}

@@ -131,3 +131,23 @@ pub struct Empty {}
 pub struct SendEmailResponse {
     pub message_id: String,
 }
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct Recommendation {
+    pub resource_arn: String,
+    pub r#type: &'static str,
+    pub description: String,
+    pub status: &'static str,
+    pub created_timestamp: EpochSeconds,
+    pub last_updated_timestamp: EpochSeconds,
+    pub impact: &'static str,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListRecommendationsResponse {
+    pub recommendations: Vec<Recommendation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}

@@ -119,6 +119,18 @@ pub struct MailFromHosts {
     pub spf_domain: String,
 }
 
+impl MailFromHosts {
+    /// The default names under the key zone `zone`: `feedback-smtp.<zone>` receives bounces
+    /// (SES's `feedback-smtp.<region>.amazonses.com`) and `spf.<zone>` lists the sending
+    /// addresses.
+    pub fn under(zone: &str) -> MailFromHosts {
+        MailFromHosts {
+            mx: format!("feedback-smtp.{zone}"),
+            spf_domain: format!("spf.{zone}"),
+        }
+    }
+}
+
 /// The records a custom MAIL FROM domain needs: its MX, then its SPF record.
 pub fn mail_from_records(mail_from: &DomainName, hosts: &MailFromHosts) -> Vec<ExpectedRecord> {
     vec![
