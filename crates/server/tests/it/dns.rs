@@ -121,7 +121,7 @@ impl Drop for Nsd {
 /// A port from that range could be handed meanwhile to another test's port-0 listener or to
 /// an outgoing connection while NSD is between a stop and a restart, and NSD would then fail
 /// to bind while our readiness probe connected to the stranger.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
     // Test processes running at once start at different offsets.
@@ -527,8 +527,8 @@ fn identity_keys(data_dir: &Path, account: &str, identity: &str) -> IdentityKeys
 
 /// A resolver that never answers: a UDP socket that counts the queries it swallows, and a TCP
 /// listener that accepts nothing. Its counting thread stops when it is dropped.
-struct SilentResolver {
-    addr: SocketAddr,
+pub(crate) struct SilentResolver {
+    pub(crate) addr: SocketAddr,
     queries: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     reader: Option<std::thread::JoinHandle<()>>,
@@ -536,7 +536,7 @@ struct SilentResolver {
 }
 
 impl SilentResolver {
-    fn start() -> SilentResolver {
+    pub(crate) fn start() -> SilentResolver {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         // The UDP port may be taken for TCP by another process: try a few.
         let (udp, tcp) = (0..50)
@@ -570,7 +570,7 @@ impl SilentResolver {
         }
     }
 
-    fn queries(&self) -> usize {
+    pub(crate) fn queries(&self) -> usize {
         self.queries.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

@@ -142,7 +142,7 @@ fn selector_and_domain(text: &str) -> (String, String) {
 
 /// `SESAME_PYTHON` (default `python3`) if it has dkimpy and dnspython; otherwise `None`,
 /// after saying so (or failing, where `SESAME_REQUIRE_DNS_TOOLS=1`).
-fn python_with_dkimpy() -> Option<String> {
+pub(crate) fn python_with_dkimpy() -> Option<String> {
     let python = std::env::var("SESAME_PYTHON").unwrap_or_else(|_| "python3".into());
     let have_dkimpy = Command::new(&python)
         .args(["-c", "import dkim, dns.query"])
