@@ -71,7 +71,8 @@ def main():
         if driver.find_element(By.ID, "verification-status").text != "PENDING":
             fail("the identity page does not say PENDING")
         records = driver.find_elements(By.CSS_SELECTOR, "#records tr.record")
-        if len(records) != 3:
+        # Three DKIM CNAMEs and the recommended DMARC record.
+        if len(records) != 4:
             fail(f"{len(records)} records on the page")
         for r in records:
             name = r.find_element(By.CSS_SELECTOR, "td.record-name code").text
@@ -99,7 +100,7 @@ def main():
         while True:
             state = driver.find_element(By.ID, "verification-status").text
             seen = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#records td.record-dns")]
-            if state == "SUCCESS" and seen == ["found"] * 3:
+            if state == "SUCCESS" and seen == ["found"] * 4:
                 break
             if time.time() > deadline:
                 fail(f"never SUCCESS: status {state}, DNS {seen}")

@@ -509,7 +509,15 @@ pub async fn check(
                 .push(format!("outbox {f}: incomplete ({} bytes)", bytes.len()));
             continue;
         }
-        if !text.starts_with("DKIM-Signature: v=1; a=rsa-sha256;") {
+        let Some(signed) = text
+            .strip_prefix("Return-Path: <")
+            .and_then(|t| t.split_once(">\r\n"))
+            .map(|(_, rest)| rest)
+        else {
+            report.half.push(format!("outbox {f}: no Return-Path line first"));
+            continue;
+        };
+        if !signed.starts_with("DKIM-Signature: v=1; a=rsa-sha256;") {
             report.half.push(format!("outbox {f}: not signed"));
             continue;
         }

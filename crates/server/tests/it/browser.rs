@@ -1,6 +1,6 @@
 //! The web console in a real headless browser: Debian's chromium, driven through chromedriver
 //! by Selenium (`tests/browser/console.py`). The browser signs in, finds a PENDING domain with
-//! the list's filter, opens it and reads its three records off the page; this side publishes
+//! the list's filter, opens it and reads its four records (three DKIM CNAMEs, the DMARC record) off the page; this side publishes
 //! exactly what the browser read in NSD (the customer's DNS); the browser presses "check now"
 //! and waits for SUCCESS with every record found, then saves a screenshot of the identity page
 //! to `target/artefacts/console-identity.png` (and a phone-width one beside it).
@@ -135,10 +135,14 @@ async fn the_console_takes_a_pending_domain_to_success_in_a_real_browser() {
         }
     }
     // What the browser read is what must be published: the CLI's own lines agree.
-    assert_eq!(records.len(), 3, "{lines:?}");
+    assert_eq!(records.len(), 4, "{lines:?}");
     let zone: Vec<String> = records
         .iter()
         .map(|(name, rtype, value)| {
+            if name == "_dmarc.shop.console.test" {
+                assert_eq!(rtype, "TXT");
+                return format!("{name}. 300 IN TXT {value}");
+            }
             assert_eq!(rtype, "CNAME");
             assert!(name.ends_with("._domainkey.shop.console.test"), "{name}");
             format!("{name}. 300 IN CNAME {value}.")
@@ -193,7 +197,7 @@ async fn the_console_takes_a_pending_domain_to_success_in_a_real_browser() {
     let size = std::fs::metadata(&shot).unwrap().len();
     assert!(size > 10_000, "a screenshot of {size} bytes");
     say(&format!(
-        "browser: signed in, filtered PENDING, read 3 records, published them, checked now, SUCCESS; screenshot {} ({size} bytes)",
+        "browser: signed in, filtered PENDING, read 4 records, published them, checked now, SUCCESS; screenshot {} ({size} bytes)",
         shot.display()
     ));
 }

@@ -394,6 +394,20 @@ pub fn rsa_key_b64(bits: u32, pkcs8: bool) -> String {
     data_encoding::BASE64.encode(&der)
 }
 
+/// An outbox message without the `Return-Path: <envelope sender>` line the outbox writes first
+/// (checked to be there, naming an address), and that sender.
+pub fn outbox_parts(text: &str) -> (&str, &str) {
+    let (first, rest) = text
+        .split_once("\r\n")
+        .unwrap_or_else(|| panic!("an outbox message of one line: {text}"));
+    let sender = first
+        .strip_prefix("Return-Path: <")
+        .and_then(|s| s.strip_suffix('>'))
+        .filter(|s| s.contains('@'))
+        .unwrap_or_else(|| panic!("no Return-Path first: {first}"));
+    (sender, rest)
+}
+
 /// Prints past the test harness's output capture, so a skipped part is visible in every run.
 pub fn say(msg: &str) {
     use std::io::Write;

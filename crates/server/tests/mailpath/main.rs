@@ -262,14 +262,20 @@ async fn simple_mail_has_message_id_of_its_message_id_at_the_from_domain_and_raw
     let text = String::from_utf8_lossy(&bytes);
     assert!(
         signed(&bytes) && bytes.ends_with(&message),
-        "the Raw message leaves as it came, only a DKIM-Signature in front:\n{text}"
+        "the Raw message leaves as it came, only the Return-Path and a DKIM-Signature in front:\n{text}"
     );
     assert_eq!(
         field(&bytes, "Message-ID"),
         ["<own-1@example.test>"],
         "its own Message-ID, neither replaced nor duplicated:\n{text}"
     );
-    assert!(!text.contains(raw_id), "{raw_id} is not written into it");
+    let (return_path, rest) = text.split_once("\r\n").unwrap();
+    assert_eq!(
+        return_path,
+        format!("Return-Path: <{raw_id}@mail.dkim.sesame.internal>"),
+        "the outbox records the envelope sender"
+    );
+    assert!(!rest.contains(raw_id), "{raw_id} is not written into the message");
     node.dkim_verifies(&bytes).await.unwrap();
 }
 

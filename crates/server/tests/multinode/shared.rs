@@ -174,7 +174,9 @@ async fn two_verifiers_share_the_checks_and_check_each_identity_once() {
     let second = SystemTime::now();
     execute(
         &db.url,
-        "UPDATE identities SET v_next_check_at = (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+        // `due_at` is what claims read: the earliest of the identity's schedules.
+        "UPDATE identities SET v_next_check_at = (extract(epoch FROM clock_timestamp()) * 1000)::bigint, \
+         due_at = (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
             .into(),
     );
     let second_ms = millis(second);
