@@ -120,6 +120,9 @@ pub fn state(inline_reads: bool) -> Arc<ApiState> {
                 ..Default::default()
             },
             rotation: Default::default(),
+            mail_from: sesame_core::verification::MailFromHosts::under("dkim.sesame.test"),
+            envelope_domain: sesame_core::model::DomainName::parse("mail.dkim.sesame.test")
+                .expect("a valid domain"),
         },
     );
     Arc::new(ApiState {

@@ -258,6 +258,34 @@ def run(ses, account, binary, data_dir):
     mf = ses.get_email_identity(EmailIdentity=domain)["MailFromAttributes"]
     check(mf == {"BehaviorOnMxFailure": "USE_DEFAULT_VALUE"}, mf)
     ok("mail from: set (PENDING, REJECT_MESSAGE), refused outside the domain, removed")
+
+    # --- recommendations: the verifier's first look at the domain (its DNS answers NXDOMAIN) ---
+    deadline = time.monotonic() + 20
+    while True:
+        recs = ses.list_recommendations()["Recommendations"]
+        mine = [r for r in recs if r["ResourceArn"].endswith(f":identity/{domain}")]
+        if any(r["Type"] == "DMARC" for r in mine) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    check(mine, f"no recommendations for {domain}: {recs}")
+    for r in mine:
+        check(r["Type"] in ("DKIM", "SPF", "DMARC") and r["Impact"] in ("LOW", "HIGH")
+              and r["Status"] == "OPEN" and isinstance(r["Description"], str) and r["Description"]
+              and r["CreatedTimestamp"] <= r["LastUpdatedTimestamp"], r)
+    dmarc = [r for r in mine if r["Type"] == "DMARC"]
+    check(len(dmarc) == 1 and dmarc[0]["Impact"] == "HIGH"
+          and f"_dmarc.{domain}" in dmarc[0]["Description"], dmarc)
+    only = ses.list_recommendations(Filter={"TYPE": "DMARC", "STATUS": "OPEN"})["Recommendations"]
+    check(only and all(r["Type"] == "DMARC" for r in only), only)
+    first = ses.list_recommendations(PageSize=1)
+    check(len(first["Recommendations"]) == 1 and "NextToken" in first, first)
+    second = ses.list_recommendations(PageSize=1, NextToken=first["NextToken"])
+    check(second["Recommendations"] != first["Recommendations"], second)
+    ok(f"list_recommendations: {len(mine)} open for {domain}, DMARC HIGH, filtered, paged")
+    expect_error(lambda: ses.list_recommendations(Filter={"TYPE": "DKIM", "IMPACT": "HIGH"}),
+                 "BadRequestException", 400, "a filter combining TYPE and IMPACT")
+    expect_error(lambda: ses.list_recommendations(PageSize=101),
+                 "BadRequestException", 400, "a recommendations page of 101")
     ses.put_email_identity_dkim_attributes(EmailIdentity=domain, SigningEnabled=False)
     got = ses.get_email_identity(EmailIdentity=domain)
     check(got["DkimAttributes"]["SigningEnabled"] is False, got)

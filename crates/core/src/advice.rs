@@ -173,7 +173,7 @@ pub fn shown(advice: &Advice, now: Timestamp) -> bool {
 mod tests {
     use super::*;
     use crate::model::{AccountId, DomainName, IdentityName, MailFrom, MxFailure, Verification};
-    use crate::verification::{dmarc_record, mail_from_records, MailFromHosts};
+    use crate::verification::{MailFromHosts, dmarc_record, mail_from_records};
     use AdviceKind::*;
     use RecordCheck::*;
 
@@ -229,13 +229,19 @@ mod tests {
         let table: Vec<([RecordCheck; 3], Vec<AdviceKind>)> = vec![
             ([Valid, Valid, Valid], vec![]),
             ([HostNotFound, Valid, Valid], vec![MailFromMx]),
-            ([Wrong("MX 10 other.".into()), Valid, Valid], vec![MailFromMx]),
+            (
+                [Wrong("MX 10 other.".into()), Valid, Valid],
+                vec![MailFromMx],
+            ),
             ([Valid, TypeNotFound, Valid], vec![SpfMissing]),
             ([Valid, Wrong("v=spf1 -all".into()), Valid], vec![SpfWrong]),
             ([Valid, Several(2), Valid], vec![SpfMultiple]),
             ([Valid, Valid, HostNotFound], vec![DmarcMissing]),
             ([Valid, Valid, Several(2)], vec![DmarcMissing]),
-            ([Valid, Valid, Wrong("v=DMARC1; p=maybe".into())], vec![DmarcUnparsable]),
+            (
+                [Valid, Valid, Wrong("v=DMARC1; p=maybe".into())],
+                vec![DmarcUnparsable],
+            ),
             ([Valid, Valid, Weak("p=none".into())], vec![DmarcPolicyNone]),
         ];
         for (seen, want) in table {
@@ -248,7 +254,11 @@ mod tests {
 
     #[test]
     fn a_resolver_failure_judges_nothing_of_what_it_hid() {
-        let seen = [ServerError("SERVFAIL".into()), ServerError("t".into()), Valid];
+        let seen = [
+            ServerError("SERVFAIL".into()),
+            ServerError("t".into()),
+            Valid,
+        ];
         let a = assess(&domain(true), &records(), &seen);
         for k in [MailFromMx, SpfMissing, SpfWrong, SpfMultiple] {
             assert!(!a.contains_key(&k), "{k:?}");
@@ -270,7 +280,10 @@ mod tests {
         let a = |open: bool| BTreeMap::from([(DmarcMissing, open)]);
         recs = apply(&recs, &a(true), T0, &POLICY);
         assert_eq!(recs.items[0].status, AdviceStatus::Open);
-        assert_eq!((recs.items[0].created_at, recs.items[0].updated_at), (T0, T0));
+        assert_eq!(
+            (recs.items[0].created_at, recs.items[0].updated_at),
+            (T0, T0)
+        );
         // Still open a minute later: unchanged, and the re-check backs off.
         let t1 = Timestamp(T0.0 + 60_000);
         let again = apply(&recs, &a(true), t1, &POLICY);
@@ -280,7 +293,10 @@ mod tests {
         let t2 = Timestamp(T0.0 + 200_000);
         let fixed = apply(&again, &a(false), t2, &POLICY);
         assert_eq!(fixed.items[0].status, AdviceStatus::Fixed);
-        assert_eq!((fixed.items[0].created_at, fixed.items[0].updated_at), (T0, t2));
+        assert_eq!(
+            (fixed.items[0].created_at, fixed.items[0].updated_at),
+            (T0, t2)
+        );
         assert_eq!((fixed.next_check_at, fixed.attempts), (None, 0));
         // Unknown (resolver trouble): left as it was.
         let unknown = apply(&fixed, &BTreeMap::new(), Timestamp(t2.0 + 1), &POLICY);
@@ -288,12 +304,19 @@ mod tests {
         let t3 = Timestamp(t2.0 + 5);
         let back = apply(&fixed, &a(true), t3, &POLICY);
         assert_eq!(back.items[0].status, AdviceStatus::Open);
-        assert_eq!((back.items[0].created_at, back.items[0].updated_at), (T0, t3));
+        assert_eq!(
+            (back.items[0].created_at, back.items[0].updated_at),
+            (T0, t3)
+        );
     }
 
     #[test]
     fn only_what_dns_can_fix_is_rechecked_soon() {
-        let none = BTreeMap::from([(MailFromMissing, true), (DkimWeakKey, true), (DmarcPolicyNone, true)]);
+        let none = BTreeMap::from([
+            (MailFromMissing, true),
+            (DkimWeakKey, true),
+            (DmarcPolicyNone, true),
+        ]);
         let r = apply(&Recommendations::default(), &none, T0, &POLICY);
         assert_eq!(r.items.len(), 3);
         assert_eq!(r.next_check_at, None);
@@ -318,7 +341,10 @@ mod tests {
             ..a.clone()
         };
         assert!(!shown(&fixed_early, T0.plus_hours(24 * 90)));
-        let other = Advice { kind: DmarcMissing, ..a };
+        let other = Advice {
+            kind: DmarcMissing,
+            ..a
+        };
         assert!(shown(&other, T0));
     }
 }

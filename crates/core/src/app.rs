@@ -2,12 +2,12 @@
 //! needs. A command that needs one use case (the CLI) builds that one alone.
 
 use crate::dkim::DkimControl;
+use crate::error::Invalid;
 use crate::identities::Identities;
 use crate::keys::RotationPolicy;
+use crate::model::DomainName;
 use crate::ports::{Clock, KeyVault, Mailer, Store};
 use crate::sending::Sending;
-use crate::error::Invalid;
-use crate::model::DomainName;
 use crate::verification::{Checks, MailFromHosts, VerifyPolicy};
 use std::sync::Arc;
 

@@ -443,7 +443,11 @@ mod tests {
         let sent = f.mailer.delivered();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].message_id, id);
-        assert_eq!(sent[0].from, format!("{id}@mail.sesame.test"), "the default envelope");
+        assert_eq!(
+            sent[0].from,
+            format!("{id}@mail.sesame.test"),
+            "the default envelope"
+        );
         assert_eq!(sent[0].recipients, ["a@example.net"]);
         let text = String::from_utf8_lossy(&sent[0].message).into_owned();
         assert!(
@@ -485,7 +489,10 @@ mod tests {
             assert_eq!(last.message_id, id);
             Ok::<_, Error>(last.from.replace(&id, "ID"))
         };
-        assert_eq!(envelope("news@example.com").unwrap(), "ID@bounce.example.com");
+        assert_eq!(
+            envelope("news@example.com").unwrap(),
+            "ID@bounce.example.com"
+        );
         assert_eq!(envelope("own@example.com").unwrap(), "ID@own.example.com");
         assert_eq!(envelope("x@pending.org").unwrap(), "ID@mail.sesame.test");
         let before = f.mailer.delivered().len();

@@ -9,8 +9,8 @@ use sesame_core::error::{Error, Invalid, StoreError};
 use sesame_core::identities::CreateIdentity;
 use sesame_core::keys::RotationPolicy;
 use sesame_core::model::{
-    AccountId, DkimOrigin, DkimStatus, Identity, IdentityFilter, IdentityName, IdentitySummary,
-    DomainName, KeyLength, Selector, Timestamp,
+    AccountId, DkimOrigin, DkimStatus, DomainName, Identity, IdentityFilter, IdentityName,
+    IdentitySummary, KeyLength, Selector, Timestamp,
 };
 use sesame_core::ports::{
     AccessKey, Account, AccountStore, CheckQueue, Clock, IdentityStore, KeyZoneSource,
@@ -246,7 +246,10 @@ fn verification_claims_checks_and_records_results_with_an_injected_clock() {
         s.uc.checks
             .record_check(due[0].identity.clone(), &missing)
             .unwrap();
-    assert_eq!(change, Some(dkim_only(DkimStatus::Pending, DkimStatus::Pending)));
+    assert_eq!(
+        change,
+        Some(dkim_only(DkimStatus::Pending, DkimStatus::Pending))
+    );
     assert!(
         s.uc.checks.claim_due_checks(10).unwrap().is_empty(),
         "backoff: not due yet"
@@ -261,7 +264,10 @@ fn verification_claims_checks_and_records_results_with_an_injected_clock() {
         s.uc.checks
             .record_check(due[0].identity.clone(), &found)
             .unwrap();
-    assert_eq!(change, Some(dkim_only(DkimStatus::Pending, DkimStatus::Success)));
+    assert_eq!(
+        change,
+        Some(dkim_only(DkimStatus::Pending, DkimStatus::Success))
+    );
     let n = IdentityName::parse("example.com").unwrap();
     let view = s.uc.identities.get_identity(&a, &n).unwrap();
     assert_eq!(view.identity.verification_status, DkimStatus::Success);
@@ -653,4 +659,149 @@ fn mail_from_domains_follow_the_identity_and_refusals_change_nothing() {
         ),
         Err(Error::NotFound(_))
     ));
+}
+
+/// Runs every due check, answering each record with `answer(record)`; returns how many ran.
+fn check_all(
+    s: &Svc,
+    answer: &dyn Fn(&sesame_core::verification::ExpectedRecord) -> RecordCheck,
+) -> usize {
+    let due = s.uc.checks.claim_due_checks(100).unwrap();
+    for d in &due {
+        let obs = Observation {
+            records: d.records.iter().map(answer).collect(),
+            soa: None,
+        };
+        s.uc.checks.record_check(d.identity.clone(), &obs).unwrap();
+    }
+    due.len()
+}
+
+fn mail_from_status(s: &Svc, a: &AccountId, n: &IdentityName) -> DkimStatus {
+    let id = s.uc.identities.get_identity(a, n).unwrap().identity;
+    id.mail_from.unwrap().status
+}
+
+/// MAIL FROM follows DKIM's state machine on its own schedule, with the injected clock: PENDING
+/// until the MX is seen, FAILED 72 hours after configuration without it (and no more checks);
+/// after SUCCESS a missing MX keeps SUCCESS through a 72-hour grace, then FAILED; a new domain
+/// starts again. The DKIM status is untouched by all of it, and the recommendations follow.
+#[test]
+fn mail_from_verification_keeps_the_72_hour_and_grace_rules() {
+    use sesame_core::model::{AdviceKind, AdviceStatus, MxFailure};
+    use sesame_core::verification::{Expect, Purpose};
+    let (s, clock, a) = svc();
+    let n = IdentityName::parse("example.com").unwrap();
+    create(&s, &a, "example.com", None).unwrap();
+    s.uc.identities
+        .put_mail_from_attributes(&a, &n, "bounce.example.com", MxFailure::UseDefaultValue)
+        .unwrap();
+    let mx_missing = |r: &sesame_core::verification::ExpectedRecord| match r.purpose() {
+        Purpose::MailFrom => RecordCheck::HostNotFound,
+        _ => RecordCheck::Valid,
+    };
+    let all_valid = |_: &sesame_core::verification::ExpectedRecord| RecordCheck::Valid;
+    let due = s.uc.checks.claim_due_checks(10).unwrap();
+    let kinds: Vec<Purpose> = due[0].records.iter().map(|r| r.purpose()).collect();
+    assert_eq!(
+        kinds,
+        [
+            Purpose::Dkim,
+            Purpose::Dkim,
+            Purpose::Dkim,
+            Purpose::MailFrom,
+            Purpose::Advice,
+            Purpose::Advice
+        ]
+    );
+    assert!(
+        matches!(&due[0].records[3].expect, Expect::Mx { exchange } if exchange == "feedback.sesame.test")
+    );
+    let obs = Observation {
+        records: due[0].records.iter().map(mx_missing).collect(),
+        soa: None,
+    };
+    let outcome =
+        s.uc.checks
+            .record_check(due[0].identity.clone(), &obs)
+            .unwrap()
+            .unwrap();
+    assert_eq!(outcome.dkim, (DkimStatus::Pending, DkimStatus::Success));
+    assert_eq!(
+        outcome.mail_from,
+        Some((DkimStatus::Pending, DkimStatus::Pending))
+    );
+    let open = |s: &Svc| -> Vec<AdviceKind> {
+        let id = s.uc.identities.get_identity(&a, &n).unwrap().identity;
+        id.recommendations
+            .items
+            .iter()
+            .filter(|r| r.status == AdviceStatus::Open)
+            .map(|r| r.kind)
+            .collect()
+    };
+    assert_eq!(open(&s), [AdviceKind::MailFromMx]);
+
+    // 71 hours of missing MX: still PENDING; the 72nd: FAILED, and no MAIL FROM check after.
+    for _ in 0..71 {
+        clock.advance_hours(1);
+        check_all(&s, &mx_missing);
+        assert_eq!(mail_from_status(&s, &a, &n), DkimStatus::Pending);
+    }
+    clock.advance_hours(1);
+    check_all(&s, &mx_missing);
+    assert_eq!(mail_from_status(&s, &a, &n), DkimStatus::Failed);
+    let id = s.uc.identities.get_identity(&a, &n).unwrap().identity;
+    assert_eq!(
+        id.mail_from.as_ref().unwrap().verification.next_check_at,
+        None
+    );
+    assert_eq!(
+        id.verification_status,
+        DkimStatus::Success,
+        "DKIM is its own"
+    );
+    // FAILED stays FAILED even once the record appears (SES: set it again to restart).
+    clock.advance_hours(25);
+    check_all(&s, &all_valid);
+    assert_eq!(mail_from_status(&s, &a, &n), DkimStatus::Failed);
+
+    // A new domain: PENDING, then SUCCESS when seen.
+    s.uc.identities
+        .put_mail_from_attributes(&a, &n, "mail.example.com", MxFailure::RejectMessage)
+        .unwrap();
+    assert_eq!(mail_from_status(&s, &a, &n), DkimStatus::Pending);
+    assert!(check_all(&s, &all_valid) >= 1, "due at once");
+    assert_eq!(mail_from_status(&s, &a, &n), DkimStatus::Success);
+    assert!(open(&s).is_empty(), "{:?}", open(&s));
+    // The MX disappears: SUCCESS through the 72-hour grace, then FAILED.
+    clock.advance_hours(24);
+    check_all(&s, &mx_missing);
+    assert_eq!(mail_from_status(&s, &a, &n), DkimStatus::Success);
+    assert_eq!(open(&s), [AdviceKind::MailFromMx]);
+    for _ in 0..71 {
+        clock.advance_hours(1);
+        check_all(&s, &mx_missing);
+    }
+    assert_eq!(
+        mail_from_status(&s, &a, &n),
+        DkimStatus::Success,
+        "within the grace"
+    );
+    clock.advance_hours(2);
+    check_all(&s, &mx_missing);
+    assert_eq!(mail_from_status(&s, &a, &n), DkimStatus::Failed);
+    // A resolver outage never fails a fresh one, only TEMPORARY_FAILURE.
+    s.uc.identities
+        .put_mail_from_attributes(&a, &n, "outage.example.com", MxFailure::RejectMessage)
+        .unwrap();
+    let outage = |r: &sesame_core::verification::ExpectedRecord| match r.purpose() {
+        Purpose::MailFrom => RecordCheck::ServerError("SERVFAIL".into()),
+        _ => RecordCheck::Valid,
+    };
+    for _ in 0..100 {
+        clock.advance_hours(1);
+        check_all(&s, &outage);
+    }
+    assert_eq!(mail_from_status(&s, &a, &n), DkimStatus::TemporaryFailure);
 }

@@ -396,7 +396,10 @@ mod host_tests {
         };
         assert_eq!(mx.exchange.to_string(), "feedback.example.test.");
         let (code, ans, auth, _) = z.answer(&lower("spf.dkim.example.test."), RecordType::MX);
-        assert_eq!((code, ans.is_none(), auth.is_some()), (ResponseCode::NoError, true, true));
+        assert_eq!(
+            (code, ans.is_none(), auth.is_some()),
+            (ResponseCode::NoError, true, true)
+        );
         let outside = Snapshot::build("dkim.example.test", &[], 1)
             .unwrap()
             .with_hosts(&[HostRecord {

@@ -43,7 +43,10 @@ impl Outbox {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(MailError::Format(format!("unsafe message id {id:?}")));
         }
-        if return_path.bytes().any(|b| b.is_ascii_control() || b == b'>') {
+        if return_path
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b'>')
+        {
             return Err(MailError::Format(format!(
                 "unsafe return path {return_path:?}"
             )));
@@ -73,13 +76,18 @@ mod tests {
     fn writes_whole_files_and_refuses_odd_names() {
         let d = tempfile::tempdir().unwrap();
         let o = Outbox::new(&d.path().join("out")).unwrap();
-        let p = o.deliver("abc-123", "b@x.example", b"A: 1\r\n\r\nmessage").unwrap();
+        let p = o
+            .deliver("abc-123", "b@x.example", b"A: 1\r\n\r\nmessage")
+            .unwrap();
         assert_eq!(
             std::fs::read(&p).unwrap(),
             b"Return-Path: <b@x.example>\r\nA: 1\r\n\r\nmessage"
         );
         let lf = o.deliver("lf", "b@x.example", b"A: 1\n\nm").unwrap();
-        assert_eq!(std::fs::read(&lf).unwrap(), b"Return-Path: <b@x.example>\nA: 1\n\nm");
+        assert_eq!(
+            std::fs::read(&lf).unwrap(),
+            b"Return-Path: <b@x.example>\nA: 1\n\nm"
+        );
         std::fs::remove_file(lf).unwrap();
         assert!(o.deliver("../x", "b@x.example", b"m").is_err());
         assert!(o.deliver("y", "b@x\r\nBcc: e@vil", b"m").is_err());

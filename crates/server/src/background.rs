@@ -233,7 +233,13 @@ async fn check_one(
     }))) = &result
         && from != to
     {
-        tracing::info!(account, identity = name, ?from, ?to, "MAIL FROM status changed");
+        tracing::info!(
+            account,
+            identity = name,
+            ?from,
+            ?to,
+            "MAIL FROM status changed"
+        );
     }
     match result {
         Ok(Ok(Some(CheckOutcome {

@@ -185,8 +185,7 @@ pub fn dns_records(args: DnsRecordsArgs, opened: &Opened) -> anyhow::Result<()> 
             .store
             .get_identity(&account.id, &name)?
             .context("the identity was deleted meanwhile")?;
-        let assessed =
-            sesame_core::advice::assess(&identity, &records, &observation.records);
+        let assessed = sesame_core::advice::assess(&identity, &records, &observation.records);
         let open: Vec<_> = assessed.iter().filter(|(_, open)| **open).collect();
         if open.is_empty() {
             println!("; recommendations: none");
@@ -208,13 +207,17 @@ pub fn dns_records(args: DnsRecordsArgs, opened: &Opened) -> anyhow::Result<()> 
 fn advice_words(kind: sesame_core::model::AdviceKind) -> &'static str {
     use sesame_core::model::AdviceKind::*;
     match kind {
-        DkimFailed => "DKIM verification FAILED: mail is not signed; publish the DKIM records and set DKIM up again",
+        DkimFailed => {
+            "DKIM verification FAILED: mail is not signed; publish the DKIM records and set DKIM up again"
+        }
         DkimWeakKey => "the signing key is 1024 bits; switch to 2048",
         MailFromMissing => "no custom MAIL FROM domain, so SPF cannot align with the From: domain",
         MailFromMx => "the MAIL FROM domain's MX record is missing or names another host",
         SpfMissing => "the MAIL FROM domain has no SPF record",
         SpfWrong => "the MAIL FROM domain's SPF record does not include Sesame's SPF domain",
-        SpfMultiple => "the MAIL FROM domain has more than one SPF record: every receiver's SPF check fails",
+        SpfMultiple => {
+            "the MAIL FROM domain has more than one SPF record: every receiver's SPF check fails"
+        }
         DmarcMissing => "no DMARC record",
         DmarcUnparsable => "the DMARC record has no valid policy",
         DmarcPolicyNone => "the DMARC policy is p=none",

@@ -180,7 +180,11 @@ pub fn spf_value(ips: &[String]) -> anyhow::Result<String> {
         let parsed: std::net::IpAddr = addr
             .parse()
             .map_err(|_| anyhow::anyhow!("--spf-ips: {ip:?} is not an IP address or network"))?;
-        let (kind, max) = if parsed.is_ipv4() { ("ip4", 32) } else { ("ip6", 128) };
+        let (kind, max) = if parsed.is_ipv4() {
+            ("ip4", 32)
+        } else {
+            ("ip6", 128)
+        };
         let suffix = match len {
             None => String::new(),
             Some(l) => match l.parse::<u8>() {

@@ -455,12 +455,17 @@ fn zone_hosts(
             mx: None,
         });
     } else {
-        tracing::info!(spf_domain = hosts.spf_domain, "the SPF domain is outside the key zone: publish its record yourself");
+        tracing::info!(
+            spf_domain = hosts.spf_domain,
+            "the SPF domain is outside the key zone: publish its record yourself"
+        );
     }
     if inside(envelope.as_str()) && envelope.as_str() != hosts.spf_domain {
         out.push(sesame_dns::responder::HostRecord {
             name: envelope.as_str().to_owned(),
-            txt: Some(sesame_core::mail_from::spf_record(&hosts.spf_domain).replace("~all", "-all")),
+            txt: Some(
+                sesame_core::mail_from::spf_record(&hosts.spf_domain).replace("~all", "-all"),
+            ),
             mx: Some((sesame_dns::records::MX_PREFERENCE, hosts.mx.clone())),
         });
     }

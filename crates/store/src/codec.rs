@@ -6,9 +6,10 @@ use crate::row::Cell;
 pub use crate::row::{IdentityRow, corrupt};
 use sesame_core::StoreError;
 use sesame_core::model::{
-    AccountId, Advice, AdviceKind, AdviceStatus, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus, DkimToken, DomainName, Identity,
-    IdentityCount, IdentityName, IdentityType, KeyLength, KeyLengthHistory, MailFrom, MxFailure,
-    Recommendations, Selector, SlotState, SoaRecord, Tag, Timestamp, Verification, VerificationError,
+    AccountId, Advice, AdviceKind, AdviceStatus, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus,
+    DkimToken, DomainName, Identity, IdentityCount, IdentityName, IdentityType, KeyLength,
+    KeyLengthHistory, MailFrom, MxFailure, Recommendations, Selector, SlotState, SoaRecord, Tag,
+    Timestamp, Verification, VerificationError,
 };
 
 fn parse_error(s: &str) -> Result<VerificationError, StoreError> {
@@ -101,7 +102,14 @@ fn length_of(bits: i64) -> Result<KeyLength, StoreError> {
 fn encode_recommendations(items: &[Advice]) -> String {
     let rows: Vec<(&str, &str, i64, i64)> = items
         .iter()
-        .map(|a| (a.kind.name(), a.status.name(), a.created_at.0, a.updated_at.0))
+        .map(|a| {
+            (
+                a.kind.name(),
+                a.status.name(),
+                a.created_at.0,
+                a.updated_at.0,
+            )
+        })
         .collect();
     // Serialising a Vec of plain tuples cannot fail.
     serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())

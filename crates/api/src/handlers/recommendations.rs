@@ -46,6 +46,19 @@ fn parse_filter(
             ),
         ));
     }
+    // The shape first, before any value is looked up. The model: one filter, or STATUS with IMPACT, or STATUS with TYPE.
+    if raw.len() == 2
+        && !(raw.contains_key("STATUS") && (raw.contains_key("IMPACT") || raw.contains_key("TYPE")))
+    {
+        let keys: Vec<&str> = raw.keys().map(String::as_str).collect();
+        return Err(invalid(
+            "Filter",
+            format!(
+                "Filter may combine STATUS with IMPACT or STATUS with TYPE only, not {}",
+                keys.join(" and ")
+            ),
+        ));
+    }
     let mut filter = AdviceFilter::default();
     let mut possible = true;
     let mut canonical = String::new();
@@ -53,7 +66,9 @@ fn parse_filter(
         if value.is_empty() || value.chars().count() > MAX_FILTER_VALUE {
             return Err(invalid(
                 "Filter",
-                format!("the value of filter {key} must be 1 to {MAX_FILTER_VALUE} characters long"),
+                format!(
+                    "the value of filter {key} must be 1 to {MAX_FILTER_VALUE} characters long"
+                ),
             ));
         }
         let member = match key.as_str() {
@@ -90,17 +105,6 @@ fn parse_filter(
             _ => filter.identity = Some(identity_of(ctx, value)?),
         }
         canonical.push_str(&format!("{key}={value}\n"));
-    }
-    // The model: one filter, or STATUS with IMPACT, or STATUS with TYPE.
-    if raw.len() == 2 && !(raw.contains_key("STATUS") && (raw.contains_key("IMPACT") || raw.contains_key("TYPE"))) {
-        let keys: Vec<&str> = raw.keys().map(String::as_str).collect();
-        return Err(invalid(
-            "Filter",
-            format!(
-                "Filter may combine STATUS with IMPACT or STATUS with TYPE only, not {}",
-                keys.join(" and ")
-            ),
-        ));
     }
     Ok((filter, possible, canonical))
 }

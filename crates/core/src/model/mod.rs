@@ -19,9 +19,7 @@ mod spelling;
 mod tags;
 mod time;
 
-pub use advice::{
-    Advice, AdviceArea, AdviceImpact, AdviceKind, AdviceStatus, Recommendations,
-};
+pub use advice::{Advice, AdviceArea, AdviceImpact, AdviceKind, AdviceStatus, Recommendations};
 pub use dkim::{Dkim, DkimKey, DkimKeys, DkimOrigin, KeyLength, KeyLengthHistory, SlotState};
 pub use identity::{
     DkimStatus, Identity, IdentityCount, IdentityFilter, IdentitySummary, MailFrom, MxFailure,

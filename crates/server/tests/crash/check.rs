@@ -514,7 +514,9 @@ pub async fn check(
             .and_then(|t| t.split_once(">\r\n"))
             .map(|(_, rest)| rest)
         else {
-            report.half.push(format!("outbox {f}: no Return-Path line first"));
+            report
+                .half
+                .push(format!("outbox {f}: no Return-Path line first"));
             continue;
         };
         if !signed.starts_with("DKIM-Signature: v=1; a=rsa-sha256;") {

@@ -7,7 +7,9 @@
 use crate::dns::{Nsd, dns_records, have, status, wait_for};
 use crate::harness::Server;
 use aws_sdk_sesv2::error::ProvideErrorMetadata;
-use aws_sdk_sesv2::types::{BehaviorOnMxFailure, ListRecommendationsFilterKey, MailFromDomainStatus};
+use aws_sdk_sesv2::types::{
+    BehaviorOnMxFailure, ListRecommendationsFilterKey, MailFromDomainStatus,
+};
 
 #[tokio::test]
 async fn mail_from_domains_are_set_shown_kept_and_removed_and_bad_ones_change_nothing() {
@@ -188,7 +190,8 @@ async fn recommendations(
         for r in page.recommendations() {
             assert!(
                 r.resource_arn()
-                    .is_some_and(|a| a.starts_with("arn:aws:ses:us-east-1:") && a.ends_with(":identity/example.test")),
+                    .is_some_and(|a| a.starts_with("arn:aws:ses:us-east-1:")
+                        && a.ends_with(":identity/example.test")),
                 "{r:?}"
             );
             out.push((
@@ -323,10 +326,7 @@ async fn mail_from_verifies_through_nsd_and_recommendations_turn_fixed() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let lines = dns_records(&server, "example.test", Some(nsd.addr()));
-        let at = lines
-            .iter()
-            .position(|l| l.contains(" IN MX "))
-            .unwrap();
+        let at = lines.iter().position(|l| l.contains(" IN MX ")).unwrap();
         if lines[at + 1].contains("wrong value: found MX 10 mx.elsewhere.example.") {
             break;
         }
@@ -343,7 +343,9 @@ async fn mail_from_verifies_through_nsd_and_recommendations_turn_fixed() {
     assert_eq!(mail_from_of(&got), Some(MailFromDomainStatus::Pending));
     let mx = recommendations(&c, &[(ListRecommendationsFilterKey::Status, "OPEN")]).await;
     assert!(
-        mx.iter().any(|r| r.3.contains("MX record of the MAIL FROM domain bounce.example.test")
+        mx.iter().any(|r| r
+            .3
+            .contains("MX record of the MAIL FROM domain bounce.example.test")
             && r.3.contains("MX 10 feedback-smtp.dkim.sesame.internal")),
         "{mx:#?}"
     );
@@ -372,7 +374,10 @@ async fn mail_from_verifies_through_nsd_and_recommendations_turn_fixed() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
     assert_eq!(open_ones(&recs), [("SPF", "HIGH")], "{recs:#?}");
-    assert!(recs.iter().any(|r| r.0 == "DMARC" && r.2 == "FIXED"), "{recs:#?}");
+    assert!(
+        recs.iter().any(|r| r.0 == "DMARC" && r.2 == "FIXED"),
+        "{recs:#?}"
+    );
     let lines = dns_records(&server, "example.test", Some(nsd.addr()));
     assert!(
         lines.iter().any(|l| l.contains("recommendation SPF HIGH")),
@@ -398,7 +403,10 @@ async fn mail_from_verifies_through_nsd_and_recommendations_turn_fixed() {
         "MX, SPF (missing, then several), DMARC: {recs:#?}"
     );
     let lines = dns_records(&server, "example.test", Some(nsd.addr()));
-    assert!(lines.iter().any(|l| l == "; recommendations: none"), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l == "; recommendations: none"),
+        "{lines:#?}"
+    );
 }
 
 /// A resolver that never answers: MAIL FROM goes TEMPORARY_FAILURE, never SUCCESS or FAILED.
@@ -469,7 +477,10 @@ async fn relayed_mail_passes_spf_and_aligns_from_its_mail_from_domain() {
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the SMTP sink never listened");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the SMTP sink never listened"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let dir = tempfile::tempdir().unwrap();
@@ -521,24 +532,31 @@ async fn relayed_mail_passes_spf_and_aligns_from_its_mail_from_domain() {
         }
     };
     let e = send().await.unwrap_err();
-    assert_eq!(e.code(), Some("MailFromDomainNotVerifiedException"), "{e:?}");
+    assert_eq!(
+        e.code(),
+        Some("MailFromDomainNotVerifiedException"),
+        "{e:?}"
+    );
     assert_eq!(e.raw_response().unwrap().status().as_u16(), 400);
-    assert!(e.message().unwrap().contains("bounce.example.test"), "{e:?}");
+    assert!(
+        e.message().unwrap().contains("bounce.example.test"),
+        "{e:?}"
+    );
     let relayed = |n: usize| sink_dir.path().join(format!("{n:04}.eml"));
     assert!(!relayed(1).exists(), "a refused message is not relayed");
 
     let customer_dns = nsd.addr();
     let judge = |n: usize| {
-        let envelope = std::fs::read_to_string(sink_dir.path().join(format!("{n:04}.envelope")))
-            .unwrap();
+        let envelope =
+            std::fs::read_to_string(sink_dir.path().join(format!("{n:04}.envelope"))).unwrap();
         let sender = envelope.lines().next().unwrap().to_owned();
-        let forward = crate::forwarddns::ForwardDns::start(
-            customer_dns,
-            server.dns,
-            "dkim.sesame.internal",
-        );
+        let forward =
+            crate::forwarddns::ForwardDns::start(customer_dns, server.dns, "dkim.sesame.internal");
         let out = std::process::Command::new(&python)
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/spf/check.py"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/spf/check.py"
+            ))
             .arg(relayed(n))
             .arg(&sender)
             .arg("127.0.0.1")
@@ -556,7 +574,10 @@ async fn relayed_mail_passes_spf_and_aligns_from_its_mail_from_domain() {
     let wait_relayed = |n: usize| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while !relayed(n).exists() {
-            assert!(std::time::Instant::now() < deadline, "message {n} never relayed");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "message {n} never relayed"
+            );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     };

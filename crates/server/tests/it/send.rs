@@ -498,7 +498,11 @@ async fn verified_domains_send_mail_that_dkimpy_verifies_through_dns() {
         let text =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let (sender, signed) = crate::harness::outbox_parts(&text);
-        assert_eq!(sender, format!("{id}@mail.dkim.sesame.internal"), "the default envelope");
+        assert_eq!(
+            sender,
+            format!("{id}@mail.dkim.sesame.internal"),
+            "the default envelope"
+        );
         assert!(
             signed.starts_with("DKIM-Signature: v=1; a=rsa-sha256;"),
             "{text}"
@@ -928,7 +932,9 @@ async fn raw_messages_that_claim_someone_elses_from_are_refused_unsigned() {
     let text =
         std::fs::read_to_string(server.data_dir.join("outbox").join(format!("{id}.eml"))).unwrap();
     assert!(
-        crate::harness::outbox_parts(&text).1.starts_with("DKIM-Signature:")
+        crate::harness::outbox_parts(&text)
+            .1
+            .starts_with("DKIM-Signature:")
             && text.contains("d=example.test;"),
         "{text}"
     );

@@ -275,7 +275,10 @@ async fn simple_mail_has_message_id_of_its_message_id_at_the_from_domain_and_raw
         format!("Return-Path: <{raw_id}@mail.dkim.sesame.internal>"),
         "the outbox records the envelope sender"
     );
-    assert!(!rest.contains(raw_id), "{raw_id} is not written into the message");
+    assert!(
+        !rest.contains(raw_id),
+        "{raw_id} is not written into the message"
+    );
     node.dkim_verifies(&bytes).await.unwrap();
 }
 

@@ -44,6 +44,7 @@ const IMPLEMENTED: &[&str] = &[
     "PutEmailIdentityDkimSigningAttributes",
     "PutEmailIdentityFeedbackAttributes",
     "PutEmailIdentityMailFromAttributes",
+    "ListRecommendations",
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
@@ -797,6 +798,12 @@ fn bad_input_matrix() {
             })],
         ),
         op(
+            "ListRecommendations",
+            None,
+            vec![],
+            vec![json!({"Filter": {"STATUS": "OPEN", "TYPE": "DMARC"}, "PageSize": 10})],
+        ),
+        op(
             "TagResource",
             None,
             vec![],
@@ -1137,6 +1144,38 @@ fn documented_cases(
             b["Tags"] = Value::Array(many_tags.clone())
         });
     };
+
+    // ListRecommendations: the model's filter combinations only, a page of 1 to 100, and
+    // its own tokens.
+    let mut c = Cases {
+        op: find("ListRecommendations"),
+        out: vec![],
+    };
+    c.body("Filter", Kind::Documented, "TYPE with IMPACT", 0, |b| {
+        b["Filter"] = json!({"TYPE": "DKIM", "IMPACT": "HIGH"})
+    });
+    c.body("Filter", Kind::Documented, "RESOURCE_ARN with STATUS", 0, |b| {
+        b["Filter"] = json!({"RESOURCE_ARN": "arn:aws:ses:us-east-1:000000000000:identity/x.example.com", "STATUS": "OPEN"})
+    });
+    c.body("Filter.STATUS", Kind::Documented, "not a status", 0, |b| {
+        b["Filter"] = json!({"STATUS": "CLOSED"})
+    });
+    c.body(
+        "Filter.RESOURCE_ARN",
+        Kind::Documented,
+        "not an ARN",
+        0,
+        |b| b["Filter"] = json!({"RESOURCE_ARN": "example.com"}),
+    );
+    for n in [0, 101] {
+        c.body("PageSize", Kind::Documented, &format!("{n}"), 0, |b| {
+            b["PageSize"] = json!(n)
+        });
+    }
+    c.body("NextToken", Kind::Documented, "a forged token", 0, |b| {
+        b["NextToken"] = json!("bm90LWEtdG9rZW4")
+    });
+    out.extend(c.out);
 
     // A MAIL FROM domain must be a proper subdomain of the identity's domain, and a host name.
     let mut c = Cases {

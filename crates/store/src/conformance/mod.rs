@@ -4,9 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sesame_core::model::{
-    AccountId, Advice, AdviceKind, AdviceStatus, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus, DkimToken, DomainName, Identity,
-    IdentityName, KeyLength, KeyLengthHistory, MailFrom, MxFailure, Recommendations, Selector, SlotState, SoaRecord,
-    Tag, Timestamp, Verification, VerificationError,
+    AccountId, Advice, AdviceKind, AdviceStatus, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus,
+    DkimToken, DomainName, Identity, IdentityName, KeyLength, KeyLengthHistory, MailFrom,
+    MxFailure, Recommendations, Selector, SlotState, SoaRecord, Tag, Timestamp, Verification,
+    VerificationError,
 };
 use sesame_core::ports::{Account, Store};
 

@@ -119,7 +119,11 @@ pub(super) fn every_schedule_makes_an_identity_due(store: &(dyn Store + 'static)
     let names: Vec<&str> = got.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(
         names,
-        ["mf.due.example.com", "rec.due.example.com", "dkim.due.example.com"]
+        [
+            "mf.due.example.com",
+            "rec.due.example.com",
+            "dkim.due.example.com"
+        ]
     );
     // A write moves the identity's place with its schedules.
     let mut moved = got[0].clone();
