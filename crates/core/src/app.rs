@@ -8,7 +8,7 @@ use crate::keys::RotationPolicy;
 use crate::model::DomainName;
 use crate::ports::{Clock, KeyVault, Mailer, Store};
 use crate::sending::Sending;
-use crate::verification::{Checks, MailFromHosts, VerifyPolicy};
+use crate::verification::{Checks, DnsRecords, MailFromHosts, VerifyPolicy};
 use std::sync::Arc;
 
 /// Settings of the use cases that are not per request.
@@ -88,13 +88,12 @@ impl UseCases {
             )),
             checks: Arc::new(Checks::new(
                 store.clone(),
-                store,
+                store.clone(),
                 vault,
                 clock,
                 config.verify,
                 config.rotation,
-                config.dkim_zone.clone(),
-                config.mail_from.clone(),
+                DnsRecords::new(store, config.dkim_zone.clone(), config.mail_from.clone()),
             )),
             config,
         }

@@ -110,8 +110,8 @@ pub struct Checks {
 }
 
 impl Checks {
-    /// Wires the use case to its ports: checks follow `verify`, rotations `rotation`, Easy
-    /// DKIM keys are published under `dkim_zone`, and MAIL FROM domains point at `hosts`.
+    /// Wires the use case to its ports: checks follow `verify`, rotations `rotation`, and the
+    /// records looked for are `dns`'s (over the same store).
     pub fn new(
         store: Arc<dyn IdentityStore>,
         queue: Arc<dyn CheckQueue>,
@@ -119,13 +119,12 @@ impl Checks {
         clock: Arc<dyn Clock>,
         verify: VerifyPolicy,
         rotation: RotationPolicy,
-        dkim_zone: String,
-        hosts: MailFromHosts,
+        dns: DnsRecords,
     ) -> Checks {
         Checks {
             queue,
-            records: Records::new(store.clone()),
-            dns: DnsRecords::new(store, dkim_zone, hosts),
+            records: Records::new(store),
+            dns,
             keys: KeyMaker::new(vault),
             clock,
             verify,
