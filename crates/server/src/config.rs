@@ -389,3 +389,21 @@ impl ServeArgs {
             .unwrap_or_else(|| self.store.data_dir.join("outbox"))
     }
 }
+
+#[cfg(test)]
+mod spf_tests {
+    use super::spf_value;
+
+    #[test]
+    fn the_spf_record_lists_each_address_or_network_and_refuses_what_is_neither() {
+        let ips = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(spf_value(&[]).unwrap(), "v=spf1 ?all");
+        assert_eq!(
+            spf_value(&ips(&["192.0.2.10", " 10.0.0.0/8", "2001:db8::/64"])).unwrap(),
+            "v=spf1 ip4:192.0.2.10 ip4:10.0.0.0/8 ip6:2001:db8::/64 -all"
+        );
+        for bad in ["mail.example.com", "10.0.0.0/33", "2001:db8::/129", "10.0.0.1/x"] {
+            assert!(spf_value(&ips(&[bad])).is_err(), "{bad}");
+        }
+    }
+}

@@ -220,10 +220,13 @@ pub fn print(parsed: &Parsed) -> String {
             .flatten()
             .map(|v| v.to_string_lossy().into_owned())
             .collect();
-        let Some(raw) = raw.first() else {
+        if raw.is_empty() {
             out.push_str(&format!("# {long} =  (unset)\n"));
             continue;
-        };
+        }
+        // A list option (`spf-ips`) loads back from its values joined by its delimiter.
+        let joined = raw.join(",");
+        let raw = &joined;
         if SECRETS.contains(&id.as_str()) {
             out.push_str(&format!(
                 "# {long} = \"<redacted>\"  # {source}; set, not shown\n"
