@@ -402,7 +402,12 @@ mod spf_tests {
             spf_value(&ips(&["192.0.2.10", " 10.0.0.0/8", "2001:db8::/64"])).unwrap(),
             "v=spf1 ip4:192.0.2.10 ip4:10.0.0.0/8 ip6:2001:db8::/64 -all"
         );
-        for bad in ["mail.example.com", "10.0.0.0/33", "2001:db8::/129", "10.0.0.1/x"] {
+        for bad in [
+            "mail.example.com",
+            "10.0.0.0/33",
+            "2001:db8::/129",
+            "10.0.0.1/x",
+        ] {
             assert!(spf_value(&ips(&[bad])).is_err(), "{bad}");
         }
     }
