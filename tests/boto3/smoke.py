@@ -259,6 +259,37 @@ def run(ses, account, binary, data_dir):
     check(mf == {"BehaviorOnMxFailure": "USE_DEFAULT_VALUE"}, mf)
     ok("mail from: set (PENDING, REJECT_MESSAGE), refused outside the domain, removed")
 
+    # --- custom verification email templates ---
+    tpl = dict(FromEmailAddress=f"verify@{domain}", TemplateSubject="Confirm your address",
+               TemplateContent="<p>Click to confirm.</p>",
+               SuccessRedirectionURL="https://app.example.com/ok",
+               FailureRedirectionURL="https://app.example.com/no")
+    ses.create_custom_verification_email_template(TemplateName="smoke-welcome", **tpl,
+                                                  Tags=[{"Key": "team", "Value": "growth"}])
+    got = ses.get_custom_verification_email_template(TemplateName="smoke-welcome")
+    check(all(got[k] == v for k, v in tpl.items()) and got["TemplateName"] == "smoke-welcome"
+          and got["Tags"] == [{"Key": "team", "Value": "growth"}], got)
+    listed = ses.list_custom_verification_email_templates(PageSize=10)["CustomVerificationEmailTemplates"]
+    check([t["TemplateName"] for t in listed] == ["smoke-welcome"]
+          and "TemplateContent" not in listed[0], listed)
+    ses.update_custom_verification_email_template(TemplateName="smoke-welcome",
+                                                  **dict(tpl, TemplateSubject="Please confirm"))
+    got = ses.get_custom_verification_email_template(TemplateName="smoke-welcome")
+    check(got["TemplateSubject"] == "Please confirm" and got["Tags"], got)
+    ok("custom verification template: create, get, list, update (tags kept)")
+    expect_error(lambda: ses.create_custom_verification_email_template(TemplateName="smoke-welcome", **tpl),
+                 "AlreadyExistsException", 400, "a template name taken")
+    expect_error(lambda: ses.create_custom_verification_email_template(
+        TemplateName="bad name", **tpl), "BadRequestException", 400, "a template name with a space")
+    expect_error(lambda: ses.create_custom_verification_email_template(
+        TemplateName="bad-url", **dict(tpl, SuccessRedirectionURL="app.example.com")),
+        "BadRequestException", 400, "a redirection URL that is not absolute")
+    expect_error(lambda: ses.list_custom_verification_email_templates(PageSize=51),
+                 "BadRequestException", 400, "a template page of 51")
+    ses.delete_custom_verification_email_template(TemplateName="smoke-welcome")
+    expect_error(lambda: ses.get_custom_verification_email_template(TemplateName="smoke-welcome"),
+                 "NotFoundException", 404, "a deleted template")
+
     # --- recommendations: the verifier's first look at the domain (its DNS answers NXDOMAIN) ---
     deadline = time.monotonic() + 20
     while True:

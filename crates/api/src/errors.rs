@@ -94,7 +94,11 @@ impl From<Error> for ApiError {
                 refusals::already_exists(&name),
             ),
             Error::Invalid(i) => api(400, "BadRequestException", refusals::invalid(&i)),
-            Error::LimitExceeded => api(400, "LimitExceededException", refusals::LIMIT_EXCEEDED),
+            Error::LimitExceeded(limit) => api(
+                400,
+                "LimitExceededException",
+                refusals::limit_exceeded(limit),
+            ),
             Error::MessageRejected(r @ Rejection::MailFromNotVerified { .. }) => api(
                 400,
                 "MailFromDomainNotVerifiedException",

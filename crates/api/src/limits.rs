@@ -6,3 +6,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// The largest SendEmail body: a 40 MB message is 53.4 MB in base64, plus the JSON around it.
 pub const MAX_SEND_BODY_BYTES: usize = 56 * 1024 * 1024;
+
+/// The largest body of a custom verification email template's Create or Update: SES's 10 MB
+/// of content, with room for JSON's escaping of quotes and line breaks in HTML.
+pub const MAX_TEMPLATE_BODY_BYTES: usize = 16 * 1024 * 1024;

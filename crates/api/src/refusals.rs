@@ -1,7 +1,7 @@
 //! The client-facing text of every domain refusal. The core says what is wrong in types; this
 //! module alone says it in words, in the style of SES's own messages where SES has one.
 
-use sesame_core::error::{Invalid, KeyProblem, MessageProblem, Missing, Rejection};
+use sesame_core::error::{Invalid, KeyProblem, Limit, MessageProblem, Missing, Rejection};
 use sesame_core::model::KeyLength;
 
 /// An invalid input, as a sentence.
@@ -9,6 +9,16 @@ pub fn invalid(i: &Invalid) -> String {
     use Invalid as I;
     match i {
         I::AccountId => "must be twelve digits".into(),
+        I::TemplateName(n) => {
+            format!("'{n}' is not a template name: 1 to 64 letters, digits, underscores or hyphens")
+        }
+        I::RedirectUrl(u) => {
+            format!("'{u}' is not an absolute http:// or https:// URL of at most 2048 characters")
+        }
+        I::TemplateSubject => "a template subject is 1 to 998 characters on one line".into(),
+        I::TemplateContentSize { max, got } => {
+            format!("the template content must be 1 to {max} bytes; it is {got}")
+        }
         I::NameEmpty => "must not be empty".into(),
         I::NameTooLong => "an identity name has at most 320 characters".into(),
         I::DomainEmpty => "the domain name is empty".into(),
@@ -110,6 +120,9 @@ pub fn missing(m: &Missing) -> String {
     match m {
         Missing::Identity(name) => format!("Email identity {name} does not exist."),
         Missing::ConfigurationSet(set) => format!("Configuration set {set} does not exist."),
+        Missing::Template(name) => {
+            format!("Custom verification email template {name} does not exist.")
+        }
     }
 }
 
@@ -168,7 +181,14 @@ pub fn already_exists(name: &str) -> String {
 }
 
 /// The account's identity quota.
-pub const LIMIT_EXCEEDED: &str = "The maximum number of email identities has been reached.";
+pub fn limit_exceeded(limit: Limit) -> &'static str {
+    match limit {
+        Limit::Identities => "The maximum number of email identities has been reached.",
+        Limit::Templates => {
+            "The maximum number of custom verification email templates (50) has been reached."
+        }
+    }
+}
 
 /// A write that kept losing to other writers.
 pub fn concurrent(name: &str) -> String {
@@ -225,9 +245,13 @@ mod tests {
             I::NoRecipients => 35,
             I::TooManyRecipients { .. } => 36,
             I::MailFromNotSubdomain { .. } => 37,
+            I::TemplateName(_) => 38,
+            I::RedirectUrl(_) => 39,
+            I::TemplateSubject => 40,
+            I::TemplateContentSize { .. } => 41,
         }
     }
-    const VARIANTS: usize = 38;
+    const VARIANTS: usize = 42;
 
     #[test]
     fn every_invalid_input_reads_as_before() {
@@ -318,6 +342,22 @@ mod tests {
                     domain: s("example.com"),
                 },
                 "the MAIL FROM domain example.org must be a subdomain of example.com, not example.com itself nor another domain",
+            ),
+            (
+                I::TemplateName(s("a b")),
+                "'a b' is not a template name: 1 to 64 letters, digits, underscores or hyphens",
+            ),
+            (
+                I::RedirectUrl(s("x.example")),
+                "'x.example' is not an absolute http:// or https:// URL of at most 2048 characters",
+            ),
+            (
+                I::TemplateSubject,
+                "a template subject is 1 to 998 characters on one line",
+            ),
+            (
+                I::TemplateContentSize { max: 10, got: 11 },
+                "the template content must be 1 to 10 bytes; it is 11",
             ),
             (
                 I::PrivateKey(KeyProblem::Bits(512)),

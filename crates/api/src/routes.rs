@@ -3,7 +3,7 @@
 //! path against the model's URI templates.
 
 use crate::errors::EdgeError;
-use crate::limits::{MAX_BODY_BYTES, MAX_SEND_BODY_BYTES};
+use crate::limits::{MAX_BODY_BYTES, MAX_SEND_BODY_BYTES, MAX_TEMPLATE_BODY_BYTES};
 use crate::model_routes::MODEL_ROUTES;
 use percent_encoding::percent_decode_str;
 
@@ -92,6 +92,16 @@ operations! {
     ListTagsForResource { access: Read, max_body: MAX_BODY_BYTES },
     /// `POST /v2/email/outbound-emails`
     SendEmail { access: Write, max_body: MAX_SEND_BODY_BYTES },
+    /// `POST /v2/email/custom-verification-email-templates`
+    CreateCustomVerificationEmailTemplate { access: Write, max_body: MAX_TEMPLATE_BODY_BYTES },
+    /// `GET /v2/email/custom-verification-email-templates/{TemplateName}`
+    GetCustomVerificationEmailTemplate { access: Read, max_body: MAX_BODY_BYTES },
+    /// `GET /v2/email/custom-verification-email-templates`
+    ListCustomVerificationEmailTemplates { access: Read, max_body: MAX_BODY_BYTES },
+    /// `PUT /v2/email/custom-verification-email-templates/{TemplateName}`
+    UpdateCustomVerificationEmailTemplate { access: Write, max_body: MAX_TEMPLATE_BODY_BYTES },
+    /// `DELETE /v2/email/custom-verification-email-templates/{TemplateName}`
+    DeleteCustomVerificationEmailTemplate { access: Write, max_body: MAX_BODY_BYTES },
 }
 
 impl Operation {
@@ -342,7 +352,9 @@ mod tests {
                 "GetEmailIdentity",
                 "ListEmailIdentities",
                 "ListRecommendations",
-                "ListTagsForResource"
+                "ListTagsForResource",
+                "GetCustomVerificationEmailTemplate",
+                "ListCustomVerificationEmailTemplates"
             ]
         );
     }

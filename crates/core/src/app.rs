@@ -8,6 +8,7 @@ use crate::keys::RotationPolicy;
 use crate::model::DomainName;
 use crate::ports::{Clock, KeyVault, Mailer, Store};
 use crate::sending::Sending;
+use crate::templates::Templates;
 use crate::verification::{Checks, DnsRecords, MailFromHosts, VerifyPolicy};
 use std::sync::Arc;
 
@@ -53,6 +54,8 @@ pub struct UseCases {
     pub checks: Arc<Checks>,
     /// SendEmail.
     pub sending: Arc<Sending>,
+    /// Custom verification email templates.
+    pub templates: Arc<Templates>,
     /// The configuration they were built with.
     pub config: Config,
 }
@@ -86,6 +89,7 @@ impl UseCases {
                 mailer,
                 config.envelope_domain.clone(),
             )),
+            templates: Arc::new(Templates::new(store.clone(), clock.clone())),
             checks: Arc::new(Checks::new(
                 store.clone(),
                 store.clone(),

@@ -16,9 +16,9 @@ pub enum Error {
     /// The request is invalid.
     #[error("invalid: {0:?}")]
     Invalid(Invalid),
-    /// The account's identity quota is exhausted.
-    #[error("identity limit reached")]
-    LimitExceeded,
+    /// An account quota is exhausted.
+    #[error("{0:?} limit reached")]
+    LimitExceeded(Limit),
     /// Mail that may not be sent.
     #[error("rejected: {0:?}")]
     MessageRejected(Rejection),
@@ -55,6 +55,17 @@ pub enum Missing {
     Identity(String),
     /// A configuration set (Sesame has none yet, so every name is unknown).
     ConfigurationSet(String),
+    /// A custom verification email template of the caller's account.
+    Template(String),
+}
+
+/// Which per-account quota a create would exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Email identities (`--max-identities`).
+    Identities,
+    /// Custom verification email templates (SES: 50).
+    Templates,
 }
 
 /// Why mail may not be sent.
@@ -112,6 +123,19 @@ pub enum MessageProblem {
 pub enum Invalid {
     /// An AccountId that is not twelve digits.
     AccountId,
+    /// A template name that is not 1 to 64 letters, digits, `_` or `-`.
+    TemplateName(String),
+    /// A redirection URL that is not an absolute http(s) URL (its start, as given).
+    RedirectUrl(String),
+    /// A template subject that is empty, over 998 characters or holds a line break.
+    TemplateSubject,
+    /// A template's content that is empty or too big.
+    TemplateContentSize {
+        /// The most bytes allowed.
+        max: usize,
+        /// How many it had.
+        got: usize,
+    },
     /// An identity name that is empty.
     NameEmpty,
     /// An identity name over 320 characters.

@@ -14,6 +14,7 @@
 //! - `identities`: create, read, list, delete, feedback, tags.
 //! - `dkim`: DKIM signing attributes and rotation on request.
 //! - `verification` (its `Checks`): claim due checks and record their results.
+//! - `templates`: custom verification email templates.
 //! - `sending`: SendEmail (`Sending`: a validated `Draft` authorised, signed by the vault and
 //!   delivered by the mail port), and the key that signs for an identity.
 //! - `app`: all of them wired for a server.
@@ -33,6 +34,7 @@ pub mod model;
 pub mod ports;
 pub mod sending;
 mod shared;
+pub mod templates;
 pub mod testing;
 pub mod verification;
 

@@ -5,7 +5,8 @@
 use crate::error::{Error, StoreError};
 use crate::model::{
     AccountId, Destination, DkimToken, EmailAddress, HeaderAddresses, Identity, IdentityCount,
-    IdentityFilter, IdentityName, IdentitySummary, KeyLength, SimpleMessage, Timestamp,
+    IdentityFilter, IdentityName, IdentitySummary, KeyLength, SimpleMessage, TemplateName,
+    Timestamp, VerificationTemplate,
 };
 use std::fmt;
 
@@ -126,12 +127,39 @@ pub trait AccountStore: Send + Sync {
     fn access_keys_of(&self, account: &AccountId) -> Result<Vec<AccessKey>, StoreError>;
 }
 
+/// Custom verification email templates, per account (one transaction a call, durable on `Ok`).
+pub trait TemplateStore: Send + Sync {
+    /// Inserts a template unless its name is taken in the account (`AlreadyExists`) or the
+    /// account already holds `max` (`LimitExceeded`); both checked inside the transaction.
+    fn insert_template(&self, template: &VerificationTemplate, max: u64) -> Result<(), StoreError>;
+    /// One template.
+    fn get_template(
+        &self,
+        account: &AccountId,
+        name: &TemplateName,
+    ) -> Result<Option<VerificationTemplate>, StoreError>;
+    /// Replaces a template's content (`NotFound` if absent); its tags and creation time stay.
+    fn update_template(&self, template: &VerificationTemplate) -> Result<(), StoreError>;
+    /// Deletes a template (`NotFound` if absent).
+    fn delete_template(&self, account: &AccountId, name: &TemplateName) -> Result<(), StoreError>;
+    /// Up to `limit` templates of the account whose names sort after `after`, by name.
+    fn list_templates(
+        &self,
+        account: &AccountId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<VerificationTemplate>, StoreError>;
+}
+
 /// A whole store: every concern over one database, so that a backend implements the four and
 /// code wiring the server holds one `Arc<dyn Store>` that it upcasts to the concern each part
 /// needs (`Arc<dyn KeyZoneSource>` for the key-zone follower, say).
-pub trait Store: IdentityStore + CheckQueue + KeyZoneSource + AccountStore {}
+pub trait Store: IdentityStore + CheckQueue + KeyZoneSource + AccountStore + TemplateStore {}
 
-impl<T: IdentityStore + CheckQueue + KeyZoneSource + AccountStore + ?Sized> Store for T {}
+impl<T: IdentityStore + CheckQueue + KeyZoneSource + AccountStore + TemplateStore + ?Sized> Store
+    for T
+{
+}
 
 /// A fresh or imported key pair, private half already sealed.
 #[derive(Clone)]

@@ -6,12 +6,12 @@
 use crate::error::{Error, Invalid, KeyProblem, StoreError};
 use crate::model::{
     AccountId, DkimToken, Identity, IdentityCount, IdentityFilter, IdentityName, IdentitySummary,
-    KeyLength, SlotState, Timestamp,
+    KeyLength, SlotState, TemplateName, Timestamp, VerificationTemplate,
 };
 use crate::model::{Destination, HeaderAddresses, SimpleMessage};
 use crate::ports::{
     AccessKey, Account, AccountStore, CheckQueue, Clock, IdentityStore, KeyVault, KeyZoneSource,
-    Mailer, NewKey, PrivateKeyInput,
+    Mailer, NewKey, PrivateKeyInput, TemplateStore,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -96,6 +96,63 @@ pub struct MemStore {
     generation: AtomicU64,
     accounts: Mutex<Vec<Account>>,
     keys: Mutex<Vec<AccessKey>>,
+    templates: Mutex<BTreeMap<(String, String), VerificationTemplate>>,
+}
+
+impl TemplateStore for MemStore {
+    fn insert_template(&self, t: &VerificationTemplate, max: u64) -> Result<(), StoreError> {
+        let mut m = self.templates.lock().unwrap();
+        let key = (t.account.as_str().to_owned(), t.name.as_str().to_owned());
+        if m.contains_key(&key) {
+            return Err(StoreError::AlreadyExists);
+        }
+        if m.keys().filter(|(a, _)| *a == key.0).count() as u64 >= max {
+            return Err(StoreError::LimitExceeded);
+        }
+        m.insert(key, t.clone());
+        Ok(())
+    }
+
+    fn get_template(
+        &self,
+        account: &AccountId,
+        name: &TemplateName,
+    ) -> Result<Option<VerificationTemplate>, StoreError> {
+        let m = self.templates.lock().unwrap();
+        Ok(
+            m.get(&(account.as_str().to_owned(), name.as_str().to_owned()))
+                .cloned(),
+        )
+    }
+
+    fn update_template(&self, t: &VerificationTemplate) -> Result<(), StoreError> {
+        let mut m = self.templates.lock().unwrap();
+        let key = (t.account.as_str().to_owned(), t.name.as_str().to_owned());
+        let stored = m.get_mut(&key).ok_or(StoreError::NotFound)?;
+        stored.content = t.content.clone();
+        Ok(())
+    }
+
+    fn delete_template(&self, account: &AccountId, name: &TemplateName) -> Result<(), StoreError> {
+        let mut m = self.templates.lock().unwrap();
+        m.remove(&(account.as_str().to_owned(), name.as_str().to_owned()))
+            .map(|_| ())
+            .ok_or(StoreError::NotFound)
+    }
+
+    fn list_templates(
+        &self,
+        account: &AccountId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<VerificationTemplate>, StoreError> {
+        let m = self.templates.lock().unwrap();
+        Ok(m.iter()
+            .filter(|((a, n), _)| a == account.as_str() && after.is_none_or(|x| n.as_str() > x))
+            .take(limit)
+            .map(|(_, t)| t.clone())
+            .collect())
+    }
 }
 
 impl IdentityStore for MemStore {

@@ -174,7 +174,7 @@ fn limits_duplicates_and_addresses() {
     );
     assert!(matches!(
         create(&s, &a, "new.example.net", None),
-        Err(Error::LimitExceeded)
+        Err(Error::LimitExceeded(_))
     ));
     let (s, _, a) = svc();
     assert!(matches!(
@@ -535,6 +535,44 @@ impl AccountStore for RacingStore {
     }
     fn access_keys_of(&self, a: &AccountId) -> Result<Vec<AccessKey>, StoreError> {
         self.inner.access_keys_of(a)
+    }
+}
+
+impl sesame_core::ports::TemplateStore for RacingStore {
+    fn insert_template(
+        &self,
+        t: &sesame_core::model::VerificationTemplate,
+        max: u64,
+    ) -> Result<(), StoreError> {
+        self.inner.insert_template(t, max)
+    }
+    fn get_template(
+        &self,
+        a: &AccountId,
+        n: &sesame_core::model::TemplateName,
+    ) -> Result<Option<sesame_core::model::VerificationTemplate>, StoreError> {
+        self.inner.get_template(a, n)
+    }
+    fn update_template(
+        &self,
+        t: &sesame_core::model::VerificationTemplate,
+    ) -> Result<(), StoreError> {
+        self.inner.update_template(t)
+    }
+    fn delete_template(
+        &self,
+        a: &AccountId,
+        n: &sesame_core::model::TemplateName,
+    ) -> Result<(), StoreError> {
+        self.inner.delete_template(a, n)
+    }
+    fn list_templates(
+        &self,
+        a: &AccountId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<sesame_core::model::VerificationTemplate>, StoreError> {
+        self.inner.list_templates(a, after, limit)
     }
 }
 

@@ -11,6 +11,9 @@ use sesame_core::model::{
     KeyLengthHistory, MailFrom, MxFailure, Recommendations, Selector, SlotState, SoaRecord, Tag,
     Timestamp, Verification, VerificationError,
 };
+use sesame_core::model::{
+    EmailAddress, RedirectUrl, TemplateContent, TemplateName, VerificationTemplate,
+};
 
 fn parse_error(s: &str) -> Result<VerificationError, StoreError> {
     VerificationError::from_name(s).ok_or_else(|| corrupt(format!("verification error {s}")))
@@ -133,7 +136,6 @@ fn decode_recommendations(text: &str) -> Result<Vec<Advice>, StoreError> {
 
 pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
     let v = &identity.verification;
-    let tags: Vec<(&str, &str)> = identity.tags.iter().map(|t| (t.key(), t.value())).collect();
     let mut row = IdentityRow {
         name: identity.name.as_str().to_owned(),
         version: version as i64,
@@ -149,8 +151,7 @@ pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
         dkim_next_length: None,
         dkim_length_changed_at: None,
         dkim_downgraded_at: None,
-        // Serialising a Vec of string pairs cannot fail.
-        tags: serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()),
+        tags: encode_tags(&identity.tags),
         v_last_checked: v.last_checked.map(|t| t.0),
         v_last_success: v.last_success.map(|t| t.0),
         v_error: v.error.map(|e| e.name().to_owned()),
@@ -221,11 +222,7 @@ pub fn decode_identity(
     keys: Vec<KeyRow>,
 ) -> Result<Identity, StoreError> {
     let name = IdentityName::parse(&row.name).map_err(corrupt)?;
-    let pairs: Vec<(String, String)> = serde_json::from_str(&row.tags).map_err(corrupt)?;
-    let tags = pairs
-        .iter()
-        .map(|(k, v)| Tag::parse(k, v).map_err(corrupt))
-        .collect::<Result<Vec<_>, _>>()?;
+    let tags = decode_tags(&row.tags)?;
     let keys = keys
         .into_iter()
         .map(|k| {
@@ -354,4 +351,57 @@ pub fn upsert_cells(identity: &Identity, version: u64) -> Vec<Cell> {
         .map(|v| Cell::Text(Some(v.to_owned())))
         .chain(encode_identity(identity, version).into_cells())
         .collect()
+}
+
+/// A template's stored columns, in the order both backends select them.
+pub const TEMPLATE_COLUMNS: &str =
+    "name, from_address, subject, content, success_url, failure_url, tags, created_at";
+
+/// A template's row as both backends read it (`TEMPLATE_COLUMNS`, in order).
+pub struct TemplateRow {
+    pub name: String,
+    pub from: String,
+    pub subject: String,
+    pub content: String,
+    pub success_url: String,
+    pub failure_url: String,
+    pub tags: String,
+    pub created_at: i64,
+}
+
+/// The tags of a template or an identity as stored: JSON `[key, value]` pairs.
+pub fn encode_tags(tags: &[Tag]) -> String {
+    let pairs: Vec<(&str, &str)> = tags.iter().map(|t| (t.key(), t.value())).collect();
+    // Serialising a Vec of string pairs cannot fail.
+    serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into())
+}
+
+fn decode_tags(text: &str) -> Result<Vec<Tag>, StoreError> {
+    let pairs: Vec<(String, String)> = serde_json::from_str(text).map_err(corrupt)?;
+    pairs
+        .iter()
+        .map(|(k, v)| Tag::parse(k, v).map_err(corrupt))
+        .collect()
+}
+
+/// A template read back, re-validated through the core's parsers.
+pub fn decode_template(
+    account: &AccountId,
+    r: TemplateRow,
+) -> Result<VerificationTemplate, StoreError> {
+    let url = |u: &str| RedirectUrl::parse(u).map_err(corrupt);
+    Ok(VerificationTemplate {
+        account: account.clone(),
+        name: TemplateName::parse(&r.name).map_err(corrupt)?,
+        content: TemplateContent::new(
+            EmailAddress::parse(&r.from).map_err(corrupt)?,
+            &r.subject,
+            &r.content,
+            url(&r.success_url)?,
+            url(&r.failure_url)?,
+        )
+        .map_err(corrupt)?,
+        tags: decode_tags(&r.tags)?,
+        created_at: Timestamp(r.created_at),
+    })
 }

@@ -5,7 +5,7 @@
 //! `httpStatusCode`, and `fault` for the server's faults, which model-facts.json omits).
 use super::*;
 use serde_json::Value;
-use sesame_core::error::{Missing, Rejection};
+use sesame_core::error::{Limit, Missing, Rejection};
 
 /// What a client must see for one error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ cases! {
         x("AlreadyExistsException", 400);
     Error::Invalid(_) => Error::Invalid(Invalid::NameTooLong),
         x("BadRequestException", 400);
-    Error::LimitExceeded => Error::LimitExceeded,
+    Error::LimitExceeded(_) => Error::LimitExceeded(Limit::Templates),
         x("LimitExceededException", 400);
     Error::MessageRejected(_) => Error::MessageRejected(Rejection::NotVerified(vec!["a@example.com".into()])),
         x("MessageRejected", 400);

@@ -8,6 +8,7 @@ mod limits_tests;
 mod recommendations;
 mod send;
 mod tags;
+mod templates;
 
 use crate::errors::{ApiError, EdgeError, at, invalid};
 use crate::routes::{Operation, Route};
@@ -65,6 +66,11 @@ pub fn dispatch(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
         Operation::UntagResource => tags::untag(ctx, input),
         Operation::ListTagsForResource => tags::list(ctx, input),
         Operation::SendEmail => send::send_email(ctx, input),
+        Operation::CreateCustomVerificationEmailTemplate => templates::create(ctx, input),
+        Operation::GetCustomVerificationEmailTemplate => templates::get(ctx, input),
+        Operation::ListCustomVerificationEmailTemplates => templates::list(ctx, input),
+        Operation::UpdateCustomVerificationEmailTemplate => templates::update(ctx, input),
+        Operation::DeleteCustomVerificationEmailTemplate => templates::delete(ctx, input),
         Operation::Unsupported(name) => Err(EdgeError::Unsupported(name).into()),
     }
 }

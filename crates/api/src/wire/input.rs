@@ -155,3 +155,18 @@ pub struct ListRecommendationsRequest {
     pub next_token: Option<String>,
     pub page_size: Option<i64>,
 }
+
+/// Create and Update of a custom verification email template (Update has no tags).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomVerificationEmailTemplateRequest {
+    pub template_name: Option<String>,
+    pub from_email_address: Option<String>,
+    pub template_subject: Option<String>,
+    pub template_content: Option<String>,
+    pub tags: Option<Vec<Tag>>,
+    #[serde(rename = "SuccessRedirectionURL")]
+    pub success_redirection_url: Option<String>,
+    #[serde(rename = "FailureRedirectionURL")]
+    pub failure_redirection_url: Option<String>,
+}

@@ -151,3 +151,37 @@ pub struct ListRecommendationsResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetCustomVerificationEmailTemplateResponse {
+    pub template_name: String,
+    pub from_email_address: String,
+    pub template_subject: String,
+    pub template_content: String,
+    pub tags: Vec<Tag>,
+    #[serde(rename = "SuccessRedirectionURL")]
+    pub success_redirection_url: String,
+    #[serde(rename = "FailureRedirectionURL")]
+    pub failure_redirection_url: String,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct CustomVerificationEmailTemplateMetadata {
+    pub template_name: String,
+    pub from_email_address: String,
+    pub template_subject: String,
+    #[serde(rename = "SuccessRedirectionURL")]
+    pub success_redirection_url: String,
+    #[serde(rename = "FailureRedirectionURL")]
+    pub failure_redirection_url: String,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListCustomVerificationEmailTemplatesResponse {
+    pub custom_verification_email_templates: Vec<CustomVerificationEmailTemplateMetadata>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}

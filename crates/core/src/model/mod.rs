@@ -8,6 +8,7 @@
 //! - `identity`: the identity record, its verification state and the list filters.
 //! - `advice`: deliverability recommendations (`Recommendation`) and their state.
 //! - `mail`: mailboxes, destinations and message parts as SendEmail hands them over.
+//! - `template`: custom verification email templates.
 //! - `spelling`: the one spelling of each enumerated value (`SUCCESS`, `RSA_2048_BIT`, ...).
 
 mod advice;
@@ -17,6 +18,7 @@ mod mail;
 mod names;
 mod spelling;
 mod tags;
+mod template;
 mod time;
 
 pub use advice::{Advice, AdviceArea, AdviceImpact, AdviceKind, AdviceStatus, Recommendations};
@@ -30,4 +32,8 @@ pub use names::{
     AccountId, DkimToken, DomainName, EmailAddress, IdentityName, IdentityType, Selector,
 };
 pub use tags::{MAX_TAGS, Tag, merge_tags};
+pub use template::{
+    MAX_TEMPLATE_CONTENT, MAX_TEMPLATES, RedirectUrl, TemplateContent, TemplateName,
+    VerificationTemplate,
+};
 pub use time::Timestamp;

@@ -1,7 +1,7 @@
 //! Identity records as the use cases read and write them: loads, the one-write-per-use-case
 //! rule, optimistic concurrency, and what each storage failure means to a client.
 
-use crate::error::{Error, Missing, StoreError};
+use crate::error::{Error, Limit, Missing, StoreError};
 use crate::model::{AccountId, Identity, IdentityName};
 use crate::ports::IdentityStore;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ pub(crate) fn store_err(e: StoreError, name: &IdentityName) -> Error {
     match e {
         StoreError::NotFound => not_found(name),
         StoreError::AlreadyExists => Error::AlreadyExists(name.as_str().to_owned()),
-        StoreError::LimitExceeded => Error::LimitExceeded,
+        StoreError::LimitExceeded => Error::LimitExceeded(Limit::Identities),
         StoreError::Conflict => Error::ConcurrentModification(name.as_str().to_owned()),
         StoreError::Unavailable(m) => Error::Unavailable(m),
     }

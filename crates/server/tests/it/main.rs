@@ -22,4 +22,5 @@ mod metrics;
 mod scrape;
 mod secrets;
 mod send;
+mod templates;
 mod tidy;

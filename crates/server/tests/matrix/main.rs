@@ -49,6 +49,11 @@ const IMPLEMENTED: &[&str] = &[
     "UntagResource",
     "ListTagsForResource",
     "SendEmail",
+    "CreateCustomVerificationEmailTemplate",
+    "GetCustomVerificationEmailTemplate",
+    "ListCustomVerificationEmailTemplates",
+    "UpdateCustomVerificationEmailTemplate",
+    "DeleteCustomVerificationEmailTemplate",
 ];
 
 const BAD_REQUEST: (u16, &str) = (400, "BadRequestException");
@@ -179,7 +184,9 @@ impl Op {
     fn request(&self, label: Option<&str>, body: Option<&Value>) -> Req {
         let mut path = self.uri.clone();
         if let Some(l) = label.or(self.label.as_deref()) {
-            path = path.replace("{EmailIdentity}", &enc(l));
+            path = path
+                .replace("{EmailIdentity}", &enc(l))
+                .replace("{TemplateName}", &enc(l));
         }
         Req {
             method: self.method.clone(),
@@ -199,12 +206,12 @@ impl Op {
         self.request(None, self.bodies.first())
     }
 
+    /// The operation's body cap, as the router declares it.
     fn body_limit(&self) -> usize {
-        if self.name == "SendEmail" {
-            sesame_api::MAX_SEND_BODY_BYTES
-        } else {
-            sesame_api::MAX_BODY_BYTES
-        }
+        sesame_api::routes::Operation::IMPLEMENTED
+            .iter()
+            .find(|o| o.name() == self.name)
+            .map_or(sesame_api::MAX_BODY_BYTES, |o| o.max_body_bytes())
     }
 }
 
@@ -260,16 +267,41 @@ fn model_cases(
     let mut c = Cases { op, out: vec![] };
     let inputs = cases::inputs(limits, &format!("{}Request", op.name));
     for (name, f) in &inputs.labels {
-        assert_eq!(
-            name, "EmailIdentity",
-            "the only label of the implemented operations"
+        assert!(
+            name == "EmailIdentity" || name == "TemplateName",
+            "the labels of the implemented operations: {name}"
         );
         assert_eq!(f["min"], 1);
         let with_label = |raw: &str| {
             let mut req = op.base();
-            req.path = op.uri.replace("{EmailIdentity}", raw);
+            req.path = op.uri.replace(&format!("{{{name}}}"), raw);
             req
         };
+        if name == "TemplateName" {
+            if op.method != "GET" {
+                c.signed(name, Kind::EmptyLabel, "\"\"", with_label(""));
+            }
+            c.signed(name, Kind::BadPercent, "%FF", with_label("%FF"));
+            c.signed(
+                name,
+                Kind::Documented,
+                "with space",
+                with_label("with%20space"),
+            );
+            c.signed(
+                name,
+                Kind::Documented,
+                "65 characters",
+                with_label(&"t".repeat(65)),
+            );
+            c.signed(
+                name,
+                Kind::Unknown,
+                "nobody-template",
+                with_label("nobody-template"),
+            );
+            continue;
+        }
         // min 1: an empty label. `GET /v2/email/identities/` is not a GetEmailIdentity at all
         // but the legacy ListEmailIdentities form (a valid read), so GET has no such case.
         if op.method != "GET" {
@@ -317,6 +349,12 @@ fn model_cases(
                 );
                 c.query(name, Kind::BadPercent, "%FF", Some("%FF"));
             }
+            "PageSize" => {
+                c.query(name, Kind::Documented, "0", Some("0"));
+                c.query(name, Kind::Documented, "51", Some("51"));
+                c.query(name, Kind::WrongType, "not a number", Some("ten"));
+            }
+            "NextToken" => {}
             other => panic!("{}: no query cases for {other}", op.name),
         }
     }
@@ -661,6 +699,28 @@ fn bad_input_matrix() {
     ] {
         create(json!({"EmailIdentity": name, "Tags": [{"Key": "keep", "Value": "1"}]}));
     }
+    let template = |name: &str| {
+        json!({
+            "TemplateName": name,
+            "FromEmailAddress": "verify@verified.test",
+            "TemplateSubject": "Confirm",
+            "TemplateContent": "<p>Confirm</p>",
+            "Tags": [{"Key": "keep", "Value": "1"}],
+            "SuccessRedirectionURL": "https://app.example.com/ok",
+            "FailureRedirectionURL": "https://app.example.com/no"
+        })
+    };
+    for name in ["matrix-template", "probe-delete-template"] {
+        ok(
+            raw_request(
+                api,
+                "POST",
+                "/v2/email/custom-verification-email-templates",
+                template(name).to_string().as_bytes(),
+            ),
+            &format!("seeding the template {name}"),
+        );
+    }
     wait_until_verifier_idle(&st, "verified.test verified", |rows| {
         rows.iter()
             .any(|r| r[0] == "verified.test" && r[1] == "SUCCESS")
@@ -851,6 +911,42 @@ fn bad_input_matrix() {
                 }),
             ],
         ),
+        op(
+            "CreateCustomVerificationEmailTemplate",
+            None,
+            vec![],
+            vec![template("matrix-new-template")],
+        ),
+        op(
+            "GetCustomVerificationEmailTemplate",
+            Some("matrix-template"),
+            vec![],
+            vec![],
+        ),
+        op(
+            "ListCustomVerificationEmailTemplates",
+            None,
+            vec![("PageSize", "10")],
+            vec![],
+        ),
+        op(
+            "UpdateCustomVerificationEmailTemplate",
+            Some("matrix-template"),
+            vec![],
+            vec![{
+                let mut t = template("matrix-template");
+                let m = t.as_object_mut().unwrap();
+                m.remove("TemplateName");
+                m.remove("Tags");
+                t
+            }],
+        ),
+        op(
+            "DeleteCustomVerificationEmailTemplate",
+            Some("matrix-template"),
+            vec![],
+            vec![],
+        ),
     ];
     let names: Vec<&str> = ops.iter().map(|o| o.name).collect();
     assert_eq!(names, IMPLEMENTED, "one entry per implemented operation");
@@ -867,6 +963,10 @@ fn bad_input_matrix() {
                     body.as_mut().unwrap()["EmailIdentity"] = json!(format!("probe{i}.example.com"))
                 }
                 "DeleteEmailIdentity" => label = Some("probe-delete.example.com"),
+                "CreateCustomVerificationEmailTemplate" => {
+                    body.as_mut().unwrap()["TemplateName"] = json!(format!("probe-template{i}"))
+                }
+                "DeleteCustomVerificationEmailTemplate" => label = Some("probe-delete-template"),
                 _ => {}
             }
             let req = o.request(label, body.as_ref());
@@ -892,6 +992,9 @@ fn bad_input_matrix() {
                 | "PutEmailIdentityDkimSigningAttributes"
                 | "PutEmailIdentityFeedbackAttributes"
                 | "PutEmailIdentityMailFromAttributes"
+                | "CreateCustomVerificationEmailTemplate"
+                | "UpdateCustomVerificationEmailTemplate"
+                | "DeleteCustomVerificationEmailTemplate"
                 | "TagResource"
                 | "UntagResource"
                 | "SendEmail"
@@ -1144,6 +1247,36 @@ fn documented_cases(
             b["Tags"] = Value::Array(many_tags.clone())
         });
     };
+
+    // Custom verification email templates: SES's name rule, absolute http(s) URLs, a subject
+    // on one line, a name taken; the same for an Update's members.
+    for name in [
+        "CreateCustomVerificationEmailTemplate",
+        "UpdateCustomVerificationEmailTemplate",
+    ] {
+        let mut c = Cases {
+            op: find(name),
+            out: vec![],
+        };
+        for (member, bad) in [
+            ("SuccessRedirectionURL", "app.example.com/ok"),
+            ("FailureRedirectionURL", "javascript:alert(1)"),
+            ("TemplateSubject", "two\r\nlines"),
+            ("FromEmailAddress", "not an address"),
+            ("TemplateContent", ""),
+        ] {
+            c.body(member, Kind::Documented, bad, 0, |b| b[member] = json!(bad));
+        }
+        if name.starts_with("Create") {
+            c.body("TemplateName", Kind::Documented, "with space", 0, |b| {
+                b["TemplateName"] = json!("with space")
+            });
+            c.body("TemplateName", Kind::Exists, "matrix-template", 0, |b| {
+                b["TemplateName"] = json!("matrix-template")
+            });
+        }
+        out.extend(c.out);
+    }
 
     // ListRecommendations: the model's filter combinations only, a page of 1 to 100, and
     // its own tokens.

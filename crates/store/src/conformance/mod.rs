@@ -40,6 +40,7 @@ mod accounts;
 mod identities;
 mod keyzone;
 mod queue;
+mod templates;
 
 pub(crate) fn account(store: &dyn Store, id: &str, name: &str) -> AccountId {
     let a = Account {
@@ -179,6 +180,7 @@ pub fn suite(store: &(dyn Store + 'static)) {
     identities::counts_follow_types_statuses_and_accounts(store);
     queue::due_checks_are_leased_once(store);
     queue::every_schedule_makes_an_identity_due(store);
+    templates::templates_round_trip_with_quota_paging_and_tenancy(store);
     keyzone::published_keys_follow_writes(store);
 }
 

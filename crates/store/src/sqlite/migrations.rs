@@ -13,6 +13,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_keys_rowid.sql"),
     include_str!("../../migrations/sqlite/0005_mail_from.sql"),
     include_str!("../../migrations/sqlite/0006_recommendations.sql"),
+    include_str!("../../migrations/sqlite/0007_templates.sql"),
 ];
 
 /// Applies the migrations the database lacks, up to schema version `to` (tests stop short of

@@ -22,6 +22,7 @@ mod identities;
 mod migrations;
 mod readers;
 mod sql;
+mod templates;
 mod writer;
 
 use migrations::{MIGRATIONS, migrate};
