@@ -2,9 +2,10 @@
 //! DeleteEmailIdentity and the three Put…Attributes operations.
 
 use super::{
-    Ctx, Input, bad_enum, body, identity_label, json, parse_key_length, parse_status, required,
+    Ctx, Input, bad_enum, body, identity_label, json, open_page_token, parse_key_length,
+    parse_status, required, seal_page_token,
 };
-use crate::errors::{ApiError, EdgeError, about, at, invalid};
+use crate::errors::{ApiError, about, at, invalid};
 use crate::wire::{input as win, output as wout};
 use sesame_core::Error;
 use sesame_core::dkim::DkimSetup;
@@ -375,22 +376,7 @@ pub(super) fn list(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError
     };
     let (filter, matches_nothing, canonical) = parse_filter(req.filter)?;
     let bound = format!("{TOKEN_VERSION}\n{}\n{canonical}\n", ctx.account.as_str());
-    let after = match req.next_token {
-        None => None,
-        Some(token) => {
-            let payload = data_encoding::BASE64URL_NOPAD
-                .decode(token.as_bytes())
-                .ok()
-                .and_then(|sealed| ctx.pages.open(&sealed))
-                .and_then(|p| String::from_utf8(p).ok())
-                .ok_or(EdgeError::InvalidNextToken)?;
-            // A token only continues the listing it came from: same account, same filter.
-            let last = payload
-                .strip_prefix(&bound)
-                .ok_or(EdgeError::InvalidNextToken)?;
-            Some(last.to_owned())
-        }
-    };
+    let after = open_page_token(ctx, req.next_token.as_deref(), &bound)?;
     let page = if matches_nothing {
         Page {
             items: vec![],
@@ -401,13 +387,7 @@ pub(super) fn list(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError
             .identities
             .list_identities(ctx.account, &filter, after.as_deref(), page_size)?
     };
-    let next_token = match page.continue_after {
-        None => None,
-        Some(last) => {
-            let sealed = ctx.pages.seal(format!("{bound}{last}").as_bytes())?;
-            Some(data_encoding::BASE64URL_NOPAD.encode(&sealed))
-        }
-    };
+    let next_token = seal_page_token(ctx, &bound, page.continue_after)?;
     json(&wout::ListEmailIdentitiesResponse {
         email_identities: page
             .items

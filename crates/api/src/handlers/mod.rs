@@ -75,6 +75,42 @@ pub fn dispatch(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
     }
 }
 
+/// What a page token continues after: the payload sealed into it, which must start with
+/// `bound` (the listing's version, account and filter), so a token only continues the listing
+/// it came from. Anything else is `InvalidNextToken`.
+fn open_page_token(
+    ctx: &Ctx<'_>,
+    token: Option<&str>,
+    bound: &str,
+) -> Result<Option<String>, ApiError> {
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let payload = data_encoding::BASE64URL_NOPAD
+        .decode(token.as_bytes())
+        .ok()
+        .and_then(|sealed| ctx.pages.open(&sealed))
+        .and_then(|p| String::from_utf8(p).ok())
+        .ok_or(EdgeError::InvalidNextToken)?;
+    let rest = payload
+        .strip_prefix(bound)
+        .ok_or(EdgeError::InvalidNextToken)?;
+    Ok(Some(rest.to_owned()))
+}
+
+/// The page token that continues a listing bound by `bound` after `last`, if more follow.
+fn seal_page_token(
+    ctx: &Ctx<'_>,
+    bound: &str,
+    last: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    let Some(last) = last else {
+        return Ok(None);
+    };
+    let sealed = ctx.pages.seal(format!("{bound}{last}").as_bytes())?;
+    Ok(Some(data_encoding::BASE64URL_NOPAD.encode(&sealed)))
+}
+
 /// Parses a JSON body; an empty body counts as `{}` (clients omit it when no member is set).
 fn body<T: DeserializeOwned>(input: &Input<'_>) -> Result<T, ApiError> {
     let bytes: &[u8] = if input.body.iter().all(u8::is_ascii_whitespace) {

@@ -2,7 +2,7 @@
 //! DKIM, SPF and DMARC, filtered and paged, each with a sentence that says what to publish.
 
 use super::tags::identity_of;
-use super::{Ctx, Input, bad_enum, body, json};
+use super::{Ctx, Input, bad_enum, body, json, open_page_token, seal_page_token};
 use crate::errors::{ApiError, EdgeError, invalid};
 use crate::wire::{input as win, output as wout};
 use sesame_core::mail_from::{DMARC_RECOMMENDED, spf_record};
@@ -180,18 +180,9 @@ pub(super) fn list(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError
     };
     let (filter, possible, canonical) = parse_filter(ctx, req.filter)?;
     let bound = format!("{TOKEN_VERSION}\n{}\n{canonical}\n", ctx.account.as_str());
-    let after = match req.next_token {
+    let after = match open_page_token(ctx, req.next_token.as_deref(), &bound)? {
         None => None,
-        Some(token) => {
-            let payload = data_encoding::BASE64URL_NOPAD
-                .decode(token.as_bytes())
-                .ok()
-                .and_then(|sealed| ctx.pages.open(&sealed))
-                .and_then(|p| String::from_utf8(p).ok())
-                .ok_or(EdgeError::InvalidNextToken)?;
-            let rest = payload
-                .strip_prefix(&bound)
-                .ok_or(EdgeError::InvalidNextToken)?;
+        Some(rest) => {
             let (name, kind) = rest.split_once('\n').ok_or(EdgeError::InvalidNextToken)?;
             let kind = AdviceKind::from_name(kind).ok_or(EdgeError::InvalidNextToken)?;
             Some((name.to_owned(), kind))
@@ -210,15 +201,10 @@ pub(super) fn list(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError
             continue_after: None,
         }
     };
-    let next_token = match page.continue_after {
-        None => None,
-        Some((name, kind)) => {
-            let sealed = ctx
-                .pages
-                .seal(format!("{bound}{name}\n{}", kind.name()).as_bytes())?;
-            Some(data_encoding::BASE64URL_NOPAD.encode(&sealed))
-        }
-    };
+    let last = page
+        .continue_after
+        .map(|(name, kind)| format!("{name}\n{}", kind.name()));
+    let next_token = seal_page_token(ctx, &bound, last)?;
     let epoch = |t: sesame_core::model::Timestamp| t.0 as f64 / 1000.0;
     json(&wout::ListRecommendationsResponse {
         recommendations: page

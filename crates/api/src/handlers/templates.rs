@@ -2,7 +2,7 @@
 //! `Templates` use case → wire.
 
 use super::identities::{tags_from_wire, tags_to_wire};
-use super::{Ctx, Input, body, json, required};
+use super::{Ctx, Input, body, json, open_page_token, required, seal_page_token};
 use crate::errors::{ApiError, EdgeError, at, invalid};
 use crate::wire::{input as win, output as wout};
 use sesame_core::model::{
@@ -121,34 +121,12 @@ pub(super) fn list(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError
         }
     }
     let bound = format!("{TOKEN_VERSION}\n{}\n", ctx.account.as_str());
-    let after = match token {
-        None => None,
-        Some(token) => {
-            let payload = data_encoding::BASE64URL_NOPAD
-                .decode(token.as_bytes())
-                .ok()
-                .and_then(|sealed| ctx.pages.open(&sealed))
-                .and_then(|p| String::from_utf8(p).ok())
-                .ok_or(EdgeError::InvalidNextToken)?;
-            Some(
-                payload
-                    .strip_prefix(&bound)
-                    .ok_or(EdgeError::InvalidNextToken)?
-                    .to_owned(),
-            )
-        }
-    };
+    let after = open_page_token(ctx, token.as_deref(), &bound)?;
     let page = ctx
         .service
         .templates
         .list(ctx.account, after.as_deref(), page_size)?;
-    let next_token = match page.continue_after {
-        None => None,
-        Some(last) => {
-            let sealed = ctx.pages.seal(format!("{bound}{last}").as_bytes())?;
-            Some(data_encoding::BASE64URL_NOPAD.encode(&sealed))
-        }
-    };
+    let next_token = seal_page_token(ctx, &bound, page.continue_after)?;
     json(&wout::ListCustomVerificationEmailTemplatesResponse {
         custom_verification_email_templates: page.items.iter().map(metadata).collect(),
         next_token,
