@@ -6,7 +6,10 @@
 
 use sesame_core::Error;
 use sesame_core::identities::{CreateIdentity, Identities};
-use sesame_core::model::{AccountId, DkimOrigin, DkimToken, IdentityName, KeyLength, Timestamp};
+use sesame_core::model::{
+    AccountId, DkimOrigin, DkimToken, IdentityName, KeyLength, LinkHash, LinkToken, NewLink,
+    Timestamp,
+};
 use sesame_core::ports::{Account, Clock, KeyVault, NewKey, PrivateKeyInput, Store};
 use sesame_crypto::{MasterKey, OpenSslVault, Sealer};
 use std::path::Path;
@@ -45,6 +48,12 @@ impl KeyVault for SharedKey {
     }
     fn new_message_id(&self) -> Result<String, Error> {
         self.real.new_message_id()
+    }
+    fn new_link(&self) -> Result<NewLink, Error> {
+        self.real.new_link()
+    }
+    fn link_hash(&self, token: &LinkToken) -> LinkHash {
+        self.real.link_hash(token)
     }
     fn sign(
         &self,

@@ -206,6 +206,7 @@ mod tests {
             }),
             mx_failure: MxFailure::UseDefaultValue,
             recommendations: Recommendations::default(),
+            link: None,
         }
     }
 

@@ -1,11 +1,12 @@
 //! The use cases wired together for a server: one place that builds each from the ports it
 //! needs. A command that needs one use case (the CLI) builds that one alone.
 
+use crate::addresses::{Addresses, Invitations, LinkSettings};
 use crate::dkim::DkimControl;
 use crate::error::Invalid;
 use crate::identities::Identities;
 use crate::keys::RotationPolicy;
-use crate::model::DomainName;
+use crate::model::{DomainName, LINK_LIFETIME_MS, Mailbox};
 use crate::ports::{Clock, KeyVault, Mailer, Store};
 use crate::sending::Sending;
 use crate::templates::Templates;
@@ -27,6 +28,8 @@ pub struct Config {
     pub mail_from: MailFromHosts,
     /// The envelope domain of mail without a verified custom MAIL FROM domain.
     pub envelope_domain: DomainName,
+    /// How address identities' verification mail is made.
+    pub links: LinkSettings,
 }
 
 impl Config {
@@ -40,6 +43,13 @@ impl Config {
             rotation: RotationPolicy::default(),
             mail_from: MailFromHosts::under(dkim_zone),
             envelope_domain: DomainName::parse(&format!("mail.{dkim_zone}"))?,
+            links: LinkSettings {
+                public_url: "http://127.0.0.1".to_owned(),
+                from: Mailbox::parse(&format!("no-reply@{dkim_zone}"))?,
+                operator: None,
+                lifetime_ms: LINK_LIFETIME_MS,
+                region: "us-east-1".to_owned(),
+            },
         })
     }
 }
@@ -56,6 +66,8 @@ pub struct UseCases {
     pub sending: Arc<Sending>,
     /// Custom verification email templates.
     pub templates: Arc<Templates>,
+    /// Address verification: SendCustomVerificationEmail and followed links.
+    pub addresses: Arc<Addresses>,
     /// The configuration they were built with.
     pub config: Config,
 }
@@ -69,11 +81,35 @@ impl UseCases {
         mailer: Arc<dyn Mailer>,
         config: Config,
     ) -> UseCases {
+        let sending = Arc::new(Sending::new(
+            store.clone(),
+            vault.clone(),
+            clock.clone(),
+            mailer,
+            config.envelope_domain.clone(),
+        ));
+        let invitations = Arc::new(Invitations::new(
+            vault.clone(),
+            clock.clone(),
+            sending.clone(),
+            config.links.clone(),
+        ));
         UseCases {
-            identities: Arc::new(Identities::new(
+            identities: Arc::new(
+                Identities::new(
+                    store.clone(),
+                    vault.clone(),
+                    clock.clone(),
+                    config.max_identities,
+                )
+                .with_invitations(invitations.clone()),
+            ),
+            addresses: Arc::new(Addresses::new(
+                store.clone(),
                 store.clone(),
                 vault.clone(),
                 clock.clone(),
+                invitations,
                 config.max_identities,
             )),
             dkim: Arc::new(DkimControl::new(
@@ -82,13 +118,7 @@ impl UseCases {
                 clock.clone(),
                 config.rotation,
             )),
-            sending: Arc::new(Sending::new(
-                store.clone(),
-                vault.clone(),
-                clock.clone(),
-                mailer,
-                config.envelope_domain.clone(),
-            )),
+            sending,
             templates: Arc::new(Templates::new(store.clone(), clock.clone())),
             checks: Arc::new(Checks::new(
                 store.clone(),

@@ -129,6 +129,8 @@ pub enum Invalid {
     RedirectUrl(String),
     /// A template subject that is empty, over 998 characters or holds a line break.
     TemplateSubject,
+    /// Text that is not a verification link's token.
+    LinkToken,
     /// A template's content that is empty or too big.
     TemplateContentSize {
         /// The most bytes allowed.

@@ -1,11 +1,12 @@
 //! The identity use cases: create, read, list and delete identities, their feedback setting
 //! and their tags. DKIM changes are `dkim`'s, DNS checks `verification`'s.
 
+use crate::addresses::{Invitations, invited, room_for_one};
 use crate::dkim::DkimSetup;
 use crate::error::{Error, Invalid, Missing};
 use crate::model::{
     AccountId, Dkim, DkimStatus, Identity, IdentityCount, IdentityFilter, IdentityName,
-    IdentitySummary, MailFrom, MxFailure, Tag, Verification, merge_tags,
+    IdentitySummary, MailFrom, MxFailure, Tag, Timestamp, Verification, merge_tags,
 };
 use crate::ports::{Clock, IdentityStore, KeyVault};
 use crate::shared::{DEFAULT_KEY_LENGTH, KeyMaker, Records, bulk_err, store_err};
@@ -58,6 +59,33 @@ pub struct Identities {
     keys: KeyMaker,
     clock: Arc<dyn Clock>,
     max_identities: u64,
+    invitations: Option<Arc<Invitations>>,
+}
+
+/// A new identity of `account` as a create makes it: PENDING, feedback on, nothing checked.
+pub(crate) fn new_identity(
+    account: AccountId,
+    name: IdentityName,
+    tags: Vec<Tag>,
+    dkim: Option<Dkim>,
+    now: Timestamp,
+) -> Identity {
+    Identity {
+        account,
+        name,
+        version: 1,
+        created_at: now,
+        feedback_forwarding: true,
+        dkim,
+        signing_override: None,
+        verification_status: DkimStatus::Pending,
+        tags,
+        verification: Verification::default(),
+        mail_from: None,
+        mx_failure: Default::default(),
+        recommendations: Default::default(),
+        link: None,
+    }
 }
 
 impl Identities {
@@ -73,6 +101,7 @@ impl Identities {
             keys: KeyMaker::new(vault),
             clock,
             max_identities,
+            invitations: None,
         }
     }
 
@@ -113,23 +142,27 @@ impl Identities {
                 (Some(dkim), restart(&Verification::default(), now))
             }
         };
-        let identity = Identity {
-            account: account.clone(),
-            name,
-            version: 1,
-            created_at: now,
-            feedback_forwarding: true,
-            dkim,
-            signing_override: None,
-            verification_status: DkimStatus::Pending,
-            tags,
-            verification,
-            mail_from: None,
-            mx_failure: Default::default(),
-            recommendations: Default::default(),
-        };
+        let mut identity = new_identity(account.clone(), name, tags, dkim, now);
+        identity.verification = verification;
+        if let (Some(invitations), IdentityName::Email(address)) =
+            (&self.invitations, identity.name.clone())
+        {
+            // The mail goes before the write: a failed delivery leaves no identity behind, and a
+            // write that then fails (a race for the name or the quota) leaves only a link that
+            // leads nowhere. So nothing is mailed when the account is already full.
+            room_for_one(&self.records, account, self.max_identities)?;
+            let sent = invitations.mail(account, &address, None)?;
+            invited(&mut identity, sent.link);
+        }
         self.records.insert(&identity, self.max_identities)?;
         Ok(identity)
+    }
+
+    /// Mails a verification link to every new address identity (without, addresses are
+    /// created PENDING and nothing is sent: the CLI and the benchmarks' seeding).
+    pub fn with_invitations(mut self, invitations: Arc<Invitations>) -> Identities {
+        self.invitations = Some(invitations);
+        self
     }
 
     /// GetEmailIdentity.

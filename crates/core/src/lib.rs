@@ -15,6 +15,8 @@
 //! - `dkim`: DKIM signing attributes and rotation on request.
 //! - `verification` (its `Checks`): claim due checks and record their results.
 //! - `templates`: custom verification email templates.
+//! - `addresses`: address identities verified by a mailed link (the rules, `Invitations`,
+//!   SendCustomVerificationEmail, following a link).
 //! - `sending`: SendEmail (`Sending`: a validated `Draft` authorised, signed by the vault and
 //!   delivered by the mail port), and the key that signs for an identity.
 //! - `app`: all of them wired for a server.
@@ -23,6 +25,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod addresses;
 pub mod advice;
 pub mod app;
 pub mod dkim;

@@ -5,8 +5,8 @@
 use crate::error::{Error, StoreError};
 use crate::model::{
     AccountId, Destination, DkimToken, EmailAddress, HeaderAddresses, Identity, IdentityCount,
-    IdentityFilter, IdentityName, IdentitySummary, KeyLength, SimpleMessage, TemplateName,
-    Timestamp, VerificationTemplate,
+    IdentityFilter, IdentityName, IdentitySummary, KeyLength, LinkHash, LinkToken, NewLink,
+    SimpleMessage, TemplateName, Timestamp, VerificationTemplate,
 };
 use std::fmt;
 
@@ -82,6 +82,9 @@ pub trait IdentityStore: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<IdentitySummary>, StoreError>;
+    /// The identity, of any account, whose verification link has this hash (hashes are
+    /// unique: a token names one identity).
+    fn identity_by_link(&self, hash: &LinkHash) -> Result<Option<Identity>, StoreError>;
     /// How many identities there are of each type and status, in one account or (`None`) in
     /// all; one consistent read, so that every node reports the same totals.
     fn count_identities(
@@ -198,6 +201,11 @@ pub trait KeyVault: Send + Sync {
     fn import(&self, key: &PrivateKeyInput) -> Result<NewKey, Error>;
     /// A fresh Easy DKIM token from a CSPRNG.
     fn new_token(&self) -> Result<DkimToken, Error>;
+    /// A fresh verification link secret (32 bytes from a CSPRNG) with its hash.
+    fn new_link(&self) -> Result<NewLink, Error>;
+    /// The hash a link's token is stored under (SHA-256: the token is 256 random bits, so a
+    /// plain hash cannot be reversed, and a stolen database holds no working link).
+    fn link_hash(&self, token: &LinkToken) -> LinkHash;
     /// A fresh SendEmail message id from a CSPRNG: a UUID v4 in its usual text form, the shape
     /// SES's `MessageId` has.
     fn new_message_id(&self) -> Result<String, Error>;

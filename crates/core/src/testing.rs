@@ -6,7 +6,8 @@
 use crate::error::{Error, Invalid, KeyProblem, StoreError};
 use crate::model::{
     AccountId, DkimToken, Identity, IdentityCount, IdentityFilter, IdentityName, IdentitySummary,
-    KeyLength, SlotState, TemplateName, Timestamp, VerificationTemplate,
+    KeyLength, LinkHash, LinkToken, NewLink, SlotState, TemplateName, Timestamp,
+    VerificationTemplate,
 };
 use crate::model::{Destination, HeaderAddresses, SimpleMessage};
 use crate::ports::{
@@ -65,6 +66,25 @@ impl KeyVault for FakeVault {
             .map(|b| (b'a' + (b - b'0')) as char)
             .collect();
         Ok(DkimToken::parse(&digits)?)
+    }
+    fn new_link(&self) -> Result<NewLink, Error> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        let token = LinkToken::parse(&format!("{n:042}A"))?;
+        Ok(NewLink {
+            hash: self.link_hash(&token),
+            token,
+        })
+    }
+    /// Not SHA-256 but std's hasher four times over, salted: any change of the token
+    /// changes it.
+    fn link_hash(&self, token: &LinkToken) -> LinkHash {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let part = |salt: u8| {
+            let mut h = DefaultHasher::new();
+            (salt, token.expose()).hash(&mut h);
+            format!("{:016x}", h.finish())
+        };
+        LinkHash::parse(&(0..4).map(part).collect::<String>()).unwrap()
     }
     fn new_message_id(&self) -> Result<String, Error> {
         let n = self.0.fetch_add(1, Ordering::SeqCst);
@@ -182,6 +202,12 @@ impl IdentityStore for MemStore {
             m.get(&(account.as_str().to_owned(), name.as_str().to_owned()))
                 .cloned(),
         )
+    }
+    fn identity_by_link(&self, hash: &LinkHash) -> Result<Option<Identity>, StoreError> {
+        let m = self.identities.lock().unwrap();
+        Ok(m.values()
+            .find(|i| i.link.as_ref().is_some_and(|l| l.hash == *hash))
+            .cloned())
     }
     fn update_identity(&self, identity: &Identity) -> Result<u64, StoreError> {
         let mut m = self.identities.lock().unwrap();

@@ -53,6 +53,7 @@ fn build(store: Arc<dyn Store>, rotation: RotationPolicy, max: u64) -> Svc {
                 spf_domain: "spf.sesame.test".into(),
             },
             envelope_domain: DomainName::parse("mail.sesame.test").unwrap(),
+            links: Config::with_zone("dkim.sesame.test", max).unwrap().links,
         },
     );
     Svc { uc, store, clock }
@@ -227,7 +228,8 @@ fn verification_claims_checks_and_records_results_with_an_injected_clock() {
     let (s, clock, a) = svc();
     create(&s, &a, "example.com", None).unwrap();
     create(&s, &a, "me@example.com", None).unwrap();
-    // Due right after configuration; addresses are never due.
+    // Due right after configuration; an address only when the link mailed at its create
+    // expires (24 h).
     let due = s.uc.checks.claim_due_checks(10).unwrap();
     assert_eq!(due.len(), 1);
     // Three DKIM records, then the DMARC record that recommendations look at.
@@ -274,8 +276,14 @@ fn verification_claims_checks_and_records_results_with_an_injected_clock() {
     assert!(view.identity.verified_for_sending());
     // A result computed before a configuration change is stale and dropped.
     clock.advance_hours(25);
-    let due = s.uc.checks.claim_due_checks(10).unwrap();
-    assert_eq!(due.len(), 1, "daily re-check");
+    let mut due = s.uc.checks.claim_due_checks(10).unwrap();
+    due.sort_by(|x, y| x.identity.name.as_str().cmp(y.identity.name.as_str()));
+    assert_eq!(
+        due.len(),
+        2,
+        "the daily re-check, and the address at its link's expiry"
+    );
+    assert_eq!(due[0].identity.name, n);
     s.uc.dkim
         .put_dkim_signing_attributes(
             &a,
@@ -472,6 +480,12 @@ impl IdentityStore for RacingStore {
         n: &IdentityName,
     ) -> Result<Option<Identity>, StoreError> {
         self.inner.get_identity(a, n)
+    }
+    fn identity_by_link(
+        &self,
+        h: &sesame_core::model::LinkHash,
+    ) -> Result<Option<Identity>, StoreError> {
+        self.inner.identity_by_link(h)
     }
     fn update_identity(&self, i: &Identity) -> Result<u64, StoreError> {
         if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {

@@ -10,7 +10,7 @@ use openssl::pkey::{Id, PKey, Private};
 use openssl::rsa::Rsa;
 use sesame_core::Error;
 use sesame_core::error::{Invalid, KeyProblem};
-use sesame_core::model::{DkimToken, KeyLength, Timestamp};
+use sesame_core::model::{DkimToken, KeyLength, LinkHash, LinkToken, NewLink, Timestamp};
 use sesame_core::ports::{KeyVault, NewKey, PrivateKeyInput};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -120,6 +120,20 @@ impl KeyVault for OpenSslVault {
 
     fn new_message_id(&self) -> Result<String, Error> {
         random::uuid_v4().map_err(internal)
+    }
+
+    fn new_link(&self) -> Result<NewLink, Error> {
+        let token = LinkToken::parse(&random::link_token().map_err(internal)?)?;
+        Ok(NewLink {
+            hash: self.link_hash(&token),
+            token,
+        })
+    }
+
+    fn link_hash(&self, token: &LinkToken) -> LinkHash {
+        let digest = openssl::sha::sha256(token.expose().as_bytes());
+        LinkHash::parse(&data_encoding::HEXLOWER.encode(&digest))
+            .unwrap_or_else(|_| unreachable!("a SHA-256 is 64 hex digits"))
     }
 
     fn sign(

@@ -17,7 +17,7 @@
 //! key at a time each.
 
 use sesame_core::Error;
-use sesame_core::model::{DkimToken, KeyLength, Timestamp};
+use sesame_core::model::{DkimToken, KeyLength, LinkHash, LinkToken, NewLink, Timestamp};
 use sesame_core::ports::{KeyVault, NewKey, PrivateKeyInput};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -322,6 +322,14 @@ impl<V: KeyVault + 'static> KeyVault for PooledVault<V> {
         self.shared.inner.new_message_id()
     }
 
+    fn new_link(&self) -> Result<NewLink, Error> {
+        self.shared.inner.new_link()
+    }
+
+    fn link_hash(&self, token: &LinkToken) -> LinkHash {
+        self.shared.inner.link_hash(token)
+    }
+
     fn sign(
         &self,
         sealed_private: &[u8],
@@ -395,6 +403,12 @@ mod tests {
         }
         fn new_message_id(&self) -> Result<String, Error> {
             Err(Error::Internal("fake".into()))
+        }
+        fn new_link(&self) -> Result<NewLink, Error> {
+            Err(Error::Internal("fake".into()))
+        }
+        fn link_hash(&self, _: &LinkToken) -> LinkHash {
+            unreachable!("not used")
         }
         fn sign(
             &self,

@@ -26,6 +26,11 @@ pub fn secret_access_key() -> Result<String, openssl::error::ErrorStack> {
     Ok(data_encoding::BASE64.encode(&random::<30>()?))
 }
 
+/// 256 random bits as 43 characters of unpadded base64url: a verification link's token.
+pub fn link_token() -> Result<String, openssl::error::ErrorStack> {
+    Ok(data_encoding::BASE64URL_NOPAD.encode(&random::<32>()?))
+}
+
 /// A random UUID (version 4, RFC 9562 section 5.4) in its hyphenated lower-case form, the
 /// shape of SES's message ids.
 pub fn uuid_v4() -> Result<String, openssl::error::ErrorStack> {

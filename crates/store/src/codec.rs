@@ -8,8 +8,8 @@ use sesame_core::StoreError;
 use sesame_core::model::{
     AccountId, Advice, AdviceKind, AdviceStatus, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus,
     DkimToken, DomainName, Identity, IdentityCount, IdentityName, IdentityType, KeyLength,
-    KeyLengthHistory, MailFrom, MxFailure, Recommendations, Selector, SlotState, SoaRecord, Tag,
-    Timestamp, Verification, VerificationError,
+    KeyLengthHistory, LinkHash, MailFrom, MxFailure, Recommendations, Selector, SlotState,
+    SoaRecord, Tag, Timestamp, Verification, VerificationError, VerificationLink,
 };
 use sesame_core::model::{
     EmailAddress, RedirectUrl, TemplateContent, TemplateName, VerificationTemplate,
@@ -178,6 +178,11 @@ pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
         rec_next_check_at: identity.recommendations.next_check_at.map(|t| t.0),
         rec_attempts: i64::from(identity.recommendations.attempts),
         due_at: identity.next_check_at().map(|t| t.0),
+        link_hash: identity.link.as_ref().map(|l| l.hash.as_str().to_owned()),
+        link_sent_at: identity.link.as_ref().map(|l| l.sent_at.0),
+        link_expires_at: identity.link.as_ref().map(|l| l.expires_at.0),
+        link_success_url: identity.link.as_ref().and_then(|l| l.success_url.clone()),
+        link_failure_url: identity.link.as_ref().and_then(|l| l.failure_url.clone()),
     };
     if let Some(mf) = &identity.mail_from {
         let v = &mf.verification;
@@ -326,6 +331,17 @@ pub fn decode_identity(
     };
     let mx_failure = MxFailure::from_name(&row.mail_from_behavior)
         .ok_or_else(|| corrupt(format!("BehaviorOnMxFailure {}", row.mail_from_behavior)))?;
+    let link = match (row.link_hash, row.link_sent_at, row.link_expires_at) {
+        (None, _, _) => None,
+        (Some(hash), Some(sent), Some(expires)) => Some(VerificationLink {
+            hash: LinkHash::parse(&hash).map_err(corrupt)?,
+            sent_at: Timestamp(sent),
+            expires_at: Timestamp(expires),
+            success_url: row.link_success_url,
+            failure_url: row.link_failure_url,
+        }),
+        _ => return Err(corrupt("a verification link without its times")),
+    };
     Ok(Identity {
         account: account.clone(),
         name,
@@ -340,6 +356,7 @@ pub fn decode_identity(
         mail_from,
         mx_failure,
         recommendations,
+        link,
     })
 }
 

@@ -145,6 +145,12 @@ identity_row! {
     rec_attempts: i64,
     /// The earliest of the three schedules (`Identity::next_check_at`): what claims read.
     due_at: Option<i64>,
+    /// An address's verification link: the token's SHA-256 in hex, never the token.
+    link_hash: Option<String>,
+    link_sent_at: Option<i64>,
+    link_expires_at: Option<i64>,
+    link_success_url: Option<String>,
+    link_failure_url: Option<String>,
 }
 
 /// The columns written before the row's own: the key's first half and the kind of name (a
@@ -203,9 +209,9 @@ mod tests {
     #[test]
     fn the_upsert_binds_every_column_once_and_updates_all_but_the_key() {
         let sql = IdentitySql::new(|n| format!("?{n}"));
-        assert_eq!(IDENTITY_COLUMNS.len(), 39);
-        assert!(sql.upsert.contains("?41)"), "{}", sql.upsert);
-        assert!(!sql.upsert.contains("?42"), "{}", sql.upsert);
+        assert_eq!(IDENTITY_COLUMNS.len(), 44);
+        assert!(sql.upsert.contains("?46)"), "{}", sql.upsert);
+        assert!(!sql.upsert.contains("?47"), "{}", sql.upsert);
         assert!(sql.upsert.starts_with(
             "INSERT INTO identities (account_id, identity_type, name, version, created_at, "
         ));
@@ -214,7 +220,7 @@ mod tests {
         ));
         assert!(
             sql.upsert
-                .ends_with("due_at = excluded.due_at, v_lease_until = NULL")
+                .ends_with("link_failure_url = excluded.link_failure_url, v_lease_until = NULL")
         );
         assert!(!sql.upsert.contains("name = excluded.name"));
         assert!(!sql.upsert.contains("account_id = excluded"));

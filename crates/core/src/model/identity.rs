@@ -3,6 +3,7 @@
 
 use super::advice::Recommendations;
 use super::dkim::Dkim;
+use super::link::VerificationLink;
 use super::names::{AccountId, DomainName, IdentityName, IdentityType};
 use super::tags::Tag;
 use super::time::Timestamp;
@@ -112,7 +113,8 @@ pub struct Identity {
     pub verification_status: DkimStatus,
     /// Tags in insertion order.
     pub tags: Vec<Tag>,
-    /// The DNS verifier's record for this identity (domains only; default for addresses).
+    /// The DNS verifier's record for this identity; for an address, its link's: pending since
+    /// it was mailed, due when it expires, `last_success` when it was followed.
     pub verification: Verification,
     /// The custom MAIL FROM domain, if one is set.
     pub mail_from: Option<MailFrom>,
@@ -120,6 +122,8 @@ pub struct Identity {
     pub mx_failure: MxFailure,
     /// What the verifier recommends about the domain's DKIM, SPF and DMARC.
     pub recommendations: Recommendations,
+    /// An address: the last verification link mailed to it (a domain: `None`).
+    pub link: Option<VerificationLink>,
 }
 
 impl Identity {

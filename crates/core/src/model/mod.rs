@@ -6,6 +6,7 @@
 //! - `tags`: resource tags and their merge rule.
 //! - `dkim`: a domain's DKIM set-up and its key slots (`DkimKeys`).
 //! - `identity`: the identity record, its verification state and the list filters.
+//! - `link`: an address identity's verification link (its token, its hash, what is kept).
 //! - `advice`: deliverability recommendations (`Recommendation`) and their state.
 //! - `mail`: mailboxes, destinations and message parts as SendEmail hands them over.
 //! - `template`: custom verification email templates.
@@ -14,6 +15,7 @@
 mod advice;
 mod dkim;
 mod identity;
+mod link;
 mod mail;
 mod names;
 mod spelling;
@@ -27,6 +29,7 @@ pub use identity::{
     DkimStatus, Identity, IdentityCount, IdentityFilter, IdentitySummary, MailFrom, MxFailure,
     SoaRecord, Verification, VerificationError,
 };
+pub use link::{LINK_LIFETIME_MS, LINK_TOKEN_LEN, LinkHash, LinkToken, NewLink, VerificationLink};
 pub use mail::{Destination, HeaderAddresses, Mailbox, SimpleMessage};
 pub use names::{
     AccountId, DkimToken, DomainName, EmailAddress, IdentityName, IdentityType, Selector,

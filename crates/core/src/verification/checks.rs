@@ -206,6 +206,10 @@ impl Checks {
             id.verification = verification;
             self.plan_rotation(&mut id, now)?;
         }
+        if matches!(id.name, IdentityName::Email(_)) && due(&id.verification, now) {
+            // An address's own schedule is its verification link's expiry, not a DNS check.
+            crate::addresses::expire(&mut id, now);
+        }
         let mut mail_from = None;
         if let Some(mf) = id.mail_from.as_mut()
             && due(&mf.verification, now)

@@ -1,6 +1,6 @@
 //! Identities: round trips, versions, deletes, listing and concurrent writers.
 
-use super::{account, address, easy_domain, edit_keys};
+use super::{account, address, easy_domain, edit_keys, link_hash};
 use sesame_core::StoreError;
 use sesame_core::model::{
     DkimOrigin, DkimStatus, IdentityFilter, IdentityName, IdentityType, Selector, Tag, Timestamp,
@@ -314,4 +314,45 @@ pub(super) fn counts_follow_types_statuses_and_accounts(store: &dyn Store) {
         .map(|acc| total(store.count_identities(Some(&acc.id)).unwrap()))
         .sum();
     assert_eq!(total(store.count_identities(None).unwrap()), each);
+}
+
+pub(super) fn links_are_found_by_their_hash_in_any_account(store: &dyn Store) {
+    let a = account(store, "200000000071", "links-a");
+    let b = account(store, "200000000072", "links-b");
+    let in_a = address(&a, "owner@links.example");
+    let in_b = address(&b, "owner@links.example");
+    store.insert_identity(&in_a, 100).unwrap();
+    store.insert_identity(&in_b, 100).unwrap();
+    let hash = |id: &sesame_core::model::Identity| id.link.clone().unwrap().hash;
+    assert_eq!(
+        store.identity_by_link(&hash(&in_a)).unwrap(),
+        Some(in_a.clone())
+    );
+    assert_eq!(
+        store.identity_by_link(&hash(&in_b)).unwrap(),
+        Some(in_b.clone())
+    );
+    assert_eq!(store.identity_by_link(&link_hash("nobody")).unwrap(), None);
+
+    // A newer link replaces the older one: the old hash finds nothing.
+    let mut renewed = in_a.clone();
+    let old = hash(&in_a);
+    if let Some(l) = renewed.link.as_mut() {
+        l.hash = link_hash("renewed");
+        l.failure_url = Some("https://app.example/failed".into());
+    }
+    renewed.version = store.update_identity(&renewed).unwrap();
+    assert_eq!(store.identity_by_link(&old).unwrap(), None);
+    assert_eq!(
+        store.identity_by_link(&link_hash("renewed")).unwrap(),
+        Some(renewed.clone())
+    );
+
+    // A link dropped, and an identity deleted, find nothing.
+    let mut dropped = renewed.clone();
+    dropped.link = None;
+    store.update_identity(&dropped).unwrap();
+    assert_eq!(store.identity_by_link(&link_hash("renewed")).unwrap(), None);
+    store.delete_identity(&b, &in_b.name).unwrap();
+    assert_eq!(store.identity_by_link(&hash(&in_b)).unwrap(), None);
 }

@@ -5,9 +5,9 @@
 
 use sesame_core::model::{
     AccountId, Advice, AdviceKind, AdviceStatus, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus,
-    DkimToken, DomainName, Identity, IdentityName, KeyLength, KeyLengthHistory, MailFrom,
+    DkimToken, DomainName, Identity, IdentityName, KeyLength, KeyLengthHistory, LinkHash, MailFrom,
     MxFailure, Recommendations, Selector, SlotState, SoaRecord, Tag, Timestamp, Verification,
-    VerificationError,
+    VerificationError, VerificationLink,
 };
 use sesame_core::ports::{Account, Store};
 
@@ -147,6 +147,7 @@ pub(crate) fn easy_domain(account: &AccountId, name: &str) -> Identity {
             next_check_at: Some(Timestamp(8_500_000_000_000)),
             attempts: 4,
         },
+        link: None,
     }
 }
 
@@ -165,7 +166,25 @@ pub(crate) fn address(account: &AccountId, name: &str) -> Identity {
         mail_from: None,
         mx_failure: MxFailure::UseDefaultValue,
         recommendations: Recommendations::default(),
+        link: Some(VerificationLink {
+            hash: link_hash(&format!("{account:?}/{name}")),
+            sent_at: Timestamp(2_000),
+            expires_at: Timestamp(2_000 + 24 * Timestamp::HOUR),
+            success_url: Some("https://app.example/verified?x=1".into()),
+            failure_url: None,
+        }),
     }
+}
+
+/// A link hash made from `seed` (distinct seeds, distinct hashes; a store keeps hashes unique).
+pub(crate) fn link_hash(seed: &str) -> LinkHash {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let part = |salt: u8| {
+        let mut h = DefaultHasher::new();
+        (salt, seed).hash(&mut h);
+        format!("{:016x}", h.finish())
+    };
+    LinkHash::parse(&(0..4).map(part).collect::<String>()).unwrap()
 }
 
 /// Runs every check against `store`, which must be empty. `concurrent` gives a second handle
@@ -178,6 +197,7 @@ pub fn suite(store: &(dyn Store + 'static)) {
     identities::listing_pages_filters_and_tenancy(store);
     identities::concurrent_writers_lose_no_update(store);
     identities::counts_follow_types_statuses_and_accounts(store);
+    identities::links_are_found_by_their_hash_in_any_account(store);
     queue::due_checks_are_leased_once(store);
     queue::every_schedule_makes_an_identity_due(store);
     templates::templates_round_trip_with_quota_paging_and_tenancy(store);

@@ -9,7 +9,7 @@ use postgres::{Row, Transaction};
 use sesame_core::StoreError;
 use sesame_core::model::{
     AccountId, DkimStatus, Identity, IdentityCount, IdentityFilter, IdentityName, IdentitySummary,
-    IdentityType, Timestamp,
+    IdentityType, LinkHash, Timestamp,
 };
 use sesame_core::ports::{CheckQueue, IdentityStore, KeyZoneSource};
 use std::sync::LazyLock;
@@ -193,6 +193,25 @@ impl IdentityStore for PostgresStore {
                 Err(StoreError::NotFound)
             } else {
                 Ok(())
+            }
+        })
+    }
+
+    fn identity_by_link(&self, hash: &LinkHash) -> Result<Option<Identity>, StoreError> {
+        self.tx(|tx| {
+            let found = tx
+                .query_opt(
+                    "SELECT account_id, name FROM identities WHERE link_hash = $1",
+                    &[&hash.as_str()],
+                )
+                .map_err(unavailable)?
+                .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)));
+            match found {
+                Some((account, name)) => {
+                    let account = AccountId::parse(&account).map_err(crate::row::corrupt)?;
+                    load_identity(tx, &account, &name)
+                }
+                None => Ok(None),
             }
         })
     }

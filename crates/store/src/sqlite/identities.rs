@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sesame_core::StoreError;
 use sesame_core::model::{
     AccountId, DkimStatus, Identity, IdentityCount, IdentityFilter, IdentityName, IdentitySummary,
-    IdentityType, Timestamp,
+    IdentityType, LinkHash, Timestamp,
 };
 use sesame_core::ports::{CheckQueue, IdentityStore, KeyZoneSource};
 use std::sync::LazyLock;
@@ -237,6 +237,26 @@ impl IdentityStore for SqliteStore {
                 Err(StoreError::NotFound)
             } else {
                 Ok(())
+            }
+        })
+    }
+
+    fn identity_by_link(&self, hash: &LinkHash) -> Result<Option<Identity>, StoreError> {
+        self.read(|tx| {
+            let found = tx
+                .row(
+                    "SELECT account_id, name FROM identities WHERE link_hash = ?1",
+                    params![hash.as_str()],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            match found {
+                Some((account, name)) => {
+                    let account = AccountId::parse(&account).map_err(crate::row::corrupt)?;
+                    load_identity(tx, &account, &name)
+                }
+                None => Ok(None),
             }
         })
     }

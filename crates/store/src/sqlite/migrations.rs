@@ -14,6 +14,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_mail_from.sql"),
     include_str!("../../migrations/sqlite/0006_recommendations.sql"),
     include_str!("../../migrations/sqlite/0007_templates.sql"),
+    include_str!("../../migrations/sqlite/0008_links.sql"),
 ];
 
 /// Applies the migrations the database lacks, up to schema version `to` (tests stop short of
@@ -77,6 +78,7 @@ mod tests {
             let later = [
                 include_str!("../../migrations/sqlite/0005_mail_from.sql"),
                 include_str!("../../migrations/sqlite/0006_recommendations.sql"),
+                include_str!("../../migrations/sqlite/0008_links.sql"),
             ];
             for sql in later {
                 conn.execute_batch(sql).unwrap();
@@ -86,7 +88,8 @@ mod tests {
             tx.commit().unwrap();
             conn.execute_batch(
                 "DROP INDEX identities_due; CREATE INDEX identities_due ON \
-                 identities(v_next_check_at) WHERE v_next_check_at IS NOT NULL;",
+                 identities(v_next_check_at) WHERE v_next_check_at IS NOT NULL; \
+                 DROP INDEX identities_link;",
             )
             .unwrap();
             for line in later.iter().flat_map(|sql| sql.lines()) {
