@@ -6,10 +6,13 @@
 //! - `probes`: `/metrics` and `/health/*`.
 //! - `console::auth`: the admin token, sessions and CSRF tokens.
 //! - `console::pages`: the console's handlers; `console::view`: its HTML.
+//! - `links`: the pages a verification mail's link opens, which the server mounts on the API
+//!   listener (not here: the person's browser reaches the public URL).
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod console;
+pub mod links;
 mod probes;
 
 use sesame_core::app::UseCases;

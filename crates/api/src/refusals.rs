@@ -16,6 +16,7 @@ pub fn invalid(i: &Invalid) -> String {
             format!("'{u}' is not an absolute http:// or https:// URL of at most 2048 characters")
         }
         I::TemplateSubject => "a template subject is 1 to 998 characters on one line".into(),
+        I::LinkToken => "not a verification link's token".into(),
         I::TemplateContentSize { max, got } => {
             format!("the template content must be 1 to {max} bytes; it is {got}")
         }
@@ -249,9 +250,10 @@ mod tests {
             I::RedirectUrl(_) => 39,
             I::TemplateSubject => 40,
             I::TemplateContentSize { .. } => 41,
+            I::LinkToken => 42,
         }
     }
-    const VARIANTS: usize = 42;
+    const VARIANTS: usize = 43;
 
     #[test]
     fn every_invalid_input_reads_as_before() {
@@ -359,6 +361,7 @@ mod tests {
                 I::TemplateContentSize { max: 10, got: 11 },
                 "the template content must be 1 to 10 bytes; it is 11",
             ),
+            (I::LinkToken, "not a verification link's token"),
             (
                 I::PrivateKey(KeyProblem::Bits(512)),
                 "the RSA key has 512 bits; it must have 1024 to 2048 bits",

@@ -102,6 +102,8 @@ operations! {
     UpdateCustomVerificationEmailTemplate { access: Write, max_body: MAX_TEMPLATE_BODY_BYTES },
     /// `DELETE /v2/email/custom-verification-email-templates/{TemplateName}`
     DeleteCustomVerificationEmailTemplate { access: Write, max_body: MAX_BODY_BYTES },
+    /// `POST /v2/email/outbound-custom-verification-emails`
+    SendCustomVerificationEmail { access: Write, max_body: MAX_BODY_BYTES },
 }
 
 impl Operation {

@@ -198,7 +198,41 @@ pub fn spf_value(ips: &[String]) -> anyhow::Result<String> {
     Ok(terms.join(" "))
 }
 
+/// `--public-url` checked (`http` or `https`, a host, no query or fragment) and without a
+/// trailing `/`, or `http://<api>` when none is given.
+pub fn public_url(given: Option<&str>, api: SocketAddr) -> anyhow::Result<String> {
+    let Some(url) = given else {
+        return Ok(format!("http://{api}"));
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+        && !url.contains(['?', '#'])
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !ok {
+        anyhow::bail!(
+            "--public-url {url:?} must be an http:// or https:// URL with a host, and no query or fragment"
+        );
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
 impl ServeArgs {
+    /// The sender of Sesame's own verification mail, defaulted in the envelope domain.
+    pub fn verification_from(
+        &self,
+        envelope: &sesame_core::model::DomainName,
+    ) -> anyhow::Result<sesame_core::model::Mailbox> {
+        let text = match &self.verification_from {
+            Some(f) => f.clone(),
+            None => format!("no-reply@{}", envelope.as_str()),
+        };
+        sesame_core::model::Mailbox::parse(&text).map_err(|_| {
+            anyhow::anyhow!("--verification-from {text:?} is not a valid email address")
+        })
+    }
+
     /// The default envelope domain, defaulted under `zone`.
     pub fn envelope_domain(&self, zone: &str) -> anyhow::Result<sesame_core::model::DomainName> {
         let text = match &self.default_mail_from_domain {
@@ -297,6 +331,19 @@ pub struct ServeArgs {
     /// record for.
     #[arg(long, env = "SESAME_DEFAULT_MAIL_FROM_DOMAIN")]
     pub default_mail_from_domain: Option<String>,
+    /// The base URL people's browsers reach the API listener at (`https://sesame.example.com`,
+    /// a path prefix allowed): verification links are `<public-url>/verify/<token>`; default
+    /// `http://<api-addr>` as bound.
+    #[arg(long, env = "SESAME_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The sender of Sesame's own verification mail (SES's `no-reply-aws@amazon.com`); signed
+    /// when its domain is a verified identity of the default account; default
+    /// `no-reply@<default-mail-from-domain>`.
+    #[arg(long, env = "SESAME_VERIFICATION_FROM")]
+    pub verification_from: Option<String>,
+    /// How long a verification link works (SES: 24 h; shorter only for tests).
+    #[arg(long, env = "SESAME_VERIFICATION_LINK_LIFETIME", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub verification_link_lifetime: Duration,
     /// First step of the verifier's re-check backoff (e.g. `60s`, `5m`).
     #[arg(long, env = "SESAME_VERIFY_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub verify_interval: Duration,
@@ -387,6 +434,35 @@ impl ServeArgs {
         self.outbox
             .clone()
             .unwrap_or_else(|| self.store.data_dir.join("outbox"))
+    }
+}
+
+#[cfg(test)]
+mod public_url_tests {
+    use super::public_url;
+
+    #[test]
+    fn the_public_url_is_checked_and_defaults_to_the_api_address() {
+        let api = "127.0.0.1:4321".parse().unwrap();
+        assert_eq!(public_url(None, api).unwrap(), "http://127.0.0.1:4321");
+        for (given, want) in [
+            ("https://sesame.example.com/", "https://sesame.example.com"),
+            ("http://10.0.0.1:8325", "http://10.0.0.1:8325"),
+            ("https://example.com/sesame/", "https://example.com/sesame"),
+        ] {
+            assert_eq!(public_url(Some(given), api).unwrap(), want);
+        }
+        for bad in [
+            "sesame.example.com",
+            "ftp://x",
+            "https://",
+            "https:///path",
+            "https://x/?a=1",
+            "https://x/#f",
+            "https://x y",
+        ] {
+            assert!(public_url(Some(bad), api).is_err(), "{bad}");
+        }
     }
 }
 

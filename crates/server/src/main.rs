@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use config::{Command, ConfigCommand, LogFormat, ServeArgs, StoreArgs};
 use sesame_api::ApiState;
 use sesame_api::throttle::Throttle;
+use sesame_core::addresses::LinkSettings;
 use sesame_core::app::{Config, UseCases};
 use sesame_core::keys::RotationPolicy;
 use sesame_core::ports::{Clock, KeyZoneSource, Store};
@@ -225,6 +226,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let outbox_dir = sesame_mail::outbox::Outbox::new(&outbox)
         .with_context(|| format!("opening the outbox {}", outbox.display()))?;
+    // Bound before the use cases are built: the verification links' default base is the
+    // address it got (port 0 picks one).
+    let api_std = std::net::TcpListener::bind(args.api_addr)
+        .with_context(|| format!("binding the API to {}", args.api_addr))?;
+    api_std.set_nonblocking(true)?;
+    let public_url = config::public_url(args.public_url.as_deref(), api_std.local_addr()?)?;
+    if args.verification_link_lifetime.is_zero() {
+        bail!("--verification-link-lifetime must be longer than 0s");
+    }
+    let links = LinkSettings {
+        public_url,
+        from: args.verification_from(&envelope_domain)?,
+        operator: Some(boot.account.clone()),
+        lifetime_ms: millis(args.verification_link_lifetime),
+        region: args.region.clone(),
+    };
     let service = UseCases::new(
         store.clone(),
         pool.clone(),
@@ -245,6 +262,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             },
             mail_from: hosts.clone(),
             envelope_domain: envelope_domain.clone(),
+            links,
         },
     );
     let service = Arc::new(service);
@@ -297,9 +315,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map(background::resolver_addr)
         .transpose()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.api_addr)
-            .await
-            .with_context(|| format!("binding the API to {}", args.api_addr))?;
+        let listener = tokio::net::TcpListener::from_std(api_std)?;
         let api = listener.local_addr()?;
         let admin_listener = tokio::net::TcpListener::bind(args.admin_addr)
             .await
@@ -380,7 +396,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_connections: connection_cap(args.max_connections),
         };
         tracing::info!(?limits, "API connection limits");
-        http::serve(listener, sesame_api::app(state), limits, shutdown_signal()).await?;
+        // The verification links' pages share the API listener: the browsers of the people
+        // the mail went to reach it at --public-url.
+        let app = sesame_admin::links::routes(service.addresses.clone()).merge(sesame_api::app(state));
+        http::serve(listener, app, limits, shutdown_signal()).await?;
         let _ = stop.send(true);
         pool.stop();
         while background.join_next().await.is_some() {}

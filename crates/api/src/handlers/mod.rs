@@ -71,6 +71,7 @@ pub fn dispatch(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
         Operation::ListCustomVerificationEmailTemplates => templates::list(ctx, input),
         Operation::UpdateCustomVerificationEmailTemplate => templates::update(ctx, input),
         Operation::DeleteCustomVerificationEmailTemplate => templates::delete(ctx, input),
+        Operation::SendCustomVerificationEmail => templates::send(ctx, input),
         Operation::Unsupported(name) => Err(EdgeError::Unsupported(name).into()),
     }
 }

@@ -83,6 +83,23 @@ pub(super) fn update(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiErr
     json(&wout::Empty {})
 }
 
+/// SendCustomVerificationEmail: the template's mail with a fresh link to the address, whose
+/// identity is created if the account has none.
+pub(super) fn send(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
+    let req: win::SendCustomVerificationEmailRequest = body(input)?;
+    let address = required(req.email_address.as_deref(), "EmailAddress")?;
+    let address = EmailAddress::parse(address).map_err(at("EmailAddress"))?;
+    let name = required(req.template_name.as_deref(), "TemplateName")?;
+    let name = TemplateName::parse(name).map_err(at("TemplateName"))?;
+    let message_id = ctx.service.addresses.send_custom(
+        ctx.account,
+        &address,
+        &name,
+        req.configuration_set_name,
+    )?;
+    json(&wout::SendEmailResponse { message_id })
+}
+
 pub(super) fn delete(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError> {
     let name = name_label(input)?;
     ctx.service.templates.delete(ctx.account, &name)?;

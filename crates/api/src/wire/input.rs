@@ -170,3 +170,11 @@ pub struct CustomVerificationEmailTemplateRequest {
     #[serde(rename = "FailureRedirectionURL")]
     pub failure_redirection_url: Option<String>,
 }
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct SendCustomVerificationEmailRequest {
+    pub email_address: Option<String>,
+    pub template_name: Option<String>,
+    pub configuration_set_name: Option<String>,
+}
