@@ -443,3 +443,76 @@ impl Drop for KillOnDrop {
         self.kill();
     }
 }
+
+/// aiosmtpd on a free loopback port keeping every message byte for byte
+/// (`tests/smtp/sink.py`): message `n` (from 1) is `NNNN.eml`, its envelope `NNNN.envelope`.
+pub struct SmtpSink {
+    process: KillOnDrop,
+    dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT`, for `SESAME_SMTP_RELAY`.
+    pub addr: String,
+}
+
+impl SmtpSink {
+    /// Starts the sink with `python` (which has aiosmtpd) and waits until it listens.
+    pub fn start(python: &str) -> SmtpSink {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let process = KillOnDrop(
+            Command::new(python)
+                .args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["-c", "sink.RawSink"])
+                .arg(dir.path())
+                .env(
+                    "PYTHONPATH",
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/smtp"),
+                )
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the SMTP sink never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpSink {
+            process,
+            dir,
+            addr: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    /// Stops it: the relay is down from now on.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Message `n`'s file (it may not exist yet).
+    pub fn message(&self, n: usize) -> PathBuf {
+        self.dir.path().join(format!("{n:04}.eml"))
+    }
+
+    /// Message `n`'s envelope: the sender, then the recipients.
+    pub fn envelope(&self, n: usize) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join(format!("{n:04}.envelope")))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits up to 20 s for message `n`, and returns its path.
+    pub fn wait(&self, n: usize) -> PathBuf {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.message(n).exists() {
+            assert!(Instant::now() < deadline, "message {n} never relayed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.message(n)
+    }
+}

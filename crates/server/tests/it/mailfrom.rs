@@ -216,7 +216,7 @@ fn open_ones(recs: &[(String, String, String, String)]) -> Vec<(&str, &str)> {
 }
 
 /// What `dns-records` prints as records (no comments), split into DKIM and MAIL FROM lines.
-fn records_of(server: &Server, name: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
+pub(crate) fn records_of(server: &Server, name: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
     let lines: Vec<String> = dns_records(server, name, None)
         .into_iter()
         .filter(|l| !l.starts_with(';'))
@@ -460,38 +460,15 @@ async fn relayed_mail_passes_spf_and_aligns_from_its_mail_from_domain() {
         return;
     };
     let mut nsd = Nsd::start("example.test");
-    let sink_dir = tempfile::tempdir().unwrap();
-    let port = crate::dns::free_port();
-    let _sink = crate::harness::KillOnDrop(
-        std::process::Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "sink.RawSink"])
-            .arg(sink_dir.path())
-            .env(
-                "PYTHONPATH",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/smtp"),
-            )
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the SMTP sink never listened"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let sink = crate::harness::SmtpSink::start(&python);
     let dir = tempfile::tempdir().unwrap();
     let resolver = nsd.addr().to_string();
-    let relay = format!("127.0.0.1:{port}");
     let server = Server::start_in(
         dir.path(),
         &[
             ("SESAME_RESOLVER", &resolver),
             ("SESAME_VERIFY_INTERVAL", "300ms"),
-            ("SESAME_SMTP_RELAY", &relay),
+            ("SESAME_SMTP_RELAY", &sink.addr),
             ("SESAME_SMTP_TLS", "none"),
             ("SESAME_SPF_IPS", "127.0.0.1"),
         ],
@@ -542,14 +519,12 @@ async fn relayed_mail_passes_spf_and_aligns_from_its_mail_from_domain() {
         e.message().unwrap().contains("bounce.example.test"),
         "{e:?}"
     );
-    let relayed = |n: usize| sink_dir.path().join(format!("{n:04}.eml"));
+    let relayed = |n: usize| sink.message(n);
     assert!(!relayed(1).exists(), "a refused message is not relayed");
 
     let customer_dns = nsd.addr();
     let judge = |n: usize| {
-        let envelope =
-            std::fs::read_to_string(sink_dir.path().join(format!("{n:04}.envelope"))).unwrap();
-        let sender = envelope.lines().next().unwrap().to_owned();
+        let sender = sink.envelope(n)[0].clone();
         let forward =
             crate::forwarddns::ForwardDns::start(customer_dns, server.dns, "dkim.sesame.internal");
         let out = std::process::Command::new(&python)
@@ -571,17 +546,6 @@ async fn relayed_mail_passes_spf_and_aligns_from_its_mail_from_domain() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         (sender, v)
     };
-    let wait_relayed = |n: usize| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !relayed(n).exists() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "message {n} never relayed"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    };
-
     // USE_DEFAULT_VALUE: sent from the default MAIL FROM domain; SPF passes there, unaligned.
     c.put_email_identity_mail_from_attributes()
         .email_identity("example.test")
@@ -591,7 +555,7 @@ async fn relayed_mail_passes_spf_and_aligns_from_its_mail_from_domain() {
         .await
         .unwrap();
     let id = send().await.unwrap().message_id().unwrap().to_owned();
-    wait_relayed(1);
+    sink.wait(1);
     let (sender, v) = judge(1);
     assert_eq!(sender, format!("{id}@mail.dkim.sesame.internal"));
     assert_eq!(v["spf"], "pass", "{v}");
@@ -607,7 +571,7 @@ async fn relayed_mail_passes_spf_and_aligns_from_its_mail_from_domain() {
     })
     .await;
     let id = send().await.unwrap().message_id().unwrap().to_owned();
-    wait_relayed(2);
+    sink.wait(2);
     let (sender, v) = judge(2);
     assert_eq!(sender, format!("{id}@bounce.example.test"));
     assert_eq!(v["spf"], "pass", "{v}");

@@ -2,6 +2,7 @@
 //! to it with `aws-sdk-sesv2` (negative cases the SDK cannot produce go through the signed
 //! `raw_request` helper).
 
+mod addresses;
 mod auth;
 mod browser;
 mod console;

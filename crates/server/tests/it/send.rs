@@ -51,7 +51,7 @@ fn outbox(dir: &Path) -> Vec<PathBuf> {
 /// Runs dkimpy (`tests/dkim/verify.py`) on a message, resolving the selector at the customer's
 /// server and following a CNAME into Sesame's key zone; returns whether it verified, and what
 /// it said.
-fn dkimpy(
+pub(crate) fn dkimpy(
     python: &str,
     message: &Path,
     customer: SocketAddr,
@@ -708,46 +708,13 @@ async fn relay_delivers_intact_signed_mail(
     server: Server,
 ) {
     drop(server);
-    let inbox = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut smtpd = crate::harness::KillOnDrop(
-        Command::new(python)
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "sink.RawSink",
-            ])
-            .arg(inbox.path())
-            .env(
-                "PYTHONPATH",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/smtp"),
-            )
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "aiosmtpd did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let relay = format!("127.0.0.1:{port}");
+    let mut sink = crate::harness::SmtpSink::start(python);
     let resolver = nsd.addr().to_string();
     let server = Server::start_in(
         data_dir,
         &[
             ("SESAME_RESOLVER", &resolver),
-            ("SESAME_SMTP_RELAY", &relay),
+            ("SESAME_SMTP_RELAY", &sink.addr),
             ("SESAME_SMTP_TLS", "none"),
         ],
     );
@@ -766,18 +733,17 @@ async fn relay_delivers_intact_signed_mail(
         .await
         .unwrap();
     assert!(out.message_id().is_some());
-    let received = inbox.path().join("0001.eml");
+    let received = sink.message(1);
     assert!(
         received.exists(),
         "the relay received the message when SendEmail returned"
     );
-    let envelope = std::fs::read_to_string(inbox.path().join("0001.envelope")).unwrap();
     assert_eq!(
-        envelope.lines().collect::<Vec<_>>(),
+        sink.envelope(1),
         [
-            format!("{}@mail.dkim.sesame.internal", out.message_id().unwrap()).as_str(),
-            "rcpt@example.net",
-            "hidden@example.net"
+            format!("{}@mail.dkim.sesame.internal", out.message_id().unwrap()),
+            "rcpt@example.net".to_owned(),
+            "hidden@example.net".to_owned()
         ]
     );
     let text = std::fs::read_to_string(&received).unwrap();
@@ -797,7 +763,7 @@ async fn relay_delivers_intact_signed_mail(
                 .contains(out.message_id().unwrap()))
     );
     // A relay that is down: SendEmail fails with a 5xx after its retries, nothing is lost silently.
-    smtpd.kill();
+    sink.kill();
     let e = server
         .client()
         .send_email()
@@ -817,7 +783,7 @@ async fn relay_delivers_intact_signed_mail(
 
 /// Creates the Easy DKIM identity `domain`, publishes its records in `nsd` beside `published`
 /// (the records published so far, which it extends) and waits for SUCCESS.
-async fn create_and_verify(
+pub(crate) async fn create_and_verify(
     server: &Server,
     nsd: &mut Nsd,
     published: &mut Vec<String>,
