@@ -11,6 +11,7 @@ CI (.ci/run) runs it with the latest boto3 from PyPI.
 """
 import base64
 import datetime
+import http.client
 import json
 import os
 import pathlib
@@ -39,6 +40,34 @@ CHECKS = 0
 
 class CheckFailed(Exception):
     pass
+
+
+def outbox_to(data_dir, to):
+    """Every outbox message whose To: is `to`, oldest first."""
+    outbox = pathlib.Path(data_dir) / "outbox"
+    files = sorted(outbox.glob("*.eml"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    texts = [p.read_text() for p in files]
+    return [t for t in texts if f"To: <{to}>" in t.splitlines() or f"To: {to}" in t.splitlines()]
+
+
+def link_token(message, base):
+    """The one verification link token under `base` in a message (quoted-printable undone)."""
+    text = message.replace("=\r\n", "").replace("=\n", "")
+    found = set(re.findall(re.escape(base) + r"/verify/([A-Za-z0-9_-]{43})", text))
+    check(len(found) == 1, f"expected one link under {base}: {found}\n{message}")
+    return found.pop()
+
+
+def follow(endpoint, method, token):
+    """A browser's GET or POST of the link: (status, Location, body); redirects not followed."""
+    host = endpoint.split("//", 1)[1]
+    conn = http.client.HTTPConnection(host, timeout=10)
+    conn.request(method, f"/verify/{token}", body=b"" if method == "POST" else None,
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = conn.getresponse()
+    out = (r.status, r.getheader("Location"), r.read().decode())
+    conn.close()
+    return out
 
 
 def check(condition, what):
@@ -188,6 +217,24 @@ def run(ses, account, binary, data_dir):
     check(isinstance(e, ses.exceptions.NotFoundException), type(e))
     ok("the error is boto3's modeled NotFoundException")
 
+    # --- the address's verification mail: GET shows, POST verifies ---
+    endpoint = ses.meta.endpoint_url
+    mails = outbox_to(data_dir, address)
+    check(len(mails) == 1, f"expected one verification mail to {address}, got {len(mails)}")
+    token = link_token(mails[0], endpoint)
+    status, _, body = follow(endpoint, "GET", token)
+    check(status == 200 and 'method="post"' in body, (status, body))
+    check(ses.get_email_identity(EmailIdentity=address)["VerificationStatus"] == "PENDING",
+          "a GET verified the address")
+    status, _, body = follow(endpoint, "POST", token[:-1] + ("A" if token[-1] != "A" else "Q"))
+    check(status == 404, f"a tampered link: {status}")
+    status, _, body = follow(endpoint, "POST", token)
+    check(status == 200 and "Address verified" in body, (status, body))
+    got = ses.get_email_identity(EmailIdentity=address)
+    check(got["VerificationStatus"] == "SUCCESS" and got["VerifiedForSendingStatus"] is True, got)
+    check(isinstance(got["VerificationInfo"].get("LastSuccessTimestamp"), datetime.datetime), got)
+    ok("the address's mailed link: GET shows a button, a tampered one is 404, POST verifies")
+
     # --- BYODKIM ---
     key, pem = rsa_key_b64(1024)
     out = ses.put_email_identity_dkim_signing_attributes(
@@ -286,6 +333,34 @@ def run(ses, account, binary, data_dir):
         "BadRequestException", 400, "a redirection URL that is not absolute")
     expect_error(lambda: ses.list_custom_verification_email_templates(PageSize=51),
                  "BadRequestException", 400, "a template page of 51")
+    # SendCustomVerificationEmail: refusals, then a template from the verified address.
+    expect_error(lambda: ses.send_custom_verification_email(
+        EmailAddress="friend@example.net", TemplateName="nope"),
+        "NotFoundException", 404, "send_custom_verification_email with an unknown template")
+    expect_error(lambda: ses.send_custom_verification_email(
+        EmailAddress="friend@example.net", TemplateName="smoke-welcome"),
+        "MessageRejected", 400, "send_custom_verification_email from an unverified sender")
+    expect_error(lambda: ses.send_custom_verification_email(
+        EmailAddress="no-at-sign", TemplateName="smoke-welcome"),
+        "BadRequestException", 400, "send_custom_verification_email to a bad address")
+    expect_error(lambda: ses.get_email_identity(EmailIdentity="friend@example.net"),
+                 "NotFoundException", 404, "refused sends created no identity")
+    ses.create_custom_verification_email_template(
+        TemplateName="smoke-own", **dict(tpl, FromEmailAddress=address, TemplateSubject="Join us"))
+    sent = ses.send_custom_verification_email(EmailAddress="friend@example.net",
+                                              TemplateName="smoke-own")
+    check(re.match(r"^[0-9a-f-]{36}$", sent["MessageId"]), sent)
+    mails = outbox_to(data_dir, "friend@example.net")
+    check(len(mails) == 1 and "Subject: Join us" in mails[0].splitlines(), mails)
+    check(ses.get_email_identity(EmailIdentity="friend@example.net")["VerificationStatus"]
+          == "PENDING", "SendCustomVerificationEmail creates the identity")
+    status, location, _ = follow(endpoint, "POST", link_token(mails[0], endpoint))
+    check((status, location) == (303, "https://app.example.com/ok"), (status, location))
+    check(ses.get_email_identity(EmailIdentity="friend@example.net")["VerificationStatus"]
+          == "SUCCESS", "the template's link verifies")
+    ses.delete_custom_verification_email_template(TemplateName="smoke-own")
+    ses.delete_email_identity(EmailIdentity="friend@example.net")
+    ok("send_custom_verification_email: refusals, then the template's mail, link and redirect")
     ses.delete_custom_verification_email_template(TemplateName="smoke-welcome")
     expect_error(lambda: ses.get_custom_verification_email_template(TemplateName="smoke-welcome"),
                  "NotFoundException", 404, "a deleted template")
@@ -337,17 +412,17 @@ def run(ses, account, binary, data_dir):
         ok(f"unsupported GetAccount -> {e.response['Error']['Code']} 501")
 
     # --- sending: an unverified sender is MessageRejected and nothing reaches the outbox ---
+    outbox = os.path.join(data_dir, "outbox")
+    before = sorted(os.listdir(outbox))
     content = {"Simple": {"Subject": {"Data": "hi"}, "Body": {"Text": {"Data": "body"}}}}
     expect_error(lambda: ses.send_email(FromEmailAddress=f"news@{domain}",
                                         Destination={"ToAddresses": ["rcpt@example.net"]},
                                         Content=content),
                  "MessageRejected", 400, "send_email from a domain not yet verified")
-    outbox = os.path.join(data_dir, "outbox")
-    check(not os.listdir(outbox), f"the outbox is not empty: {os.listdir(outbox)}")
+    check(sorted(os.listdir(outbox)) == before, f"the outbox changed: {os.listdir(outbox)}")
     ok("nothing reached the outbox")
 
     # --- authentication: each failure is the AWS 403 code, and none creates anything ---
-    endpoint = ses.meta.endpoint_url
     def client(**kwargs):
         return boto3.client("sesv2", endpoint_url=endpoint, region_name="us-east-1",
                             config=botocore.config.Config(retries={"max_attempts": 1}, **kwargs.pop("cfg", {})),

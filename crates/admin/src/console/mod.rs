@@ -31,6 +31,7 @@ pub(crate) fn routes() -> Router<Arc<AdminState>> {
             "/console/identities/{account}/{name}/check",
             post(pages::check_now),
         )
+        .route("/console/verifications", get(pages::verifications))
         .route("/console/accounts", get(pages::accounts))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
 }

@@ -343,6 +343,60 @@ pub(crate) async fn check_now(
     }
 }
 
+/// Address identities still PENDING, across accounts, with their links' times.
+pub(crate) async fn verifications(
+    State(st): State<Arc<AdminState>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(id) = session(&st, &headers) else {
+        return to_sign_in();
+    };
+    let (accounts, identities) = (st.accounts.clone(), st.use_cases.identities.clone());
+    let read = blocking(move || -> Result<_, sesame_core::Error> {
+        let all = accounts
+            .list_accounts()
+            .map_err(|e| sesame_core::Error::Unavailable(e.to_string()))?;
+        let filter = IdentityFilter {
+            name_contains: None,
+            identity_type: Some(sesame_core::model::IdentityType::EmailAddress),
+            verification_status: Some(DkimStatus::Pending),
+        };
+        let mut rows = Vec::new();
+        for a in &all {
+            let mut after: Option<String> = None;
+            loop {
+                let page = identities.list_identities(&a.id, &filter, after.as_deref(), 100)?;
+                for item in page.items {
+                    if rows.len() == ROW_LIMIT {
+                        return Ok((rows, true));
+                    }
+                    let link = identities
+                        .get_identity(&a.id, &item.name)
+                        .ok()
+                        .and_then(|v| v.identity.link);
+                    rows.push(view::PendingRow {
+                        account_id: a.id.as_str().to_owned(),
+                        account_name: a.name.clone(),
+                        name: item.name.as_str().to_owned(),
+                        sent_at: link.as_ref().map(|l| l.sent_at),
+                        expires_at: link.as_ref().map(|l| l.expires_at),
+                    });
+                }
+                match page.continue_after {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok((rows, false))
+    })
+    .await;
+    match read {
+        Some(Ok((rows, more))) => view::verifications(&st.auth.csrf(&id), &rows, more),
+        _ => unavailable("The pending verifications could not be listed"),
+    }
+}
+
 pub(crate) async fn accounts(State(st): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
     let Some(id) = session(&st, &headers) else {
         return to_sign_in();

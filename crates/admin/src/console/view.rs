@@ -117,6 +117,7 @@ fn layout(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
                     @if let Some(csrf) = csrf {
                         nav {
                             a #nav-identities href="/console/identities" { "Identities" }
+                            a #nav-verifications href="/console/verifications" { "Pending verifications" }
                             a #nav-accounts href="/console/accounts" { "Accounts" }
                         }
                         form.inline #sign-out method="post" action="/console/logout" {
@@ -331,6 +332,15 @@ pub(crate) fn identity(p: &IdentityPage<'_>) -> Response {
                 dt { "Verification status" } dd #verification-status .status.{"s-" (status)} { (status) }
                 dt { "Verified for sending" } dd { (if id.verified_for_sending() { "yes" } else { "no" }) }
                 dt { "Created" } dd { (when(Some(id.created_at), "")) }
+                @if let Some(link) = &id.link {
+                    dt { "Verification link" } dd #link {
+                        "sent " (when(Some(link.sent_at), ""))
+                        @if id.verification_status == sesame_core::model::DkimStatus::Pending { ", works until " (when(Some(link.expires_at), "")) }
+                        @else if id.verified_for_sending() { ", followed " (when(v.last_success, "")) }
+                        @else { ", expired " (when(Some(link.expires_at), "")) }
+                    }
+                    @if let Some(url) = &link.success_url { dt { "After the click" } dd #link-redirect { code { (url) } } }
+                }
                 dt { "MAIL FROM domain" } dd #mail-from-domain {
                     @match &id.mail_from {
                         Some(mf) => { code { (mf.domain.as_str()) } " " span #mail-from-status .status.{"s-" (mf.status.name())} { (mf.status.name()) } }
@@ -467,4 +477,44 @@ pub(crate) fn accounts(csrf: &str, rows: &[AccountRow]) -> Response {
         }
     };
     respond(StatusCode::OK, layout("Accounts", Some(csrf), body))
+}
+
+/// One address waiting for its owner to follow the mailed link.
+pub(crate) struct PendingRow {
+    pub account_id: String,
+    pub account_name: String,
+    pub name: String,
+    pub sent_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+}
+
+pub(crate) fn verifications(csrf: &str, rows: &[PendingRow], more: bool) -> Response {
+    let body = html! {
+        h1 { "Pending verifications" }
+        p { "Address identities whose owners have not yet followed the link mailed to them. A link works for 24 hours; after it the address is FAILED until its owner asks again." }
+        div.card.scroll {
+            @if rows.is_empty() {
+                p #no-verifications { "No address is waiting." }
+            } @else {
+                table.stack #verifications {
+                    thead { tr { th { "Address" } th { "Account" } th { "Mailed" } th { "Link works until" } } }
+                    tbody {
+                        @for r in rows {
+                            tr.pending {
+                                td.name data-label="Address" { a.identity-link href=(identity_href(&r.account_id, &r.name)) { (r.name) } }
+                                td.account data-label="Account" { (r.account_name) " " code { (r.account_id) } }
+                                td.sent data-label="Mailed" { (when(r.sent_at, "no mail sent")) }
+                                td.expires data-label="Link works until" { (when(r.expires_at, "")) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if more { p.note #more { "Showing the first " (super::pages::ROW_LIMIT) "." } }
+        }
+    };
+    respond(
+        StatusCode::OK,
+        layout("Pending verifications", Some(csrf), body),
+    )
 }

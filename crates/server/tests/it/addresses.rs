@@ -132,6 +132,20 @@ async fn an_address_is_verified_by_the_mailed_link_and_bad_links_change_nothing(
         !server.output().contains(&owner[0]),
         "the token is never logged"
     );
+    for f in std::fs::read_dir(&server.data_dir).unwrap() {
+        let path = f.unwrap().path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("sesame.db"))
+        {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(43).any(|w| w == owner[0].as_bytes()),
+                "{} holds the token",
+                path.display()
+            );
+        }
+    }
 
     // Tampered, cut, unknown and malformed links: 404, nothing changes.
     let mut tampered = owner[0].clone().into_bytes();

@@ -99,3 +99,86 @@ fn the_console_needs_a_session_and_its_forms_a_csrf_token() {
     assert_eq!(out.status, 303, "{out:?}");
     assert_eq!(get(admin, "/console/accounts", &[&with]).status, 303);
 }
+
+/// The pending verifications page lists each address still waiting for its owner's click,
+/// with when its link was mailed, and drops it once the link is followed; the address's own
+/// page says when its link works until.
+#[tokio::test]
+async fn pending_verifications_are_listed_until_their_links_are_followed() {
+    let server = Server::start();
+    let admin = server.admin;
+    let c = server.client();
+    for name in ["waiting@example.org", "clicked@example.org", "example.org"] {
+        c.create_email_identity()
+            .email_identity(name)
+            .send()
+            .await
+            .unwrap();
+    }
+    let token = std::fs::read_to_string(server.data_dir.join("admin-token")).unwrap();
+    let signed_in = post_form(
+        admin,
+        "/console/login",
+        &[],
+        &format!("token={}", token.trim()),
+    );
+    let session = signed_in
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let with = format!("Cookie: {session}");
+    assert_eq!(
+        get(admin, "/console/verifications", &[]).status,
+        303,
+        "needs a session"
+    );
+    let page = get(admin, "/console/verifications", &[&with]);
+    assert_eq!(page.status, 200, "{page:?}");
+    for name in ["waiting@example.org", "clicked@example.org"] {
+        assert!(page.body.contains(name), "{name}: {}", page.body);
+    }
+    assert!(
+        !page.body.contains(">example.org<"),
+        "a domain is not an address"
+    );
+    assert_eq!(
+        page.body.matches("class=\"pending\"").count(),
+        2,
+        "{}",
+        page.body
+    );
+
+    // Follow one link: it leaves the list.
+    let mail = std::fs::read_dir(server.data_dir.join("outbox"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|t| t.contains("To: <clicked@example.org>"))
+        .unwrap();
+    let at = mail.find("/verify/").unwrap() + "/verify/".len();
+    let link = &mail[at..at + 43];
+    let head = format!(
+        "POST /verify/{link} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        server.api
+    );
+    assert_eq!(
+        crate::harness::send(server.api, head.as_bytes(), b"").status,
+        200
+    );
+    let page = get(admin, "/console/verifications", &[&with]);
+    assert!(page.body.contains("waiting@example.org"));
+    assert!(!page.body.contains("clicked@example.org"), "{}", page.body);
+    let own = get(
+        admin,
+        &format!(
+            "/console/identities/{}/waiting%40example.org",
+            server.account
+        ),
+        &[&with],
+    );
+    assert_eq!(own.status, 200, "{own:?}");
+    assert!(own.body.contains("id=\"link\""), "{}", own.body);
+    assert!(own.body.contains("works until"), "{}", own.body);
+}

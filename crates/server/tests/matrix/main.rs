@@ -54,6 +54,7 @@ const IMPLEMENTED: &[&str] = &[
     "ListCustomVerificationEmailTemplates",
     "UpdateCustomVerificationEmailTemplate",
     "DeleteCustomVerificationEmailTemplate",
+    "SendCustomVerificationEmail",
 ];
 
 const BAD_REQUEST: (u16, &str) = (400, "BadRequestException");
@@ -710,13 +711,22 @@ fn bad_input_matrix() {
             "FailureRedirectionURL": "https://app.example.com/no"
         })
     };
-    for name in ["matrix-template", "probe-delete-template"] {
+    for name in [
+        "matrix-template",
+        "probe-delete-template",
+        "matrix-unverified",
+    ] {
+        let mut body = template(name);
+        if name == "matrix-unverified" {
+            // From a domain that stays PENDING: SendCustomVerificationEmail refuses it.
+            body["FromEmailAddress"] = json!("verify@matrix.example.com");
+        }
         ok(
             raw_request(
                 api,
                 "POST",
                 "/v2/email/custom-verification-email-templates",
-                template(name).to_string().as_bytes(),
+                body.to_string().as_bytes(),
             ),
             &format!("seeding the template {name}"),
         );
@@ -947,6 +957,15 @@ fn bad_input_matrix() {
             vec![],
             vec![],
         ),
+        op(
+            "SendCustomVerificationEmail",
+            None,
+            vec![],
+            vec![json!({
+                "EmailAddress": "invitee@example.net",
+                "TemplateName": "matrix-template"
+            })],
+        ),
     ];
     let names: Vec<&str> = ops.iter().map(|o| o.name).collect();
     assert_eq!(names, IMPLEMENTED, "one entry per implemented operation");
@@ -995,6 +1014,7 @@ fn bad_input_matrix() {
                 | "CreateCustomVerificationEmailTemplate"
                 | "UpdateCustomVerificationEmailTemplate"
                 | "DeleteCustomVerificationEmailTemplate"
+                | "SendCustomVerificationEmail"
                 | "TagResource"
                 | "UntagResource"
                 | "SendEmail"
@@ -1640,6 +1660,45 @@ fn documented_cases(
     c.body("ConfigurationSetName", Kind::Unknown, "nope", 0, |b| {
         b["ConfigurationSetName"] = json!("nope")
     });
+    out.extend(c.out);
+
+    // SendCustomVerificationEmail: a bad address, an unknown template or configuration set,
+    // and a template whose sender is not verified; none mails or creates anything.
+    let mut c = Cases {
+        op: find("SendCustomVerificationEmail"),
+        out: vec![],
+    };
+    for bad in ["not an address", "@example.net", "a@", "a b@example.net"] {
+        c.body("EmailAddress", Kind::Documented, bad, 0, |b| {
+            b["EmailAddress"] = json!(bad)
+        });
+    }
+    c.body("TemplateName", Kind::Documented, "a space", 0, |b| {
+        b["TemplateName"] = json!("bad name")
+    });
+    c.body("TemplateName", Kind::Unknown, "nope", 0, |b| {
+        b["TemplateName"] = json!("nope")
+    });
+    c.body("ConfigurationSetName", Kind::Unknown, "nope", 0, |b| {
+        b["ConfigurationSetName"] = json!("nope")
+    });
+    c.body(
+        "TemplateName",
+        Kind::NotVerified,
+        "its sender's domain is pending",
+        0,
+        |b| b["TemplateName"] = json!("matrix-unverified"),
+    );
+    c.body(
+        "TemplateName",
+        Kind::NotVerified,
+        "a new address, its sender unverified",
+        0,
+        |b| {
+            b["TemplateName"] = json!("matrix-unverified");
+            b["EmailAddress"] = json!("someone-new@example.net")
+        },
+    );
     out.extend(c.out);
     out
 }
