@@ -123,6 +123,9 @@ pub fn state(inline_reads: bool) -> Arc<ApiState> {
             mail_from: sesame_core::verification::MailFromHosts::under("dkim.sesame.test"),
             envelope_domain: sesame_core::model::DomainName::parse("mail.dkim.sesame.test")
                 .expect("a valid domain"),
+            links: Config::with_zone("dkim.sesame.test", 20)
+                .expect("a valid zone")
+                .links,
         },
     );
     Arc::new(ApiState {

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use std::sync::{Arc, LazyLock};
 
 const STYLE: &str = r#"
-body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;background:#f6f7f9}
+body{margin:0;padding:0 .75rem;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;background:#f6f7f9}
 main{max-width:34rem;margin:3rem auto;padding:1.5rem;background:#fff;border:1px solid #d9dde5;border-radius:8px}
 h1{font-size:1.3rem;margin:0 0 1rem}
 b{word-break:break-all}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 /// The link tokens found in a message under `base` (`<base>/verify/<43 characters>`), each
 /// once, in order; quoted-printable soft line breaks are undone first.
-fn links_in(message: &str, base: &str) -> Vec<String> {
+pub(crate) fn links_in(message: &str, base: &str) -> Vec<String> {
     let text = message.replace("=\r\n", "").replace("=\n", "");
     let prefix = format!("{base}/verify/");
     let mut out: Vec<String> = Vec::new();
@@ -30,7 +30,7 @@ fn links_in(message: &str, base: &str) -> Vec<String> {
 }
 
 /// Every outbox message whose `To:` is `to`, oldest first.
-fn outbox_to(data_dir: &Path, to: &str) -> Vec<String> {
+pub(crate) fn outbox_to(data_dir: &Path, to: &str) -> Vec<String> {
     let mut files: Vec<_> = std::fs::read_dir(data_dir.join("outbox"))
         .map(|d| d.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();
@@ -52,7 +52,7 @@ fn outbox_to(data_dir: &Path, to: &str) -> Vec<String> {
 }
 
 /// A GET or POST of `/verify/<token>` as a browser sends it.
-fn follow(api: SocketAddr, method: &str, token: &str) -> RawResponse {
+pub(crate) fn follow(api: SocketAddr, method: &str, token: &str) -> RawResponse {
     let head = format!(
         "{method} /verify/{token} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n\r\n"

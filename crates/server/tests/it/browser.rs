@@ -3,7 +3,8 @@
 //! the list's filter, opens it and reads its four records (three DKIM CNAMEs, the DMARC record) off the page; this side publishes
 //! exactly what the browser read in NSD (the customer's DNS); the browser presses "check now"
 //! and waits for SUCCESS with every record found, then saves a screenshot of the identity page
-//! to `target/artefacts/console-identity.png` (and a phone-width one beside it).
+//! to `target/artefacts/console-identity.png` (and a phone-width one beside it). A second test
+//! follows verification links in the browser (`tests/browser/link.py`).
 //!
 //! Without chromium, chromedriver or Selenium the test says `SKIPPED: …`; with
 //! `SESAME_REQUIRE_BROWSER=1` (as `scripts/test` sets) that is a failure.
@@ -199,5 +200,93 @@ async fn the_console_takes_a_pending_domain_to_success_in_a_real_browser() {
     say(&format!(
         "browser: signed in, filtered PENDING, read 4 records, published them, checked now, SUCCESS; screenshot {} ({size} bytes)",
         shot.display()
+    ));
+}
+
+/// Verification links in the browser (`tests/browser/link.py`): Sesame's own link shows the
+/// address and a button, the button verifies, and the page reads on a phone; a template's link
+/// lands the browser on the template's success URL, a page of another origin (the admin
+/// listener's `/health/live`), through the page's Content-Security-Policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_links_verify_and_redirect_in_a_real_browser() {
+    let Some(python) = browser() else { return };
+    let server = Server::start();
+    let c = server.client();
+    let base = format!("http://{}", server.api);
+    for name in ["sender@link.test", "owner@link.test"] {
+        c.create_email_identity()
+            .email_identity(name)
+            .send()
+            .await
+            .unwrap();
+    }
+    let link = |to: &str| {
+        let mails = crate::addresses::outbox_to(&server.data_dir, to);
+        let tokens = crate::addresses::links_in(mails.last().unwrap(), &base);
+        format!("{base}/verify/{}", tokens[0])
+    };
+    // The template's sender, verified by its own link (over HTTP, not the browser).
+    let sender = link("sender@link.test");
+    let token = sender.rsplit('/').next().unwrap();
+    assert_eq!(
+        crate::addresses::follow(server.api, "POST", token).status,
+        200
+    );
+    let success = format!("http://{}/health/live", server.admin);
+    c.create_custom_verification_email_template()
+        .template_name("browser")
+        .from_email_address("sender@link.test")
+        .template_subject("Confirm")
+        .template_content("<p>Confirm your address.</p>")
+        .success_redirection_url(&success)
+        .failure_redirection_url(format!("http://{}/health/ready", server.admin))
+        .send()
+        .await
+        .unwrap();
+    c.send_custom_verification_email()
+        .email_address("invitee@link.test")
+        .template_name("browser")
+        .send()
+        .await
+        .unwrap();
+    let shot = artefacts().join("verify-link.png");
+    let _ = std::fs::remove_file(&shot);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/link.py");
+    let (own, invitee) = (link("owner@link.test"), link("invitee@link.test"));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(&python)
+            .arg(&script)
+            .arg(own)
+            .arg("owner@link.test")
+            .arg(invitee)
+            .arg(success)
+            .arg(&shot)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && said.lines().last() == Some("OK"),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["owner@link.test", "invitee@link.test"] {
+        let got = c
+            .get_email_identity()
+            .email_identity(name)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.verification_status().map(|s| s.as_str()),
+            Some("SUCCESS"),
+            "{name}"
+        );
+    }
+    say(&format!(
+        "browser: verified an address by its link's button and landed on a template's success URL; screenshot {}",
+        artefacts().join("verify-link.png").display()
     ));
 }
