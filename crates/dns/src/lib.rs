@@ -6,8 +6,10 @@
 //! - `verifier`: `Verifier`, hickory-resolver lookups turned into `Observation`s.
 //! - `responder`: key-zone `Snapshot`s and `respond`, one query's bytes to its answer's.
 //! - `listener`: the key zone's UDP (response-rate limited) and TCP sockets.
+//! - `update`: RFC 2136 updates signed with TSIG, to publish records in a customer's zone.
 
 pub mod listener;
 pub mod records;
 pub mod responder;
+pub mod update;
 pub mod verifier;
