@@ -7,6 +7,9 @@
 //! the same URL, and only that verifies. A person clicks twice; a scanner that follows links
 //! (GET) and does not submit forms verifies nothing.
 //!
+//! Only the answer to that POST redirects to a template's URLs, and only within the link's
+//! time: Sesame's public URL must not become a redirector anyone can hand out.
+//!
 //! Every answer says `Cache-Control: no-store` and `Referrer-Policy: no-referrer` (the token
 //! is in the URL: no cache may keep it, and the redirect after the click must not carry it to
 //! the template's site), and a Content-Security-Policy that allows only the page's own
@@ -125,7 +128,7 @@ fn expired(address: &str, to: Option<&str>) -> Response {
             StatusCode::GONE,
             "This link has expired",
             html! {
-                p #reason { "The link to verify " b { (address) } " worked for 24 hours after it was sent. Nothing was changed." }
+                p #reason { "The link to verify " b { (address) } " worked for a limited time after it was sent, and that time is over. Nothing was changed." }
                 p.muted { "Ask for a new verification message." }
             },
         ),
@@ -144,14 +147,17 @@ fn verified(address: &str, to: Option<&str>) -> Response {
 }
 
 fn show(view: Option<LinkView>, confirming: bool) -> Response {
+    // Only the answer to the button's POST goes to a template's URL: a GET (a scanner, a
+    // bookmark, a link pasted anywhere) shows Sesame's own page.
+    let to = |redirect: Option<String>| redirect.filter(|_| confirming);
     match view {
         None => unavailable(),
         Some(LinkView::Unknown) => unknown(),
         Some(LinkView::Expired { address, redirect }) => {
-            expired(address.as_str(), redirect.as_deref())
+            expired(address.as_str(), to(redirect).as_deref())
         }
         Some(LinkView::Verified { address, redirect }) => {
-            verified(address.as_str(), redirect.as_deref())
+            verified(address.as_str(), to(redirect).as_deref())
         }
         // Only a GET sees an open link: a POST has just verified it or found it closed.
         Some(LinkView::Open { address, .. }) if !confirming => page(

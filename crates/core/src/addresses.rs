@@ -143,7 +143,7 @@ impl Invitations {
         let link = VerificationLink {
             hash: new.hash,
             sent_at,
-            expires_at: Timestamp(sent_at.0 + self.settings.lifetime_ms),
+            expires_at: Timestamp(sent_at.0.saturating_add(self.settings.lifetime_ms)),
             success_url: template.map(|t| t.content.success_url.as_str().to_owned()),
             failure_url: template.map(|t| t.content.failure_url.as_str().to_owned()),
         };
@@ -192,11 +192,16 @@ fn escape_html(s: &str) -> String {
 /// Sesame's own verification mail, a text and an HTML part.
 fn own_letter(settings: &LinkSettings, address: &EmailAddress, url: &str) -> SimpleMessage {
     let hours = settings.lifetime_ms / Timestamp::HOUR;
+    let within = if hours >= 1 {
+        format!("{hours} hours")
+    } else {
+        format!("{} minutes", (settings.lifetime_ms / 60_000).max(1))
+    };
     let region = &settings.region;
     let text = format!(
         "Someone asked to send email as {address} through Sesame, in region {region}.\r\n\
          \r\n\
-         If it was you, confirm that you own this address by opening this link within {hours} hours:\r\n\
+         If it was you, confirm that you own this address by opening this link within {within}:\r\n\
          \r\n\
          {url}\r\n\
          \r\n\
@@ -207,7 +212,7 @@ fn own_letter(settings: &LinkSettings, address: &EmailAddress, url: &str) -> Sim
     let html = format!(
         "<!DOCTYPE html><html><body>\
          <p>Someone asked to send email as <b>{a}</b> through Sesame, in region {r}.</p>\
-         <p>If it was you, confirm that you own this address by opening this link within {hours} hours:</p>\
+         <p>If it was you, confirm that you own this address by opening this link within {within}:</p>\
          <p><a href=\"{u}\">{u}</a></p>\
          <p>If it was not you, ignore this message: nothing is sent as {a} unless the link is followed.</p>\
          </body></html>",
@@ -288,6 +293,10 @@ fn view(identity: &Identity, now: Timestamp) -> LinkView {
         return LinkView::Unknown;
     };
     let address = address.clone();
+    // A template's redirects hold only within the link's own time (and as long again after
+    // it expired): a link that keeps working forever would make Sesame's public URL an open
+    // redirector to wherever an account pointed its template.
+    let lifetime = link.expires_at.0.saturating_sub(link.sent_at.0);
     match judge(identity, now) {
         LinkState::Open => LinkView::Open {
             address,
@@ -295,11 +304,14 @@ fn view(identity: &Identity, now: Timestamp) -> LinkView {
         },
         LinkState::Verified => LinkView::Verified {
             address,
-            redirect: link.success_url.clone(),
+            redirect: link.success_url.clone().filter(|_| now < link.expires_at),
         },
         LinkState::Expired => LinkView::Expired {
             address,
-            redirect: link.failure_url.clone(),
+            redirect: link
+                .failure_url
+                .clone()
+                .filter(|_| now.0 < link.expires_at.0.saturating_add(lifetime)),
         },
     }
 }

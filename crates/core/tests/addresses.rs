@@ -428,3 +428,72 @@ fn own_mail_is_signed_only_when_the_operator_verified_its_domain() {
         "{signed}"
     );
 }
+
+#[test]
+fn template_redirects_hold_only_within_the_links_time() {
+    let s = svc(10);
+    s.verified_domain("example.com");
+    s.template("welcome", "hello@example.com");
+    s.send_custom("early@customer.test", "welcome").unwrap();
+    s.send_custom("never@customer.test", "welcome").unwrap();
+    let early = s.tokens_to("early@customer.test");
+    let never = s.tokens_to("never@customer.test");
+    let verified = |redirect: Option<&str>| LinkView::Verified {
+        address: addr("early@customer.test"),
+        redirect: redirect.map(str::to_owned),
+    };
+    assert_eq!(
+        s.uc.addresses.confirm(&early[0]).unwrap(),
+        verified(Some("https://app.example/verified"))
+    );
+    // Past the link's 24 hours the verified link still says so, without the redirect.
+    s.clock.advance_hours(24);
+    assert_eq!(s.uc.addresses.confirm(&early[0]).unwrap(), verified(None));
+    // An expired link sends the browser to the failure URL for as long again, then no more.
+    let expired = |redirect: Option<&str>| LinkView::Expired {
+        address: addr("never@customer.test"),
+        redirect: redirect.map(str::to_owned),
+    };
+    assert_eq!(
+        s.uc.addresses.confirm(&never[0]).unwrap(),
+        expired(Some("https://app.example/too-late"))
+    );
+    s.clock.advance_hours(24);
+    assert_eq!(s.uc.addresses.confirm(&never[0]).unwrap(), expired(None));
+}
+
+#[test]
+fn an_address_with_a_mail_from_domain_fails_on_its_link_and_keeps_its_mail_from_rules() {
+    let s = svc(10);
+    s.create("owner@example.com").unwrap();
+    let name = IdentityName::parse("owner@example.com").unwrap();
+    s.uc.identities
+        .put_mail_from_attributes(
+            &s.account,
+            &name,
+            "bounce.example.com",
+            sesame_core::model::MxFailure::UseDefaultValue,
+        )
+        .unwrap();
+    // The MAIL FROM check runs at once (nothing found) and leaves the address PENDING.
+    s.sweep();
+    let id =
+        s.uc.identities
+            .get_identity(&s.account, &name)
+            .unwrap()
+            .identity;
+    assert_eq!(id.verification_status, DkimStatus::Pending);
+    assert_eq!(id.mail_from.as_ref().unwrap().status, DkimStatus::Pending);
+    // At the link's expiry the address fails; its MAIL FROM domain follows its own 72 hours.
+    s.clock.advance_hours(24);
+    s.sweep();
+    let id =
+        s.uc.identities
+            .get_identity(&s.account, &name)
+            .unwrap()
+            .identity;
+    assert_eq!(id.verification_status, DkimStatus::Failed);
+    assert_eq!(id.verification.next_check_at, None);
+    assert_eq!(id.mail_from.as_ref().unwrap().status, DkimStatus::Pending);
+    assert!(id.mail_from.unwrap().verification.next_check_at.is_some());
+}

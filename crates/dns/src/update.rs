@@ -212,7 +212,9 @@ async fn send(
                 .map(tsig_error),
         )),
         // The RFC's mnemonic (REFUSED, NOTZONE, SERVFAIL, NXRRSET…).
-        other => Err(UpdateError::Refused(format!("{other:?}").to_ascii_uppercase())),
+        other => Err(UpdateError::Refused(
+            format!("{other:?}").to_ascii_uppercase(),
+        )),
     }
 }
 

@@ -331,9 +331,9 @@ pub struct ServeArgs {
     /// record for.
     #[arg(long, env = "SESAME_DEFAULT_MAIL_FROM_DOMAIN")]
     pub default_mail_from_domain: Option<String>,
-    /// The base URL people's browsers reach the API listener at (`https://sesame.example.com`,
-    /// a path prefix allowed): verification links are `<public-url>/verify/<token>`; default
-    /// `http://<api-addr>` as bound.
+    /// The base URL people's browsers reach the API listener at (`https://sesame.example.com`;
+    /// a path prefix only where a proxy strips it): verification links are
+    /// `<public-url>/verify/<token>`; default `http://<api-addr>` as bound.
     #[arg(long, env = "SESAME_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// The sender of Sesame's own verification mail (SES's `no-reply-aws@amazon.com`); signed
@@ -341,7 +341,7 @@ pub struct ServeArgs {
     /// `no-reply@<default-mail-from-domain>`.
     #[arg(long, env = "SESAME_VERIFICATION_FROM")]
     pub verification_from: Option<String>,
-    /// How long a verification link works (SES: 24 h; shorter only for tests).
+    /// How long a verification link works (SES: 24 h; shorter only for tests; at most 7d).
     #[arg(long, env = "SESAME_VERIFICATION_LINK_LIFETIME", default_value = "24h", value_parser = humantime::parse_duration)]
     pub verification_link_lifetime: Duration,
     /// First step of the verifier's re-check backoff (e.g. `60s`, `5m`).

@@ -231,9 +231,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let api_std = std::net::TcpListener::bind(args.api_addr)
         .with_context(|| format!("binding the API to {}", args.api_addr))?;
     api_std.set_nonblocking(true)?;
-    let public_url = config::public_url(args.public_url.as_deref(), api_std.local_addr()?)?;
-    if args.verification_link_lifetime.is_zero() {
-        bail!("--verification-link-lifetime must be longer than 0s");
+    let bound = api_std.local_addr()?;
+    if args.public_url.is_none() && bound.ip().is_unspecified() {
+        tracing::warn!(%bound, "verification links will name {bound}, which no browser reaches: set --public-url");
+    }
+    let public_url = config::public_url(args.public_url.as_deref(), bound)?;
+    if args.verification_link_lifetime.is_zero()
+        || args.verification_link_lifetime > std::time::Duration::from_secs(7 * 24 * 3600)
+    {
+        bail!("--verification-link-lifetime must be longer than 0s and at most 7d");
     }
     let links = LinkSettings {
         public_url,

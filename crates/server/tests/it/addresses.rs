@@ -449,6 +449,11 @@ async fn templates_mail_through_a_relay_and_redirect_after_the_click() {
         verification_status(&c, "user@customer.test").await,
         VerificationStatus::Success
     );
+    // Only the button's answer redirects: a GET of the same link shows Sesame's page.
+    let again = follow(server.api, "GET", &token[0]);
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert!(again.header("location").is_none());
+    assert!(again.body.contains("Address verified"));
 
     // Expired: the template's failure URL, and nothing changes.
     send("slow@customer.test", "welcome").await.unwrap();
