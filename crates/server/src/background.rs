@@ -245,13 +245,7 @@ async fn check_one(
         Ok(Ok(Some(CheckOutcome {
             dkim: (from, to), ..
         }))) if from != to => {
-            tracing::info!(
-                account,
-                identity = name,
-                ?from,
-                ?to,
-                "verification status changed"
-            )
+            tracing::info!(account, identity = name, ?from, ?to, "DKIM status changed")
         }
         Ok(Ok(_)) => tracing::debug!(account, identity = name, "checked"),
         Ok(Err(e)) => {
