@@ -10,7 +10,7 @@
 use hickory_proto::op::{Message, MessageType, ResponseCode, UpdateMessage, update_message};
 use hickory_proto::rr::rdata::tsig::{TsigAlgorithm, TsigError};
 use hickory_proto::rr::rdata::{CNAME, TXT};
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordSet, RecordType, TSigner};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordSet, TSigner};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -252,13 +252,5 @@ async fn exchange(
             "{server}: no answer within {} s",
             timeout.as_secs()
         ))),
-    }
-}
-
-/// The record type of `r`, for logs and reports.
-pub fn record_type(r: &UpdateRecord) -> RecordType {
-    match r {
-        UpdateRecord::Cname { .. } => RecordType::CNAME,
-        UpdateRecord::Txt { .. } => RecordType::TXT,
     }
 }
