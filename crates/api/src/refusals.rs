@@ -73,6 +73,8 @@ pub fn invalid(i: &Invalid) -> String {
         I::NoFreeToken(until) => format!(
             "every DKIM token is signing or keeps a retired key for mail in transit; try again after {until} (Unix ms)"
         ),
+        I::NoSuchToken(t) => format!("the identity has no DKIM key under the token {t}"),
+        I::AlreadyRevoked(t) => format!("the DKIM key under the token {t} is already revoked"),
         I::NotVerifiedForDkim(name) => format!("Domain {name} is not verified for DKIM signing."),
         I::MailFromNotSubdomain { mail_from, domain } => format!(
             "the MAIL FROM domain {mail_from} must be a subdomain of {domain}, not {domain} itself nor another domain"
@@ -142,6 +144,10 @@ pub fn rejection(r: &Rejection) -> String {
             "The MAIL FROM domain {mail_from} is not verified (MailFromDomainStatus {status}) and \
              BehaviorOnMxFailure is REJECT_MESSAGE: publish its MX record, or set \
              BehaviorOnMxFailure to USE_DEFAULT_VALUE to send from the default MAIL FROM domain"
+        ),
+        Rejection::KeyRevoked { domain, selector } => format!(
+            "the DKIM key of {domain} (selector {selector}) was revoked and no replacement signs \
+             yet; mail from {domain} is refused until the replacement is verified in DNS"
         ),
     }
 }
@@ -251,9 +257,11 @@ mod tests {
             I::TemplateSubject => 40,
             I::TemplateContentSize { .. } => 41,
             I::LinkToken => 42,
+            I::NoSuchToken(_) => 43,
+            I::AlreadyRevoked(_) => 44,
         }
     }
-    const VARIANTS: usize = 43;
+    const VARIANTS: usize = 45;
 
     #[test]
     fn every_invalid_input_reads_as_before() {
@@ -337,6 +345,14 @@ mod tests {
             (
                 I::NotVerifiedForDkim(s("example.com")),
                 "Domain example.com is not verified for DKIM signing.",
+            ),
+            (
+                I::NoSuchToken(s("t1")),
+                "the identity has no DKIM key under the token t1",
+            ),
+            (
+                I::AlreadyRevoked(s("t1")),
+                "the DKIM key under the token t1 is already revoked",
             ),
             (
                 I::MailFromNotSubdomain {

@@ -5,8 +5,8 @@
 use crate::error::{Error, Invalid};
 use crate::keys::{self, RotationPolicy, Trigger};
 use crate::model::{
-    AccountId, Dkim, DkimOrigin, DkimStatus, Identity, IdentityName, KeyLength, Selector,
-    Timestamp, Verification,
+    AccountId, Dkim, DkimOrigin, DkimStatus, Identity, IdentityName, KeyLength, Revocation,
+    Selector, SlotState, Timestamp, Verification,
 };
 use crate::ports::{Clock, IdentityStore, KeyVault, PrivateKeyInput};
 use crate::shared::{DEFAULT_KEY_LENGTH, KeyMaker, Records};
@@ -196,5 +196,65 @@ impl DkimControl {
             // The plan checks DNS now; that check reschedules itself for the activation.
             self.keys.carry_out(plan, dkim, &mut id.verification, now)
         })
+    }
+
+    /// `sesame revoke`: a leaked key stops signing now. The key of `token` (default: the
+    /// signing one) is erased, so nothing signs with it again and the key zone answers its
+    /// token with an empty `p=` (RFC 6376 3.6.1), which receivers read as revoked, without
+    /// waiting for caches of a removed record. For Easy DKIM a replacement follows the
+    /// normal staging (it signs once seen in DNS); until then the domain's mail is refused or
+    /// sent unsigned (`RevokedKeyMail`). A BYODKIM identity stops signing until the customer
+    /// uploads a new key. The revocation is kept with who asked and when.
+    pub fn revoke(
+        &self,
+        account: &AccountId,
+        name: &IdentityName,
+        token: Option<&str>,
+        by: &str,
+    ) -> Result<(Identity, Revocation), Error> {
+        let current = self.records.require(account, name)?;
+        let now = self.clock.now();
+        let mut done = None;
+        let stored = self.records.save_modified(current, |id| {
+            let dkim = id.dkim.as_mut().ok_or(Invalid::NoDkimKeys)?;
+            let slot = match token {
+                Some(t) => dkim
+                    .keys
+                    .slot_of(t)
+                    .ok_or_else(|| Invalid::NoSuchToken(t.to_owned()))?,
+                None => dkim.keys.signing_slot(),
+            };
+            let selector = dkim
+                .keys
+                .key(slot)
+                .map(|k| k.selector.clone())
+                .ok_or_else(|| Error::Internal(format!("no key slot {slot}")))?;
+            let state = dkim
+                .keys
+                .revoke(slot)
+                .ok_or_else(|| Invalid::AlreadyRevoked(selector.as_str().to_owned()))?;
+            if let DkimOrigin::Easy { lengths, .. } = &dkim.origin
+                && matches!(state, SlotState::Signing | SlotState::Staged)
+            {
+                let plan = keys::plan(
+                    &dkim.keys,
+                    lengths.next_length,
+                    Trigger::Revoked(slot),
+                    &self.rotation,
+                    now,
+                )?;
+                self.keys.carry_out(plan, dkim, &mut id.verification, now)?;
+            }
+            let revocation = Revocation {
+                selector,
+                at: now,
+                by: by.to_owned(),
+            };
+            dkim.revocations.push(revocation.clone());
+            done = Some(revocation);
+            Ok(())
+        })?;
+        let revocation = done.ok_or_else(|| Error::Internal("nothing was revoked".into()))?;
+        Ok((stored, revocation))
     }
 }

@@ -85,6 +85,14 @@ pub enum Rejection {
         /// Its `MailFromDomainStatus` spelling.
         status: &'static str,
     },
+    /// The domain's signing key was revoked (`sesame revoke`) and no replacement signs yet;
+    /// the node refuses such mail rather than send it unsigned (`--revoked-key-mail`).
+    KeyRevoked {
+        /// The domain identity.
+        domain: String,
+        /// The revoked key's selector.
+        selector: String,
+    },
 }
 
 /// Why a raw message's own headers cannot be sent as they are (the mail port finds it): a
@@ -194,6 +202,10 @@ pub enum Invalid {
     RotationInProgress,
     /// Every token signs or keeps a retired key for mail in transit until this time (Unix ms).
     NoFreeToken(i64),
+    /// A revocation named a token (selector) the identity has no key under.
+    NoSuchToken(String),
+    /// A revocation of a key already revoked.
+    AlreadyRevoked(String),
     /// PutEmailIdentityDkimAttributes on an identity that does not exist.
     NotVerifiedForDkim(String),
     /// A MAIL FROM domain that is not a subdomain of the identity's domain (or is that domain).

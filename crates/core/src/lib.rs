@@ -8,6 +8,7 @@
 //! - `verification` (its `rules`): the records a set-up needs and the check state machine.
 //! - `mail_from`: the MAIL FROM rules (subdomain, MX, SPF, DMARC judgements).
 //! - `advice`: the recommendation rules (what a check opens and fixes, and when to look again).
+//! - `publishing` (its rules): which records a publisher adds and removes, and when.
 //! - `error`: the one domain `Error` enum with typed refusals, and `StoreError`.
 //!
 //! Use cases, each holding only the ports it uses:
@@ -19,6 +20,8 @@
 //!   SendCustomVerificationEmail, following a link).
 //! - `sending`: SendEmail (`Sending`: a validated `Draft` authorised, signed by the vault and
 //!   delivered by the mail port), and the key that signs for an identity.
+//! - `publishing` (its `Publishers`): DNS publishers set, shown and removed; the
+//!   publisher loop's due work and its results.
 //! - `app`: all of them wired for a server.
 //!
 //! Doors out: `ports` (the stores, `Clock`, `KeyVault`, `Mailer`); `testing` has fakes of them.
@@ -35,6 +38,7 @@ pub mod keys;
 pub mod mail_from;
 pub mod model;
 pub mod ports;
+pub mod publishing;
 pub mod sending;
 mod shared;
 pub mod templates;

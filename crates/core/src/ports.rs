@@ -4,9 +4,9 @@
 
 use crate::error::{Error, StoreError};
 use crate::model::{
-    AccountId, Destination, DkimToken, EmailAddress, HeaderAddresses, Identity, IdentityCount,
-    IdentityFilter, IdentityName, IdentitySummary, KeyLength, LinkHash, LinkToken, NewLink,
-    SimpleMessage, TemplateName, Timestamp, VerificationTemplate,
+    AccountId, Destination, DkimToken, DomainName, EmailAddress, HeaderAddresses, Identity,
+    IdentityCount, IdentityFilter, IdentityName, IdentitySummary, KeyLength, LinkHash, LinkToken,
+    NewLink, PublishState, Publisher, SimpleMessage, TemplateName, Timestamp, VerificationTemplate,
 };
 use std::fmt;
 
@@ -154,13 +154,50 @@ pub trait TemplateStore: Send + Sync {
     ) -> Result<Vec<VerificationTemplate>, StoreError>;
 }
 
+/// The DNS publishers (one per account and domain) and what each published.
+pub trait PublisherStore: Send + Sync {
+    /// Inserts or replaces a publisher (its set-up and state); stores `version + 1` of the
+    /// stored one (or 1), whatever `publisher.version` says: the operator's word wins over a
+    /// publisher loop's result computed from the old set-up, which is then refused.
+    fn put_publisher(&self, publisher: &Publisher) -> Result<(), StoreError>;
+    /// One publisher.
+    fn publisher(
+        &self,
+        account: &AccountId,
+        domain: &DomainName,
+    ) -> Result<Option<Publisher>, StoreError>;
+    /// Every publisher, of every account, by account and domain.
+    fn list_publishers(&self) -> Result<Vec<Publisher>, StoreError>;
+    /// Deletes one (`NotFound` if absent).
+    fn delete_publisher(&self, account: &AccountId, domain: &DomainName) -> Result<(), StoreError>;
+    /// Replaces a publisher's state if its stored version is still `version` (`Conflict`
+    /// otherwise, `NotFound` if it is gone); returns the new version.
+    fn save_publish_state(
+        &self,
+        account: &AccountId,
+        domain: &DomainName,
+        version: u64,
+        state: &PublishState,
+    ) -> Result<u64, StoreError>;
+}
+
 /// A whole store: every concern over one database, so that a backend implements the four and
 /// code wiring the server holds one `Arc<dyn Store>` that it upcasts to the concern each part
 /// needs (`Arc<dyn KeyZoneSource>` for the key-zone follower, say).
-pub trait Store: IdentityStore + CheckQueue + KeyZoneSource + AccountStore + TemplateStore {}
+pub trait Store:
+    IdentityStore + CheckQueue + KeyZoneSource + AccountStore + TemplateStore + PublisherStore
+{
+}
 
-impl<T: IdentityStore + CheckQueue + KeyZoneSource + AccountStore + TemplateStore + ?Sized> Store
-    for T
+impl<
+    T: IdentityStore
+        + CheckQueue
+        + KeyZoneSource
+        + AccountStore
+        + TemplateStore
+        + PublisherStore
+        + ?Sized,
+> Store for T
 {
 }
 

@@ -70,18 +70,41 @@ fn domain_chain(domain: &DomainName) -> Vec<IdentityName> {
         .collect()
 }
 
-/// The key a domain identity signs with now: its DKIM enabled and verified (SUCCESS).
-fn signing_choice(d: &Identity) -> Option<SigningChoice> {
-    let dkim = d.dkim.as_ref()?;
+/// What happens to mail from a domain whose signing key was revoked before a replacement signs
+/// (`--revoked-key-mail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RevokedKeyMail {
+    /// Refused with MessageRejected naming the revocation: a receiver that enforces DMARC
+    /// would reject it unsigned anyway, and the sender learns why at once.
+    #[default]
+    Refuse,
+    /// Sent unsigned.
+    Unsigned,
+}
+
+/// The key a domain identity signs with now: its DKIM enabled and verified (SUCCESS) and its
+/// signing key not revoked (else `revoked` decides: refused, or `None`, unsigned).
+fn signing_choice(d: &Identity, revoked: RevokedKeyMail) -> Result<Option<SigningChoice>, Error> {
+    let Some(dkim) = d.dkim.as_ref() else {
+        return Ok(None);
+    };
     if !dkim.signing_enabled || d.verification_status != DkimStatus::Success {
-        return None;
+        return Ok(None);
     }
-    let key = dkim.keys.signing();
-    Some(SigningChoice {
+    let Some(key) = dkim.keys.signing_key() else {
+        return match revoked {
+            RevokedKeyMail::Unsigned => Ok(None),
+            RevokedKeyMail::Refuse => Err(Error::MessageRejected(Rejection::KeyRevoked {
+                domain: d.name.as_str().to_owned(),
+                selector: dkim.keys.signing().selector.as_str().to_owned(),
+            })),
+        };
+    };
+    Ok(Some(SigningChoice {
         domain: d.name.as_str().to_owned(),
         selector: key.selector.as_str().to_owned(),
         sealed_private: key.sealed_private.clone(),
-    })
+    }))
 }
 
 /// The key that signs for `name` (a domain, or an address: its most specific domain
@@ -100,7 +123,7 @@ pub fn signing_key(
         let Some(d) = records.load(account, &candidate)? else {
             continue;
         };
-        return signing_choice(&d).ok_or_else(|| {
+        return signing_choice(&d, RevokedKeyMail::Refuse)?.ok_or_else(|| {
             Error::MessageRejected(Rejection::DoesNotSign(d.name.as_str().to_owned()))
         });
     }
@@ -138,6 +161,7 @@ pub struct Sending {
     clock: Arc<dyn Clock>,
     mailer: Arc<dyn Mailer>,
     envelope_domain: DomainName,
+    revoked: RevokedKeyMail,
 }
 
 impl Sending {
@@ -156,7 +180,14 @@ impl Sending {
             clock,
             mailer,
             envelope_domain,
+            revoked: RevokedKeyMail::Refuse,
         }
+    }
+
+    /// What to do with mail from a domain whose signing key is revoked (default: refuse).
+    pub fn with_revoked_key_mail(mut self, revoked: RevokedKeyMail) -> Sending {
+        self.revoked = revoked;
+        self
     }
 
     /// The envelope sender (SMTP `MAIL FROM`, the `Return-Path:`) of a message from `from`, as
@@ -224,7 +255,10 @@ impl Sending {
         if address.as_ref().and_then(|a| a.signing_override) == Some(false) {
             return Ok(Some(None));
         }
-        Ok(Some(domain.as_ref().and_then(signing_choice)))
+        match domain {
+            Some(d) => Ok(Some(signing_choice(&d, self.revoked)?)),
+            None => Ok(Some(None)),
+        }
     }
 
     /// SendEmail: make the message, authorise the sender, sign, deliver; returns the message

@@ -9,10 +9,12 @@ use crate::model::{
     KeyLength, LinkHash, LinkToken, NewLink, SlotState, TemplateName, Timestamp,
     VerificationTemplate,
 };
-use crate::model::{Destination, HeaderAddresses, SimpleMessage};
+use crate::model::{
+    Destination, DomainName, HeaderAddresses, PublishState, Publisher, SimpleMessage,
+};
 use crate::ports::{
     AccessKey, Account, AccountStore, CheckQueue, Clock, IdentityStore, KeyVault, KeyZoneSource,
-    Mailer, NewKey, PrivateKeyInput, TemplateStore,
+    Mailer, NewKey, PrivateKeyInput, PublisherStore, TemplateStore,
 };
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -117,6 +119,65 @@ pub struct MemStore {
     accounts: Mutex<Vec<Account>>,
     keys: Mutex<Vec<AccessKey>>,
     templates: Mutex<BTreeMap<(String, String), VerificationTemplate>>,
+    publishers: Mutex<BTreeMap<(String, String), Publisher>>,
+}
+
+impl PublisherStore for MemStore {
+    fn put_publisher(&self, p: &Publisher) -> Result<(), StoreError> {
+        let mut m = self.publishers.lock().unwrap();
+        let key = (p.account.as_str().to_owned(), p.domain.as_str().to_owned());
+        let version = m.get(&key).map_or(0, |old| old.version) + 1;
+        m.insert(
+            key,
+            Publisher {
+                version,
+                ..p.clone()
+            },
+        );
+        Ok(())
+    }
+
+    fn publisher(
+        &self,
+        account: &AccountId,
+        domain: &DomainName,
+    ) -> Result<Option<Publisher>, StoreError> {
+        let m = self.publishers.lock().unwrap();
+        Ok(
+            m.get(&(account.as_str().to_owned(), domain.as_str().to_owned()))
+                .cloned(),
+        )
+    }
+
+    fn list_publishers(&self) -> Result<Vec<Publisher>, StoreError> {
+        Ok(self.publishers.lock().unwrap().values().cloned().collect())
+    }
+
+    fn delete_publisher(&self, account: &AccountId, domain: &DomainName) -> Result<(), StoreError> {
+        let mut m = self.publishers.lock().unwrap();
+        m.remove(&(account.as_str().to_owned(), domain.as_str().to_owned()))
+            .map(|_| ())
+            .ok_or(StoreError::NotFound)
+    }
+
+    fn save_publish_state(
+        &self,
+        account: &AccountId,
+        domain: &DomainName,
+        version: u64,
+        state: &PublishState,
+    ) -> Result<u64, StoreError> {
+        let mut m = self.publishers.lock().unwrap();
+        let p = m
+            .get_mut(&(account.as_str().to_owned(), domain.as_str().to_owned()))
+            .ok_or(StoreError::NotFound)?;
+        if p.version != version {
+            return Err(StoreError::Conflict);
+        }
+        p.version += 1;
+        p.state = state.clone();
+        Ok(p.version)
+    }
 }
 
 impl TemplateStore for MemStore {

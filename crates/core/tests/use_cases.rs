@@ -552,6 +552,38 @@ impl AccountStore for RacingStore {
     }
 }
 
+impl sesame_core::ports::PublisherStore for RacingStore {
+    fn put_publisher(&self, p: &sesame_core::model::Publisher) -> Result<(), StoreError> {
+        self.inner.put_publisher(p)
+    }
+    fn publisher(
+        &self,
+        a: &AccountId,
+        d: &sesame_core::model::DomainName,
+    ) -> Result<Option<sesame_core::model::Publisher>, StoreError> {
+        self.inner.publisher(a, d)
+    }
+    fn list_publishers(&self) -> Result<Vec<sesame_core::model::Publisher>, StoreError> {
+        self.inner.list_publishers()
+    }
+    fn delete_publisher(
+        &self,
+        a: &AccountId,
+        d: &sesame_core::model::DomainName,
+    ) -> Result<(), StoreError> {
+        self.inner.delete_publisher(a, d)
+    }
+    fn save_publish_state(
+        &self,
+        a: &AccountId,
+        d: &sesame_core::model::DomainName,
+        v: u64,
+        s: &sesame_core::model::PublishState,
+    ) -> Result<u64, StoreError> {
+        self.inner.save_publish_state(a, d, v, s)
+    }
+}
+
 impl sesame_core::ports::TemplateStore for RacingStore {
     fn insert_template(
         &self,

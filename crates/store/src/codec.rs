@@ -8,12 +8,13 @@ use sesame_core::StoreError;
 use sesame_core::model::{
     AccountId, Advice, AdviceKind, AdviceStatus, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus,
     DkimToken, DomainName, Identity, IdentityCount, IdentityName, IdentityType, KeyLength,
-    KeyLengthHistory, LinkHash, MailFrom, MxFailure, Recommendations, Selector, SlotState,
-    SoaRecord, Tag, Timestamp, Verification, VerificationError, VerificationLink,
+    KeyLengthHistory, LinkHash, MailFrom, MxFailure, Recommendations, Revocation, Selector,
+    SlotState, SoaRecord, Tag, Timestamp, Verification, VerificationError, VerificationLink,
 };
 use sesame_core::model::{
     EmailAddress, RedirectUrl, TemplateContent, TemplateName, VerificationTemplate,
 };
+use sesame_core::model::{PublishState, PublishedRecord, Publisher, Retiring};
 
 fn parse_error(s: &str) -> Result<VerificationError, StoreError> {
     VerificationError::from_name(s).ok_or_else(|| corrupt(format!("verification error {s}")))
@@ -102,6 +103,28 @@ fn length_of(bits: i64) -> Result<KeyLength, StoreError> {
         .ok_or_else(|| corrupt(format!("key length {bits}")))
 }
 
+fn encode_revocations(items: &[Revocation]) -> String {
+    let rows: Vec<(&str, i64, &str)> = items
+        .iter()
+        .map(|r| (r.selector.as_str(), r.at.0, r.by.as_str()))
+        .collect();
+    // Serialising a Vec of plain tuples cannot fail.
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
+}
+
+fn decode_revocations(text: &str) -> Result<Vec<Revocation>, StoreError> {
+    let rows: Vec<(String, i64, String)> = serde_json::from_str(text).map_err(corrupt)?;
+    rows.into_iter()
+        .map(|(selector, at, by)| {
+            Ok(Revocation {
+                selector: Selector::parse(&selector).map_err(corrupt)?,
+                at: Timestamp(at),
+                by,
+            })
+        })
+        .collect()
+}
+
 fn encode_recommendations(items: &[Advice]) -> String {
     let rows: Vec<(&str, &str, i64, i64)> = items
         .iter()
@@ -183,6 +206,7 @@ pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
         link_expires_at: identity.link.as_ref().map(|l| l.expires_at.0),
         link_success_url: identity.link.as_ref().and_then(|l| l.success_url.clone()),
         link_failure_url: identity.link.as_ref().and_then(|l| l.failure_url.clone()),
+        dkim_revocations: "[]".into(),
     };
     if let Some(mf) = &identity.mail_from {
         let v = &mf.verification;
@@ -200,6 +224,7 @@ pub fn encode_identity(identity: &Identity, version: u64) -> IdentityRow {
         row.dkim_active = d.keys.signing_slot() as i64;
         row.dkim_staged = d.keys.staged().map(|(s, _)| s as i64);
         row.dkim_signing_enabled = Some(d.signing_enabled);
+        row.dkim_revocations = encode_revocations(&d.revocations);
         // The column predates the one status record: a domain's DKIM status is its
         // verification status, written to both so older readers see the same.
         row.dkim_status = Some(identity.verification_status.name().to_owned());
@@ -282,6 +307,7 @@ pub fn decode_identity(
                 signing_enabled: row.dkim_signing_enabled.unwrap_or(false),
                 origin,
                 keys,
+                revocations: decode_revocations(&row.dkim_revocations)?,
             })
         }
     };
@@ -419,6 +445,111 @@ pub fn decode_template(
         )
         .map_err(corrupt)?,
         tags: decode_tags(&r.tags)?,
+        created_at: Timestamp(r.created_at),
+    })
+}
+
+/// The publisher columns, in the order both backends select them.
+pub const PUBLISHER_COLUMNS: &str = "account_id, domain, server, zone, key_name, algorithm, \
+     sealed_secret, byodkim, state, version, created_at";
+
+/// One `dns_publishers` row.
+pub struct PublisherRow {
+    pub account_id: String,
+    pub domain: String,
+    pub server: String,
+    pub zone: String,
+    pub key_name: String,
+    pub algorithm: String,
+    pub sealed_secret: Vec<u8>,
+    pub byodkim: bool,
+    pub state: String,
+    pub version: i64,
+    pub created_at: i64,
+}
+
+type RecordCells = (String, String, String, bool);
+
+fn record_cells(r: &PublishedRecord) -> RecordCells {
+    (r.name.clone(), r.rtype.clone(), r.value.clone(), r.dkim)
+}
+
+fn record_of((name, rtype, value, dkim): RecordCells) -> PublishedRecord {
+    PublishedRecord {
+        name,
+        rtype,
+        value,
+        dkim,
+    }
+}
+
+/// Everything a publisher's state holds, as one JSON document (it is read and written whole).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StateDoc {
+    published: Vec<RecordCells>,
+    retiring: Vec<(RecordCells, i64)>,
+    conflicts: Vec<String>,
+    last_attempt_at: Option<i64>,
+    last_success_at: Option<i64>,
+    last_error: Option<String>,
+    failures: u32,
+    retry_at: Option<i64>,
+}
+
+/// A publisher's state as stored.
+pub fn encode_publish_state(s: &PublishState) -> String {
+    let doc = StateDoc {
+        published: s.published.iter().map(record_cells).collect(),
+        retiring: s
+            .retiring
+            .iter()
+            .map(|r| (record_cells(&r.record), r.remove_at.0))
+            .collect(),
+        conflicts: s.conflicts.clone(),
+        last_attempt_at: s.last_attempt_at.map(|t| t.0),
+        last_success_at: s.last_success_at.map(|t| t.0),
+        last_error: s.last_error.clone(),
+        failures: s.failures,
+        retry_at: s.retry_at.map(|t| t.0),
+    };
+    // Plain data: serialising cannot fail.
+    serde_json::to_string(&doc).unwrap_or_else(|_| "{}".into())
+}
+
+fn decode_publish_state(text: &str) -> Result<PublishState, StoreError> {
+    let doc: StateDoc = serde_json::from_str(text).map_err(corrupt)?;
+    Ok(PublishState {
+        published: doc.published.into_iter().map(record_of).collect(),
+        retiring: doc
+            .retiring
+            .into_iter()
+            .map(|(r, at)| Retiring {
+                record: record_of(r),
+                remove_at: Timestamp(at),
+            })
+            .collect(),
+        conflicts: doc.conflicts,
+        last_attempt_at: doc.last_attempt_at.map(Timestamp),
+        last_success_at: doc.last_success_at.map(Timestamp),
+        last_error: doc.last_error,
+        failures: doc.failures,
+        retry_at: doc.retry_at.map(Timestamp),
+    })
+}
+
+/// A publisher back from its row, re-validated.
+pub fn decode_publisher(r: PublisherRow) -> Result<Publisher, StoreError> {
+    Ok(Publisher {
+        account: AccountId::parse(&r.account_id).map_err(corrupt)?,
+        domain: DomainName::parse(&r.domain).map_err(corrupt)?,
+        server: r.server,
+        zone: DomainName::parse(&r.zone).map_err(corrupt)?,
+        key_name: r.key_name,
+        algorithm: r.algorithm,
+        sealed_secret: r.sealed_secret,
+        byodkim: r.byodkim,
+        state: decode_publish_state(&r.state)?,
+        version: u64::try_from(r.version).map_err(corrupt)?,
         created_at: Timestamp(r.created_at),
     })
 }

@@ -151,6 +151,8 @@ identity_row! {
     link_expires_at: Option<i64>,
     link_success_url: Option<String>,
     link_failure_url: Option<String>,
+    /// JSON array of `[selector, at, by]`: the DKIM set-up's revocations.
+    dkim_revocations: String,
 }
 
 /// The columns written before the row's own: the key's first half and the kind of name (a
@@ -209,9 +211,9 @@ mod tests {
     #[test]
     fn the_upsert_binds_every_column_once_and_updates_all_but_the_key() {
         let sql = IdentitySql::new(|n| format!("?{n}"));
-        assert_eq!(IDENTITY_COLUMNS.len(), 44);
-        assert!(sql.upsert.contains("?46)"), "{}", sql.upsert);
-        assert!(!sql.upsert.contains("?47"), "{}", sql.upsert);
+        assert_eq!(IDENTITY_COLUMNS.len(), 45);
+        assert!(sql.upsert.contains("?47)"), "{}", sql.upsert);
+        assert!(!sql.upsert.contains("?48"), "{}", sql.upsert);
         assert!(sql.upsert.starts_with(
             "INSERT INTO identities (account_id, identity_type, name, version, created_at, "
         ));
@@ -220,7 +222,7 @@ mod tests {
         ));
         assert!(
             sql.upsert
-                .ends_with("link_failure_url = excluded.link_failure_url, v_lease_until = NULL")
+                .ends_with("dkim_revocations = excluded.dkim_revocations, v_lease_until = NULL")
         );
         assert!(!sql.upsert.contains("name = excluded.name"));
         assert!(!sql.upsert.contains("account_id = excluded"));

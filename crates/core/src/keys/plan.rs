@@ -48,6 +48,11 @@ pub enum Trigger {
     Rotate,
     /// A key-length change: a key of this length (a staged one is replaced; it never signed).
     LengthChange(KeyLength),
+    /// `sesame revoke` revoked the key of this slot: a revoked staged key is replaced in place;
+    /// a revoked signing key is followed by the staged one, or else by a new key staged now, in
+    /// a free slot or, when every other slot keeps a retired key, in the one retired longest
+    /// ago (a compromise outranks the retention).
+    Revoked(usize),
 }
 
 /// What to do.
@@ -121,6 +126,33 @@ pub fn plan(
                 check_at: now,
             }),
             None => stage_now(keys, length, policy, now),
+        },
+        Trigger::Revoked(slot) => match (keys.state(slot), staged) {
+            (Some(SlotState::Staged), _) => Ok(Plan::Stage {
+                slot,
+                length: next_length,
+                check_at: now,
+            }),
+            (Some(SlotState::Signing), Some(_)) => Ok(Plan::RecheckBy(now)),
+            (Some(SlotState::Signing), None) => {
+                let oldest_retired = keys
+                    .slots()
+                    .enumerate()
+                    .filter_map(|(i, (_, s))| match s {
+                        SlotState::Retired(at) => Some((at, i)),
+                        _ => None,
+                    })
+                    .min()
+                    .map(|(_, i)| i);
+                Ok(free_slot(keys, policy, now)
+                    .or(oldest_retired)
+                    .map_or(Plan::Keep, |slot| Plan::Stage {
+                        slot,
+                        length: next_length,
+                        check_at: now,
+                    }))
+            }
+            _ => Ok(Plan::Keep),
         },
     }
 }
@@ -374,6 +406,34 @@ mod tests {
                 70,
                 Err(Invalid::NoFreeToken(at(100).0)),
             ),
+            // A revoked signing key: the staged key follows as usual, checked now ...
+            (
+                "s t f",
+                Trigger::Revoked(0),
+                None,
+                5,
+                Ok(Plan::RecheckBy(at(5))),
+            ),
+            // ... else a new key is staged now in a free slot ...
+            (
+                "r(1) s f",
+                Trigger::Revoked(1),
+                None,
+                5,
+                stage(2, Rsa2048, 5),
+            ),
+            // ... or, with none, in the slot retired longest ago, retention or not.
+            (
+                "r(50) s r(40)",
+                Trigger::Revoked(1),
+                None,
+                60,
+                stage(2, Rsa2048, 60),
+            ),
+            // A revoked staged key is replaced in place; a retired or free one needs nothing.
+            ("s t f", Trigger::Revoked(1), None, 5, stage(1, Rsa2048, 5)),
+            ("s r(1) f", Trigger::Revoked(1), None, 5, Ok(Plan::Keep)),
+            ("s f f", Trigger::Revoked(2), None, 5, Ok(Plan::Keep)),
         ];
         for (i, (spec, trigger, every, now, want)) in cases.into_iter().enumerate() {
             let got = plan(&slots(spec), Rsa2048, trigger, &policy(every), at(now));

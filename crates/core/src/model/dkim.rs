@@ -52,6 +52,14 @@ pub struct DkimKey {
     pub created_at: Timestamp,
 }
 
+impl DkimKey {
+    /// Whether the key was revoked (`sesame revoke`): its material is gone, it never signs
+    /// again, and the key zone answers its selector with an empty `p=` (RFC 6376 3.6.1).
+    pub fn is_revoked(&self) -> bool {
+        self.public_der.is_empty()
+    }
+}
+
 impl fmt::Debug for DkimKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DkimKey")
@@ -184,6 +192,33 @@ impl DkimKeys {
         &self.slots[self.signing_slot()].0
     }
 
+    /// The key that signs now, unless it was revoked: then nothing signs until a replacement
+    /// is activated (or, for BYODKIM, uploaded).
+    pub fn signing_key(&self) -> Option<&DkimKey> {
+        Some(self.signing()).filter(|k| !k.is_revoked())
+    }
+
+    /// Revokes the key of slot `i`: its public and private halves are erased (a leaked key
+    /// is not kept; an empty public half is the record of the revocation and what the key
+    /// zone publishes), its state stays. Returns the slot's state, or `None` when there is no
+    /// such slot or its key is already revoked.
+    pub fn revoke(&mut self, i: usize) -> Option<SlotState> {
+        let (key, state) = self.slots.get_mut(i)?;
+        if key.is_revoked() {
+            return None;
+        }
+        key.public_der = Vec::new();
+        key.sealed_private = Vec::new();
+        Some(*state)
+    }
+
+    /// The slot whose key is published under `selector`.
+    pub fn slot_of(&self, selector: &str) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|(k, _)| k.selector.as_str().eq_ignore_ascii_case(selector))
+    }
+
     /// The staged slot and its key, if a rotation is in progress.
     pub fn staged(&self) -> Option<(usize, &DkimKey)> {
         self.slots
@@ -253,6 +288,17 @@ pub struct KeyLengthHistory {
     pub downgraded_at: Option<Timestamp>,
 }
 
+/// One revocation of a key (`sesame revoke`), kept for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The selector (token) whose key was revoked.
+    pub selector: Selector,
+    /// When.
+    pub at: Timestamp,
+    /// Who asked (the operator's name as the CLI was given or found it).
+    pub by: String,
+}
+
 /// The DKIM part of a domain identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dkim {
@@ -262,6 +308,8 @@ pub struct Dkim {
     pub origin: DkimOrigin,
     /// The keys and what each is doing.
     pub keys: DkimKeys,
+    /// Every revocation of one of this set-up's keys, oldest first.
+    pub revocations: Vec<Revocation>,
 }
 
 impl Dkim {
@@ -305,6 +353,26 @@ mod tests {
         assert!(
             !keys.activate(Timestamp(60)),
             "nothing staged, nothing to activate"
+        );
+    }
+
+    #[test]
+    fn a_revoked_key_loses_its_material_and_never_signs() {
+        let mut keys = DkimKeys::new(vec![key(1), key(2), key(3)]).unwrap();
+        assert_eq!(keys.slot_of("S2"), Some(1));
+        assert_eq!(keys.revoke(0), Some(SlotState::Signing));
+        assert!(keys.signing().is_revoked());
+        assert!(keys.signing_key().is_none(), "a revoked key signs nothing");
+        assert!(keys.signing().sealed_private.is_empty());
+        assert_eq!(keys.revoke(0), None, "revoked once");
+        assert_eq!(keys.revoke(7), None);
+        assert!(keys.stage(1, key(9)));
+        assert!(keys.activate(Timestamp(80)));
+        assert_eq!(keys.signing_key().map(|k| k.bits), Some(2048));
+        assert_eq!(keys.state(0), Some(SlotState::Retired(Timestamp(80))));
+        assert!(
+            keys.key(0).unwrap().is_revoked(),
+            "still published as revoked"
         );
     }
 

@@ -7,6 +7,7 @@
 //! - `dkim`: a domain's DKIM set-up and its key slots (`DkimKeys`).
 //! - `identity`: the identity record, its verification state and the list filters.
 //! - `link`: an address identity's verification link (its token, its hash, what is kept).
+//! - `publisher`: a domain's DNS publisher (RFC 2136 target) and what it published.
 //! - `advice`: deliverability recommendations (`Recommendation`) and their state.
 //! - `mail`: mailboxes, destinations and message parts as SendEmail hands them over.
 //! - `template`: custom verification email templates.
@@ -18,13 +19,16 @@ mod identity;
 mod link;
 mod mail;
 mod names;
+mod publisher;
 mod spelling;
 mod tags;
 mod template;
 mod time;
 
 pub use advice::{Advice, AdviceArea, AdviceImpact, AdviceKind, AdviceStatus, Recommendations};
-pub use dkim::{Dkim, DkimKey, DkimKeys, DkimOrigin, KeyLength, KeyLengthHistory, SlotState};
+pub use dkim::{
+    Dkim, DkimKey, DkimKeys, DkimOrigin, KeyLength, KeyLengthHistory, Revocation, SlotState,
+};
 pub use identity::{
     DkimStatus, Identity, IdentityCount, IdentityFilter, IdentitySummary, MailFrom, MxFailure,
     SoaRecord, Verification, VerificationError,
@@ -34,6 +38,7 @@ pub use mail::{Destination, HeaderAddresses, Mailbox, SimpleMessage};
 pub use names::{
     AccountId, DkimToken, DomainName, EmailAddress, IdentityName, IdentityType, Selector,
 };
+pub use publisher::{PublishState, PublishedRecord, Publisher, Retiring};
 pub use tags::{MAX_TAGS, Tag, merge_tags};
 pub use template::{
     MAX_TEMPLATE_CONTENT, MAX_TEMPLATES, RedirectUrl, TemplateContent, TemplateName,

@@ -64,6 +64,7 @@ impl KeyMaker {
                 },
             },
             keys: DkimKeys::new(keys).ok_or_else(no_keys)?,
+            revocations: Vec::new(),
         })
     }
 
@@ -82,6 +83,7 @@ impl KeyMaker {
                 selector: selector.clone(),
             },
             keys: DkimKeys::new(vec![to_key(selector.clone(), key, now)]).ok_or_else(no_keys)?,
+            revocations: Vec::new(),
         })
     }
 

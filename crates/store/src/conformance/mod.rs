@@ -6,8 +6,8 @@
 use sesame_core::model::{
     AccountId, Advice, AdviceKind, AdviceStatus, Dkim, DkimKey, DkimKeys, DkimOrigin, DkimStatus,
     DkimToken, DomainName, Identity, IdentityName, KeyLength, KeyLengthHistory, LinkHash, MailFrom,
-    MxFailure, Recommendations, Selector, SlotState, SoaRecord, Tag, Timestamp, Verification,
-    VerificationError, VerificationLink,
+    MxFailure, Recommendations, Revocation, Selector, SlotState, SoaRecord, Tag, Timestamp,
+    Verification, VerificationError, VerificationLink,
 };
 use sesame_core::ports::{Account, Store};
 
@@ -39,6 +39,7 @@ pub(crate) fn edit_keys(
 mod accounts;
 mod identities;
 mod keyzone;
+mod publishers;
 mod queue;
 mod templates;
 
@@ -93,6 +94,11 @@ pub(crate) fn easy_domain(account: &AccountId, name: &str) -> Identity {
                     downgraded_at: None,
                 },
             },
+            revocations: vec![Revocation {
+                selector: Selector::parse("old").unwrap(),
+                at: Timestamp(950),
+                by: "ops@example.com".into(),
+            }],
         }),
         signing_override: None,
         verification_status: DkimStatus::Pending,
@@ -202,6 +208,7 @@ pub fn suite(store: &(dyn Store + 'static)) {
     queue::every_schedule_makes_an_identity_due(store);
     templates::templates_round_trip_with_quota_paging_and_tenancy(store);
     keyzone::published_keys_follow_writes(store);
+    publishers::publishers_round_trip_versioned_per_account(store);
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod identities;
+mod publishers;
 mod templates;
 
 use crate::pool::{Connector, Pool};
@@ -23,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0003_recommendations.sql"),
     include_str!("../../migrations/postgres/0004_templates.sql"),
     include_str!("../../migrations/postgres/0005_links.sql"),
+    include_str!("../../migrations/postgres/0006_publishers.sql"),
 ];
 const MIGRATION_LOCK: i64 = 0x5e5a_3e00;
 /// Connections per node; requests beyond this wait for a free one rather than exhausting the

@@ -15,6 +15,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0006_recommendations.sql"),
     include_str!("../../migrations/sqlite/0007_templates.sql"),
     include_str!("../../migrations/sqlite/0008_links.sql"),
+    include_str!("../../migrations/sqlite/0009_publishers.sql"),
 ];
 
 /// Applies the migrations the database lacks, up to schema version `to` (tests stop short of
@@ -79,6 +80,8 @@ mod tests {
                 include_str!("../../migrations/sqlite/0005_mail_from.sql"),
                 include_str!("../../migrations/sqlite/0006_recommendations.sql"),
                 include_str!("../../migrations/sqlite/0008_links.sql"),
+                // 0009's identity column (its new table is no identity column).
+                "ALTER TABLE identities ADD COLUMN dkim_revocations TEXT NOT NULL DEFAULT '[]';",
             ];
             for sql in later {
                 conn.execute_batch(sql).unwrap();
@@ -107,7 +110,12 @@ mod tests {
             .get_identity(&acc, &name("old.example.com"))
             .unwrap()
             .unwrap();
-        assert_eq!(got.dkim, old.dkim);
+        // A revocation trail is newer than schema 3: such a database has none.
+        let mut want = old.dkim.clone();
+        if let Some(d) = want.as_mut() {
+            d.revocations.clear();
+        }
+        assert_eq!(got.dkim, want);
         assert_eq!(store.published_keys().unwrap().len(), 3);
         let schema: String = store
             .read_one(|c| {

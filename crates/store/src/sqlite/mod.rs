@@ -20,6 +20,7 @@
 mod accounts;
 mod identities;
 mod migrations;
+mod publishers;
 mod readers;
 mod sql;
 mod templates;

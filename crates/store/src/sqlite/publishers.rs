@@ -1,0 +1,148 @@
+//! DNS publishers in SQLite.
+
+use super::SqliteStore;
+use super::sql::{Cached, unavailable};
+use crate::codec::{self, PUBLISHER_COLUMNS, PublisherRow};
+use rusqlite::{OptionalExtension, params};
+use sesame_core::StoreError;
+use sesame_core::model::{AccountId, DomainName, PublishState, Publisher};
+use sesame_core::ports::PublisherStore;
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PublisherRow> {
+    Ok(PublisherRow {
+        account_id: r.get(0)?,
+        domain: r.get(1)?,
+        server: r.get(2)?,
+        zone: r.get(3)?,
+        key_name: r.get(4)?,
+        algorithm: r.get(5)?,
+        sealed_secret: r.get(6)?,
+        byodkim: r.get(7)?,
+        state: r.get(8)?,
+        version: r.get(9)?,
+        created_at: r.get(10)?,
+    })
+}
+
+impl PublisherStore for SqliteStore {
+    fn put_publisher(&self, p: &Publisher) -> Result<(), StoreError> {
+        let p = p.clone();
+        self.write(move |tx| {
+            tx.exec(
+                &format!(
+                    "INSERT INTO dns_publishers ({PUBLISHER_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10) \
+                     ON CONFLICT (account_id, domain) DO UPDATE SET server = excluded.server, \
+                     zone = excluded.zone, key_name = excluded.key_name, \
+                     algorithm = excluded.algorithm, sealed_secret = excluded.sealed_secret, \
+                     byodkim = excluded.byodkim, state = excluded.state, \
+                     version = dns_publishers.version + 1"
+                ),
+                params![
+                    p.account.as_str(),
+                    p.domain.as_str(),
+                    p.server,
+                    p.zone.as_str(),
+                    p.key_name,
+                    p.algorithm,
+                    p.sealed_secret,
+                    p.byodkim,
+                    codec::encode_publish_state(&p.state),
+                    p.created_at.0
+                ],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn publisher(
+        &self,
+        account: &AccountId,
+        domain: &DomainName,
+    ) -> Result<Option<Publisher>, StoreError> {
+        self.read(|tx| {
+            tx.row(
+                &format!(
+                    "SELECT {PUBLISHER_COLUMNS} FROM dns_publishers \
+                     WHERE account_id = ?1 AND domain = ?2"
+                ),
+                params![account.as_str(), domain.as_str()],
+                row,
+            )
+            .optional()
+            .map_err(unavailable)?
+            .map(codec::decode_publisher)
+            .transpose()
+        })
+    }
+
+    fn list_publishers(&self) -> Result<Vec<Publisher>, StoreError> {
+        self.read(|tx| {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {PUBLISHER_COLUMNS} FROM dns_publishers ORDER BY account_id, domain"
+                ))
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], row)
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            rows.into_iter().map(codec::decode_publisher).collect()
+        })
+    }
+
+    fn delete_publisher(&self, account: &AccountId, domain: &DomainName) -> Result<(), StoreError> {
+        let (account, domain) = (account.as_str().to_owned(), domain.as_str().to_owned());
+        self.write(move |tx| {
+            let n = tx
+                .exec(
+                    "DELETE FROM dns_publishers WHERE account_id = ?1 AND domain = ?2",
+                    params![account, domain],
+                )
+                .map_err(unavailable)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+    }
+
+    fn save_publish_state(
+        &self,
+        account: &AccountId,
+        domain: &DomainName,
+        version: u64,
+        state: &PublishState,
+    ) -> Result<u64, StoreError> {
+        let (account, domain) = (account.as_str().to_owned(), domain.as_str().to_owned());
+        let state = codec::encode_publish_state(state);
+        let version = version as i64;
+        self.write(move |tx| {
+            let n = tx
+                .exec(
+                    "UPDATE dns_publishers SET state = ?4, version = version + 1 \
+                     WHERE account_id = ?1 AND domain = ?2 AND version = ?3",
+                    params![account, domain, version, state],
+                )
+                .map_err(unavailable)?;
+            if n == 1 {
+                return Ok((version + 1) as u64);
+            }
+            let exists: bool = tx
+                .row(
+                    "SELECT EXISTS (SELECT 1 FROM dns_publishers WHERE account_id = ?1 \
+                     AND domain = ?2)",
+                    params![account, domain],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?;
+            Err(if exists {
+                StoreError::Conflict
+            } else {
+                StoreError::NotFound
+            })
+        })
+    }
+}
