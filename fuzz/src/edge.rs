@@ -126,6 +126,7 @@ pub fn state(inline_reads: bool) -> Arc<ApiState> {
             links: Config::with_zone("dkim.sesame.test", 20)
                 .expect("a valid zone")
                 .links,
+            revoked_key_mail: Default::default(),
         },
     );
     Arc::new(ApiState {

@@ -8,7 +8,7 @@ use crate::identities::Identities;
 use crate::keys::RotationPolicy;
 use crate::model::{DomainName, LINK_LIFETIME_MS, Mailbox};
 use crate::ports::{Clock, KeyVault, Mailer, Store};
-use crate::sending::Sending;
+use crate::sending::{RevokedKeyMail, Sending};
 use crate::templates::Templates;
 use crate::verification::{Checks, DnsRecords, MailFromHosts, VerifyPolicy};
 use std::sync::Arc;
@@ -30,6 +30,8 @@ pub struct Config {
     pub envelope_domain: DomainName,
     /// How address identities' verification mail is made.
     pub links: LinkSettings,
+    /// What happens to mail whose signing key was revoked before a replacement signs.
+    pub revoked_key_mail: RevokedKeyMail,
 }
 
 impl Config {
@@ -50,6 +52,7 @@ impl Config {
                 lifetime_ms: LINK_LIFETIME_MS,
                 region: "us-east-1".to_owned(),
             },
+            revoked_key_mail: RevokedKeyMail::Refuse,
         })
     }
 }
@@ -81,13 +84,16 @@ impl UseCases {
         mailer: Arc<dyn Mailer>,
         config: Config,
     ) -> UseCases {
-        let sending = Arc::new(Sending::new(
-            store.clone(),
-            vault.clone(),
-            clock.clone(),
-            mailer,
-            config.envelope_domain.clone(),
-        ));
+        let sending = Arc::new(
+            Sending::new(
+                store.clone(),
+                vault.clone(),
+                clock.clone(),
+                mailer,
+                config.envelope_domain.clone(),
+            )
+            .with_revoked_key_mail(config.revoked_key_mail),
+        );
         let invitations = Arc::new(Invitations::new(
             vault.clone(),
             clock.clone(),
@@ -102,7 +108,8 @@ impl UseCases {
                     clock.clone(),
                     config.max_identities,
                 )
-                .with_invitations(invitations.clone()),
+                .with_invitations(invitations.clone())
+                .with_publishers(store.clone()),
             ),
             addresses: Arc::new(Addresses::new(
                 store.clone(),

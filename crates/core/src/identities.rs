@@ -8,7 +8,7 @@ use crate::model::{
     AccountId, Dkim, DkimStatus, Identity, IdentityCount, IdentityFilter, IdentityName,
     IdentitySummary, MailFrom, MxFailure, Tag, Timestamp, Verification, merge_tags,
 };
-use crate::ports::{Clock, IdentityStore, KeyVault};
+use crate::ports::{Clock, IdentityStore, KeyVault, PublisherStore};
 use crate::shared::{DEFAULT_KEY_LENGTH, KeyMaker, Records, bulk_err, store_err};
 use crate::verification::restart;
 use std::sync::Arc;
@@ -33,6 +33,10 @@ pub struct IdentityView {
     pub identity: Identity,
     /// For an address whose domain is an identity of the same account: the domain's DKIM.
     pub inherited_dkim: Option<InheritedDkim>,
+    /// For a domain with a DNS publisher whose last update failed: why. It changes no status
+    /// (the verifier decides from what the DNS answers); it says why the records may be
+    /// missing.
+    pub publish_error: Option<String>,
 }
 
 /// A domain's DKIM as an address of that domain shows it.
@@ -60,6 +64,7 @@ pub struct Identities {
     clock: Arc<dyn Clock>,
     max_identities: u64,
     invitations: Option<Arc<Invitations>>,
+    publishers: Option<Arc<dyn PublisherStore>>,
 }
 
 /// A new identity of `account` as a create makes it: PENDING, feedback on, nothing checked.
@@ -102,6 +107,7 @@ impl Identities {
             clock,
             max_identities,
             invitations: None,
+            publishers: None,
         }
     }
 
@@ -165,6 +171,12 @@ impl Identities {
         self
     }
 
+    /// Reports DNS publishers' failures with the identities they publish for.
+    pub fn with_publishers(mut self, publishers: Arc<dyn PublisherStore>) -> Identities {
+        self.publishers = Some(publishers);
+        self
+    }
+
     /// GetEmailIdentity.
     pub fn get_identity(
         &self,
@@ -182,9 +194,17 @@ impl Identities {
                 }),
             IdentityName::Domain(_) => None,
         };
+        let publish_error = match (name, &self.publishers) {
+            (IdentityName::Domain(d), Some(p)) => p
+                .publisher(account, d)
+                .map_err(bulk_err)?
+                .and_then(|p| p.state.last_error),
+            _ => None,
+        };
         Ok(IdentityView {
             identity,
             inherited_dkim,
+            publish_error,
         })
     }
 

@@ -167,7 +167,7 @@ mod tests {
     fn adds_what_is_missing_and_nothing_twice() {
         let (a, b) = (rec("a", true), rec("b", true));
         let (next, work) = advance(
-            &published(&[a.clone()]),
+            &published(std::slice::from_ref(&a)),
             Some(&[a.clone(), b.clone()]),
             T0,
             RETENTION,
@@ -201,7 +201,7 @@ mod tests {
         let done = settle(&next, &work, Outcome::Applied { conflicts: vec![] }, at);
         assert!(done.retiring.is_empty() && done.published.is_empty());
         // Needed again while retiring: kept, nothing sent.
-        let (next, work) = advance(&state, Some(&[a.clone()]), before, RETENTION);
+        let (next, work) = advance(&state, Some(std::slice::from_ref(&a)), before, RETENTION);
         assert!(work.is_empty());
         assert_eq!(next.published, vec![a]);
         assert!(next.retiring.is_empty());
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn a_deleted_identity_loses_every_record_at_once() {
         let (a, mx) = (rec("a", true), rec("mail", false));
-        let mut state = published(&[a.clone()]);
+        let mut state = published(std::slice::from_ref(&a));
         state.retiring.push(Retiring {
             record: mx.clone(),
             remove_at: Timestamp(T0.0 + RETENTION),
@@ -224,7 +224,12 @@ mod tests {
     #[test]
     fn a_failure_changes_no_record_and_backs_off() {
         let a = rec("a", true);
-        let (next, work) = advance(&PublishState::default(), Some(&[a.clone()]), T0, RETENTION);
+        let (next, work) = advance(
+            &PublishState::default(),
+            Some(std::slice::from_ref(&a)),
+            T0,
+            RETENTION,
+        );
         let failed = settle(&next, &work, Outcome::Failed("NOTAUTH (BADSIG)".into()), T0);
         assert!(failed.published.is_empty());
         assert_eq!(failed.last_error.as_deref(), Some("NOTAUTH (BADSIG)"));

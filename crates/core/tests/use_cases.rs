@@ -54,6 +54,7 @@ fn build(store: Arc<dyn Store>, rotation: RotationPolicy, max: u64) -> Svc {
             },
             envelope_domain: DomainName::parse("mail.sesame.test").unwrap(),
             links: Config::with_zone("dkim.sesame.test", max).unwrap().links,
+            revoked_key_mail: Default::default(),
         },
     );
     Svc { uc, store, clock }

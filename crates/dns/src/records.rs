@@ -2,6 +2,7 @@
 //! zone-file lines for `sesame dns-records`, and the tag parsing the verifier uses to compare a
 //! published key with the expected one (RFC 6376 section 3.6.1).
 
+use crate::update::UpdateRecord;
 use sesame_core::mail_from;
 use sesame_core::verification::{Expect, ExpectedRecord, RecordCheck};
 
@@ -64,6 +65,33 @@ pub fn record_parts(record: &ExpectedRecord) -> (String, &'static str, String) {
         Expect::Spf { include } => (name, "TXT", quoted(&mail_from::spf_record(include))),
         Expect::Dmarc => (name, "TXT", quoted(mail_from::DMARC_RECOMMENDED)),
     }
+}
+
+/// The record a DNS publisher adds for `record`: each kind `dns-records` prints, except a
+/// BYODKIM key unless `byodkim` (the key is the customer's, published only when asked) and the
+/// DMARC record (its policy is the customer's decision; it stays a recommendation).
+pub fn update_record(record: &ExpectedRecord, byodkim: bool) -> Option<UpdateRecord> {
+    let name = record.name.clone();
+    Some(match &record.expect {
+        Expect::Cname { target, .. } => UpdateRecord::Cname {
+            name,
+            target: target.clone(),
+        },
+        Expect::DkimKey { public_der } if byodkim => UpdateRecord::Txt {
+            name,
+            strings: split_strings(&dkim_txt_value(public_der)),
+        },
+        Expect::Mx { exchange } => UpdateRecord::Mx {
+            name,
+            preference: MX_PREFERENCE,
+            exchange: exchange.clone(),
+        },
+        Expect::Spf { include } => UpdateRecord::Txt {
+            name,
+            strings: vec![mail_from::spf_record(include)],
+        },
+        Expect::DkimKey { .. } | Expect::Dmarc => return None,
+    })
 }
 
 /// What a record is for, in `sesame dns-records`' words.

@@ -7,10 +7,10 @@
 //! checked: a server refusing our key answers NOTAUTH with an unsigned TSIG carrying the
 //! reason (BADSIG, BADKEY, BADTIME), which a signature check would only report as a bad MAC.
 
-use hickory_proto::op::{Message, MessageType, ResponseCode, UpdateMessage, update_message};
+use hickory_proto::op::{Message, MessageType, Query, ResponseCode, UpdateMessage, update_message};
 use hickory_proto::rr::rdata::tsig::{TsigAlgorithm, TsigError};
-use hickory_proto::rr::rdata::{CNAME, TXT};
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordSet, TSigner};
+use hickory_proto::rr::rdata::{CNAME, MX, TXT};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordSet, RecordType, TSigner};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,6 +58,83 @@ pub enum UpdateRecord {
         /// The character strings.
         strings: Vec<String>,
     },
+    /// `name MX preference exchange` (a custom MAIL FROM domain).
+    Mx {
+        /// The owner name.
+        name: String,
+        /// The preference.
+        preference: u16,
+        /// The exchange.
+        exchange: String,
+    },
+}
+
+impl UpdateRecord {
+    /// The owner name.
+    pub fn name(&self) -> &str {
+        match self {
+            UpdateRecord::Cname { name, .. }
+            | UpdateRecord::Txt { name, .. }
+            | UpdateRecord::Mx { name, .. } => name,
+        }
+    }
+
+    /// The type's mnemonic.
+    pub fn rtype(&self) -> &'static str {
+        match self {
+            UpdateRecord::Cname { .. } => "CNAME",
+            UpdateRecord::Txt { .. } => "TXT",
+            UpdateRecord::Mx { .. } => "MX",
+        }
+    }
+
+    /// The value in zone-file form (`target.`, `"s1" "s2"`, `10 host.`); [`from_parts`]
+    /// reads it back.
+    ///
+    /// [`from_parts`]: UpdateRecord::from_parts
+    pub fn value(&self) -> String {
+        match self {
+            UpdateRecord::Cname { target, .. } => format!("{}.", target.trim_end_matches('.')),
+            UpdateRecord::Txt { strings, .. } => strings
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(" "),
+            UpdateRecord::Mx {
+                preference,
+                exchange,
+                ..
+            } => format!("{preference} {}.", exchange.trim_end_matches('.')),
+        }
+    }
+
+    /// The record of a name, type and [`value`](UpdateRecord::value); `None` for any other
+    /// form.
+    pub fn from_parts(name: &str, rtype: &str, value: &str) -> Option<UpdateRecord> {
+        let name = name.to_owned();
+        match rtype {
+            "CNAME" => Some(UpdateRecord::Cname {
+                name,
+                target: value.trim_end_matches('.').to_owned(),
+            }),
+            "TXT" => {
+                let inner = value.strip_prefix('"')?.strip_suffix('"')?;
+                Some(UpdateRecord::Txt {
+                    name,
+                    strings: inner.split("\" \"").map(str::to_owned).collect(),
+                })
+            }
+            "MX" => {
+                let (preference, exchange) = value.split_once(' ')?;
+                Some(UpdateRecord::Mx {
+                    name,
+                    preference: preference.parse().ok()?,
+                    exchange: exchange.trim_end_matches('.').to_owned(),
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Why an update did not happen.
@@ -109,7 +186,141 @@ fn record(r: &UpdateRecord, ttl: u32) -> Result<Record, UpdateError> {
         UpdateRecord::Txt { name, strings } => {
             Record::from_rdata(fqdn(name)?, ttl, RData::TXT(TXT::new(strings.clone())))
         }
+        UpdateRecord::Mx {
+            name,
+            preference,
+            exchange,
+        } => Record::from_rdata(
+            fqdn(name)?,
+            ttl,
+            RData::MX(MX::new(*preference, fqdn(exchange)?)),
+        ),
     })
+}
+
+/// What the zone already holds that `wanted` would clash with, for each record that clashes:
+/// a CNAME at the name of any other record or a CNAME elsewhere; a TXT with another value
+/// (for an SPF record only another SPF record, since other TXT records live beside it); an
+/// MX naming another host. The same record already there is no clash (adding it is a no-op).
+/// Asked of the primary itself over TCP, so the answer is the zone as it is now.
+pub async fn conflicts(
+    target: &UpdateTarget,
+    wanted: &[UpdateRecord],
+) -> Result<Vec<(UpdateRecord, String)>, UpdateError> {
+    let mut out = Vec::new();
+    for r in wanted {
+        let name = fqdn(r.name())?;
+        // ANY over TCP: an authoritative server answers every RRset at the name (RFC 8482's
+        // minimal answers are for UDP), and a CNAME clashes with data of any type.
+        let found = query(target, &name, RecordType::ANY).await?;
+        let own = r.name().trim_end_matches('.');
+        let clash = found
+            .into_iter()
+            .filter(|x| x.name.eq_ignore_ascii_case(own))
+            .find(|x| match &x.record {
+                Some(t) => clashes(r, t),
+                // A type Sesame does not publish (A, AAAA…): only a CNAME cannot live beside it.
+                None => matches!(r, UpdateRecord::Cname { .. }),
+            });
+        if let Some(t) = clash {
+            out.push((r.clone(), t.shown));
+        }
+    }
+    Ok(out)
+}
+
+fn is_spf(strings: &[String]) -> bool {
+    strings
+        .concat()
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("v=spf1")
+}
+
+/// Whether `theirs`, found at `ours`'s name, keeps `ours` from being added.
+fn clashes(ours: &UpdateRecord, theirs: &UpdateRecord) -> bool {
+    if theirs.value().eq_ignore_ascii_case(&ours.value()) && theirs.rtype() == ours.rtype() {
+        return false;
+    }
+    match (ours, theirs) {
+        (_, UpdateRecord::Cname { .. }) | (UpdateRecord::Cname { .. }, _) => true,
+        (UpdateRecord::Txt { strings: o, .. }, UpdateRecord::Txt { strings: t, .. }) => {
+            !is_spf(o) || is_spf(t)
+        }
+        (UpdateRecord::Mx { .. }, UpdateRecord::Mx { .. }) => true,
+        _ => false,
+    }
+}
+
+/// One answer record: its owner, how it reads, and, when it is of a kind Sesame publishes,
+/// its content.
+struct Found {
+    name: String,
+    shown: String,
+    record: Option<UpdateRecord>,
+}
+
+async fn query(
+    target: &UpdateTarget,
+    name: &Name,
+    rtype: RecordType,
+) -> Result<Vec<Found>, UpdateError> {
+    let mut msg = Message::query();
+    msg.add_query(Query::query(name.clone(), rtype));
+    let wire = msg
+        .to_vec()
+        .map_err(|e| UpdateError::BadName(format!("encoding: {e}")))?;
+    let answer = exchange(target.server, &wire, target.timeout).await?;
+    let parsed = Message::from_vec(&answer)
+        .map_err(|e| UpdateError::BadAnswer(format!("unreadable: {e}")))?;
+    if parsed.id != msg.id {
+        return Err(UpdateError::BadAnswer("not the answer to our query".into()));
+    }
+    if !matches!(
+        parsed.response_code,
+        ResponseCode::NoError | ResponseCode::NXDomain
+    ) {
+        return Err(UpdateError::Refused(
+            format!("{:?}", parsed.response_code).to_ascii_uppercase(),
+        ));
+    }
+    Ok(parsed
+        .answers
+        .iter()
+        .map(|a| {
+            let owner = a.name.to_ascii();
+            let owner = owner.trim_end_matches('.').to_owned();
+            let record = match &a.data {
+                RData::CNAME(c) => Some(UpdateRecord::Cname {
+                    name: owner.clone(),
+                    target: c.0.to_ascii().trim_end_matches('.').to_owned(),
+                }),
+                RData::TXT(t) => Some(UpdateRecord::Txt {
+                    name: owner.clone(),
+                    strings: t
+                        .txt_data
+                        .iter()
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect(),
+                }),
+                RData::MX(m) => Some(UpdateRecord::Mx {
+                    name: owner.clone(),
+                    preference: m.preference,
+                    exchange: m.exchange.to_ascii().trim_end_matches('.').to_owned(),
+                }),
+                _ => None,
+            };
+            let shown = match &record {
+                Some(r) => format!("{} {}", r.rtype(), r.value()),
+                None => format!("{} {}", a.record_type(), a.data),
+            };
+            Found {
+                name: owner,
+                shown,
+                record,
+            }
+        })
+        .collect())
 }
 
 /// What to do with the records.

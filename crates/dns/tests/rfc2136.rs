@@ -349,3 +349,77 @@ async fn a_server_that_is_down_is_unreachable_within_the_timeout() {
     let shown = format!("{target:?}");
     assert!(!shown.contains("secret"), "{shown}");
 }
+
+#[tokio::test]
+async fn what_the_zone_already_holds_is_a_conflict_unless_it_is_the_same_record() {
+    let Some(binary) = named() else { return };
+    let bind = Bind::start(binary);
+    bind.ready().await;
+    let t = bind.target(KEY, secret(1));
+    let cname = |name: &str, target: &str| UpdateRecord::Cname {
+        name: format!("{name}.{ZONE}"),
+        target: target.into(),
+    };
+    let txt = |name: &str, s: &str| UpdateRecord::Txt {
+        name: format!("{name}.{ZONE}"),
+        strings: vec![s.into()],
+    };
+    let mx = |name: &str, host: &str| UpdateRecord::Mx {
+        name: format!("{name}.{ZONE}"),
+        preference: 10,
+        exchange: host.into(),
+    };
+    // The customer's own records, put there first.
+    publish(
+        &t,
+        &[
+            cname("theirs._domainkey", "elsewhere.example.net"),
+            cname("ours._domainkey", "ours.dkim.sesame.internal"),
+            mx("mail", "mx.example.net"),
+            txt("mail", "google-site-verification=abc"),
+            txt("spf", "v=spf1 include:other.example.net ~all"),
+        ],
+        60,
+    )
+    .await
+    .unwrap();
+    let wanted = [
+        cname("theirs._domainkey", "theirs.dkim.sesame.internal"),
+        cname("ours._domainkey", "ours.dkim.sesame.internal"),
+        cname("keep", "keep.dkim.sesame.internal"),
+        mx("mail", "feedback-smtp.sesame.internal"),
+        txt("mail", "v=spf1 include:spf.sesame.internal ~all"),
+        txt("spf", "v=spf1 include:spf.sesame.internal ~all"),
+        cname("free._domainkey", "free.dkim.sesame.internal"),
+    ];
+    let found = sesame_dns::update::conflicts(&t, &wanted).await.unwrap();
+    let got: Vec<(String, String)> = found
+        .iter()
+        .map(|(r, there)| (r.name().to_owned(), there.to_ascii_lowercase()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                format!("theirs._domainkey.{ZONE}"),
+                "cname elsewhere.example.net.".to_owned()
+            ),
+            // `keep` holds a TXT: a CNAME cannot live beside it.
+            (format!("keep.{ZONE}"), "txt \"untouched\"".to_owned()),
+            (format!("mail.{ZONE}"), "mx 10 mx.example.net.".to_owned()),
+            // Another SPF record (two make SPF fail); other TXT records are no conflict.
+            (
+                format!("spf.{ZONE}"),
+                "txt \"v=spf1 include:other.example.net ~all\"".to_owned()
+            ),
+        ],
+        "the same CNAME already there is no conflict, nor is a name with nothing"
+    );
+    // Value forms round-trip.
+    for r in &wanted {
+        assert_eq!(
+            UpdateRecord::from_parts(r.name(), r.rtype(), &r.value()).as_ref(),
+            Some(r)
+        );
+    }
+}

@@ -291,3 +291,196 @@ pub fn rotate(
 fn refused(e: impl Into<sesame_core::Error>) -> anyhow::Error {
     anyhow::anyhow!(sesame_api::errors::ApiError::from(e.into()).message)
 }
+
+/// The TSIG secret in `text`: a bare base64 value, or the `secret "…";` of a BIND key file.
+fn tsig_secret(text: &str) -> anyhow::Result<Vec<u8>> {
+    let value = match text.find("secret") {
+        Some(at) => text[at + "secret".len()..]
+            .split('"')
+            .nth(1)
+            .context("the key file's secret is not quoted")?,
+        None => text.trim(),
+    };
+    let secret = data_encoding::BASE64
+        .decode(value.trim().as_bytes())
+        .map_err(|_| anyhow::anyhow!("the TSIG secret is not base64"))?;
+    if secret.len() < 16 {
+        bail!(
+            "the TSIG secret has {} bytes; use at least 16 (tsig-keygen makes 32)",
+            secret.len()
+        );
+    }
+    Ok(secret)
+}
+
+/// What a publisher shows: never its secret.
+fn publisher_json(p: &sesame_core::model::Publisher) -> serde_json::Value {
+    use crate::publisher::secs;
+    let s = &p.state;
+    json!({
+        "Domain": p.domain.as_str(),
+        "AccountId": p.account.as_str(),
+        "Server": p.server,
+        "Zone": p.zone.as_str(),
+        "TsigKeyName": p.key_name,
+        "TsigAlgorithm": p.algorithm,
+        "PublishByodkim": p.byodkim,
+        "Published": s.published.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "Retiring": s.retiring.iter().map(|r| json!({"Record": r.record.to_string(), "RemoveAt": r.remove_at.0 / 1000})).collect::<Vec<_>>(),
+        "Conflicts": s.conflicts,
+        "LastAttempt": secs(s.last_attempt_at),
+        "LastSuccess": secs(s.last_success_at),
+        "LastError": s.last_error,
+        "Failures": s.failures,
+        "RetryAt": secs(s.retry_at),
+    })
+}
+
+/// `sesame dns-publisher set|show|remove`.
+pub fn dns_publisher(
+    cmd: crate::config::DnsPublisherCommand,
+    opened: &Opened,
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
+    use crate::config::DnsPublisherCommand as C;
+    use sesame_core::model::{DomainName, Publisher};
+    let store = opened.store.as_ref();
+    let domain_of = |d: &str| DomainName::parse(d).map_err(refused);
+    match cmd {
+        C::Set {
+            domain,
+            account,
+            rfc2136,
+            zone,
+            tsig_name,
+            tsig_algorithm,
+            tsig_secret_file,
+            byodkim,
+        } => {
+            let account = find_account(store, &account)?;
+            let domain = domain_of(&domain)?;
+            let zone = domain_of(zone.trim_end_matches('.'))?;
+            if !(domain == zone || domain.as_str().ends_with(&format!(".{}", zone.as_str()))) {
+                bail!("{} is not in the zone {}", domain.as_str(), zone.as_str());
+            }
+            if !rfc2136.contains(':') {
+                bail!("--rfc2136 takes HOST:PORT (e.g. ns1.example.com:53), not {rfc2136:?}");
+            }
+            let text = std::fs::read_to_string(&tsig_secret_file)
+                .with_context(|| format!("reading {}", tsig_secret_file.display()))?;
+            let secret = tsig_secret(&text)?;
+            let sealed_secret = opened
+                .sealer
+                .seal(crate::publisher::TSIG_PURPOSE, &secret)?;
+            let old = store.publisher(&account.id, &domain)?;
+            let publisher = Publisher {
+                account: account.id.clone(),
+                domain: domain.clone(),
+                server: rfc2136,
+                zone,
+                key_name: tsig_name.trim_end_matches('.').to_owned(),
+                algorithm: tsig_algorithm,
+                sealed_secret,
+                byodkim,
+                // What was published is still there; the next attempt is now.
+                state: old
+                    .map(|o| sesame_core::model::PublishState {
+                        failures: 0,
+                        retry_at: None,
+                        ..o.state
+                    })
+                    .unwrap_or_default(),
+                version: 0,
+                created_at: clock.now(),
+            };
+            store.put_publisher(&publisher)?;
+            let stored = store
+                .publisher(&account.id, &domain)?
+                .context("the publisher was not stored")?;
+            emit(publisher_json(&stored));
+        }
+        C::Show { domain, account } => {
+            let account = find_account(store, &account)?;
+            let domain = domain_of(&domain)?;
+            let p = store
+                .publisher(&account.id, &domain)?
+                .with_context(|| format!("{} has no DNS publisher", domain.as_str()))?;
+            emit(publisher_json(&p));
+        }
+        C::Remove { domain, account } => {
+            let account = find_account(store, &account)?;
+            let domain = domain_of(&domain)?;
+            let p = store
+                .publisher(&account.id, &domain)?
+                .with_context(|| format!("{} has no DNS publisher", domain.as_str()))?;
+            store.delete_publisher(&account.id, &domain)?;
+            emit(json!({
+                "Domain": domain.as_str(),
+                "Removed": true,
+                "LeftInZone": p.state.published.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// `sesame revoke`.
+pub fn revoke(
+    account: &str,
+    identity: &str,
+    token: Option<&str>,
+    by: &str,
+    rotation: sesame_core::keys::RotationPolicy,
+    opened: &Opened,
+) -> anyhow::Result<()> {
+    use sesame_core::dkim::DkimControl;
+    use sesame_core::model::IdentityName;
+    use std::sync::Arc;
+    let account = find_account(opened.store.as_ref(), account)?;
+    let dkim = DkimControl::new(
+        opened.store.clone(),
+        Arc::new(sesame_crypto::OpenSslVault::new(opened.sealer.clone())),
+        Arc::new(SystemClock),
+        rotation,
+    );
+    let name = IdentityName::parse(identity).map_err(refused)?;
+    let (stored, revocation) = dkim
+        .revoke(&account.id, &name, token, by)
+        .map_err(refused)?;
+    let keys = &stored.dkim.context("no DKIM set-up")?.keys;
+    // The one line an incident log wants; the trail itself is in the store.
+    tracing::warn!(
+        identity = %identity,
+        token = %revocation.selector.as_str(),
+        by = %revocation.by,
+        "DKIM key revoked"
+    );
+    emit(json!({
+        "Identity": identity,
+        "RevokedToken": revocation.selector.as_str(),
+        "RevokedAt": revocation.at.0 / 1000,
+        "By": revocation.by,
+        "StagedToken": keys.staged().map(|(_, k)| k.selector.as_str().to_owned()),
+        "Signing": keys.signing_key().map(|k| k.selector.as_str().to_owned()),
+    }));
+    Ok(())
+}
+
+/// `sesame revoke --history`: the identity's revocations, oldest first.
+pub fn revocations(account: &str, identity: &str, opened: &Opened) -> anyhow::Result<()> {
+    use sesame_core::model::IdentityName;
+    let account = find_account(opened.store.as_ref(), account)?;
+    let name = IdentityName::parse(identity).map_err(refused)?;
+    let id = opened
+        .store
+        .get_identity(&account.id, &name)?
+        .with_context(|| format!("no identity {identity}"))?;
+    let trail: Vec<_> = id
+        .dkim
+        .iter()
+        .flat_map(|d| d.revocations.iter())
+        .map(|r| json!({"Token": r.selector.as_str(), "RevokedAt": r.at.0 / 1000, "By": r.by}))
+        .collect();
+    emit(json!(trail));
+    Ok(())
+}

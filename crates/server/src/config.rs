@@ -79,6 +79,39 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Attach a DNS publisher to a domain (the customer's primary server, RFC 2136 with TSIG):
+    /// Sesame then adds the records the domain needs and removes those it no longer needs.
+    DnsPublisher {
+        #[command(subcommand)]
+        command: DnsPublisherCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// A key was compromised: stop signing with it now, publish its revocation (`p=` empty)
+    /// in the key zone, and stage a replacement (Easy DKIM; a BYODKIM domain stops signing
+    /// until a new key is uploaded). Works while a server runs on the same data.
+    Revoke {
+        /// The domain identity.
+        identity: String,
+        /// The token (selector) whose key is revoked; default: the signing key.
+        #[arg(long)]
+        token: Option<String>,
+        /// The account (name or id).
+        #[arg(long, default_value = "default")]
+        account: String,
+        /// Who revokes, for the audit trail; default `$SUDO_USER`, `$USER`, else `cli`.
+        #[arg(long)]
+        by: Option<String>,
+        /// List the identity's revocations instead of revoking.
+        #[arg(long)]
+        history: bool,
+        /// The key retention (`serve`'s): a replacement goes into a token whose key retired
+        /// longer ago than this, or, when none has, the one retired longest ago.
+        #[arg(long, env = "SESAME_KEY_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+        key_retention: Duration,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Apply pending database migrations and exit (`serve` applies them too).
     Migrate {
         #[command(flatten)]
@@ -109,6 +142,73 @@ pub enum ConfigCommand {
     /// Print the effective `serve` configuration as a config file, each value with where it
     /// came from (flag, environment, file or default); secrets redacted.
     Print(Box<ServeArgs>),
+}
+
+/// `sesame dns-publisher`.
+#[derive(Subcommand, Debug)]
+pub enum DnsPublisherCommand {
+    /// Attach (or replace) the publisher of a domain identity's records.
+    Set {
+        /// The domain identity (it may be created later).
+        domain: String,
+        /// The account (name or id).
+        #[arg(long, default_value = "default")]
+        account: String,
+        /// The primary server that takes updates, `HOST:PORT`.
+        #[arg(long, value_name = "HOST:PORT")]
+        rfc2136: String,
+        /// The zone the records go into (the domain or a parent of it).
+        #[arg(long)]
+        zone: String,
+        /// The TSIG key's name, as the server knows it.
+        #[arg(long)]
+        tsig_name: String,
+        /// The TSIG algorithm.
+        #[arg(long, default_value = "hmac-sha256", value_parser = ["hmac-sha256"])]
+        tsig_algorithm: String,
+        /// A file with the TSIG secret: its base64 alone, or a BIND key file
+        /// (`tsig-keygen` output). The secret is sealed in the store and never printed.
+        #[arg(long)]
+        tsig_secret_file: PathBuf,
+        /// Also publish a BYODKIM domain's key record (it is the customer's key, so only when
+        /// asked).
+        #[arg(long)]
+        byodkim: bool,
+    },
+    /// Show a domain's publisher: where it publishes, what it published, the last error.
+    Show {
+        /// The domain identity.
+        domain: String,
+        /// The account (name or id).
+        #[arg(long, default_value = "default")]
+        account: String,
+    },
+    /// Detach a domain's publisher; what it published stays in the zone.
+    Remove {
+        /// The domain identity.
+        domain: String,
+        /// The account (name or id).
+        #[arg(long, default_value = "default")]
+        account: String,
+    },
+}
+
+/// What a node does with mail whose signing key was revoked before a replacement signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RevokedKeyMail {
+    /// Refuse it with MessageRejected naming the revocation.
+    Refuse,
+    /// Send it unsigned.
+    Unsigned,
+}
+
+impl From<RevokedKeyMail> for sesame_core::sending::RevokedKeyMail {
+    fn from(v: RevokedKeyMail) -> Self {
+        match v {
+            RevokedKeyMail::Refuse => sesame_core::sending::RevokedKeyMail::Refuse,
+            RevokedKeyMail::Unsigned => sesame_core::sending::RevokedKeyMail::Unsigned,
+        }
+    }
 }
 
 /// `sesame dns-records`.
@@ -344,6 +444,18 @@ pub struct ServeArgs {
     /// How long a verification link works (SES: 24 h; shorter only for tests; at most 7d).
     #[arg(long, env = "SESAME_VERIFICATION_LINK_LIFETIME", default_value = "24h", value_parser = humantime::parse_duration)]
     pub verification_link_lifetime: Duration,
+    /// Mail from a domain whose signing key was revoked (`sesame revoke`) before its
+    /// replacement signs: `refuse` (MessageRejected) or `unsigned`.
+    #[arg(
+        long,
+        env = "SESAME_REVOKED_KEY_MAIL",
+        value_enum,
+        default_value = "refuse"
+    )]
+    pub revoked_key_mail: RevokedKeyMail,
+    /// How often the DNS publishers (`sesame dns-publisher`) are looked at.
+    #[arg(long, env = "SESAME_PUBLISH_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub publish_interval: Duration,
     /// First step of the verifier's re-check backoff (e.g. `60s`, `5m`).
     #[arg(long, env = "SESAME_VERIFY_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub verify_interval: Duration,

@@ -8,6 +8,7 @@ mod bootstrap;
 mod cli;
 mod config;
 mod http;
+mod publisher;
 mod settings;
 
 use adapters::{SealedPageTokens, StoreCredentials, SystemClock};
@@ -101,6 +102,40 @@ fn main() -> anyhow::Result<()> {
                 ..RotationPolicy::default()
             };
             cli::rotate(&account, &identity, rotation, &opened)
+        }
+        Command::DnsPublisher { command, store } => {
+            let opened = open(&store)?;
+            cli::dns_publisher(command, &opened, &SystemClock)
+        }
+        Command::Revoke {
+            identity,
+            token,
+            account,
+            by,
+            history,
+            key_retention,
+            store,
+        } => {
+            let opened = open(&store)?;
+            if history {
+                return cli::revocations(&account, &identity, &opened);
+            }
+            let rotation = RotationPolicy {
+                retention_ms: millis(key_retention),
+                ..RotationPolicy::default()
+            };
+            let by = by
+                .or_else(|| std::env::var("SUDO_USER").ok())
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "cli".into());
+            cli::revoke(
+                &account,
+                &identity,
+                token.as_deref(),
+                &by,
+                rotation,
+                &opened,
+            )
         }
         Command::Migrate { store } => {
             // Opening a store applies its pending migrations (under an advisory lock on
@@ -269,6 +304,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             mail_from: hosts.clone(),
             envelope_domain: envelope_domain.clone(),
             links,
+            revoked_key_mail: args.revoked_key_mail.into(),
         },
     );
     let service = Arc::new(service);
@@ -299,7 +335,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         service: service.clone(),
         region: args.region.clone(),
         credentials: Arc::new(StoreCredentials::new(store.clone(), sealer.clone())),
-        pages: Arc::new(SealedPageTokens(sealer)),
+        pages: Arc::new(SealedPageTokens(sealer.clone())),
         clock: clock.clone(),
         throttle: Throttle::new(args.rate_limit, args.rate_burst),
         auth_failures: sesame_api::throttle::SourceThrottle::new(
@@ -354,6 +390,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.key_zone_poll,
             stopped.clone(),
         ));
+        background.spawn(
+            publisher::PublisherLoop {
+                store: store.clone(),
+                checks: service.checks.clone(),
+                sealer: sealer.clone(),
+                clock: clock.clone(),
+                retention_ms: millis(args.key_retention),
+                interval: args.publish_interval,
+            }
+            .run(stopped.clone()),
+        );
         background.spawn(background::verify_loop(
             service.checks.clone(),
             verifier.clone(),

@@ -13,7 +13,7 @@ use sesame_core::error::Invalid;
 use sesame_core::identities::{CreateIdentity, Page};
 use sesame_core::model::{
     Dkim, DkimOrigin, DkimStatus, IdentityFilter, IdentityName, IdentityType, KeyLength, MxFailure,
-    Selector, Tag, Timestamp, Verification,
+    Selector, Tag, Timestamp, Verification, VerificationError,
 };
 use sesame_core::ports::PrivateKeyInput;
 
@@ -275,7 +275,17 @@ pub(super) fn get(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError>
         policies: Default::default(),
         tags: tags_to_wire(&id.tags),
         verification_status: id.verification_status.name(),
-        verification_info: verification_to_wire(&id.verification),
+        verification_info: {
+            let mut info = verification_to_wire(&id.verification);
+            // A DNS publisher that could not update the customer's zone: the records may be
+            // missing because their DNS server refused us, which the verifier's own finding
+            // (HOST_NOT_FOUND, say) would not tell. The reason is in `sesame dns-publisher
+            // show` and the console; the status stays the verifier's.
+            if view.publish_error.is_some() {
+                info.error_type = Some(VerificationError::DnsServerError.name());
+            }
+            info
+        },
     })
 }
 

@@ -20,6 +20,7 @@ mod hostile;
 mod identities;
 mod mailfrom;
 mod metrics;
+mod publisher;
 mod scrape;
 mod secrets;
 mod send;
