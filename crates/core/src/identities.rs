@@ -6,7 +6,7 @@ use crate::dkim::DkimSetup;
 use crate::error::{Error, Invalid, Missing};
 use crate::model::{
     AccountId, Dkim, DkimStatus, Identity, IdentityCount, IdentityFilter, IdentityName,
-    IdentitySummary, MailFrom, MxFailure, Tag, Timestamp, Verification, merge_tags,
+    IdentitySummary, MailFrom, MxFailure, Publisher, Tag, Timestamp, Verification, merge_tags,
 };
 use crate::ports::{Clock, IdentityStore, KeyVault, PublisherStore};
 use crate::shared::{DEFAULT_KEY_LENGTH, KeyMaker, Records, bulk_err, store_err};
@@ -33,10 +33,10 @@ pub struct IdentityView {
     pub identity: Identity,
     /// For an address whose domain is an identity of the same account: the domain's DKIM.
     pub inherited_dkim: Option<InheritedDkim>,
-    /// For a domain with a DNS publisher whose last update failed: why. It changes no status
-    /// (the verifier decides from what the DNS answers); it says why the records may be
-    /// missing.
-    pub publish_error: Option<String>,
+    /// For a domain with a DNS publisher: it, with what it published and its last error
+    /// (its secret stays sealed). A failed update changes no status (the verifier decides
+    /// from what the DNS answers); it says why the records may be missing.
+    pub publisher: Option<Publisher>,
 }
 
 /// A domain's DKIM as an address of that domain shows it.
@@ -194,17 +194,14 @@ impl Identities {
                 }),
             IdentityName::Domain(_) => None,
         };
-        let publish_error = match (name, &self.publishers) {
-            (IdentityName::Domain(d), Some(p)) => p
-                .publisher(account, d)
-                .map_err(bulk_err)?
-                .and_then(|p| p.state.last_error),
+        let publisher = match (name, &self.publishers) {
+            (IdentityName::Domain(d), Some(p)) => p.publisher(account, d).map_err(bulk_err)?,
             _ => None,
         };
         Ok(IdentityView {
             identity,
             inherited_dkim,
-            publish_error,
+            publisher,
         })
     }
 

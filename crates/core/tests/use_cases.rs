@@ -890,3 +890,94 @@ fn mail_from_verification_keeps_the_72_hour_and_grace_rules() {
     }
     assert_eq!(mail_from_status(&s, &a, &n), DkimStatus::TemporaryFailure);
 }
+
+#[test]
+fn a_revoked_key_is_erased_signs_nothing_and_its_replacement_follows_the_staging() {
+    use sesame_core::error::Rejection;
+    use sesame_core::sending::signing_key;
+    let (s, clock, a) = svc();
+    let n = IdentityName::parse("example.com").unwrap();
+    create(&s, &a, "example.com", None).unwrap();
+    // Every record of every due identity found right.
+    let check = |s: &Svc| {
+        for due in s.uc.checks.claim_due_checks(10).unwrap() {
+            let all_valid = Observation {
+                records: vec![RecordCheck::Valid; s.uc.checks.records_of(&due.identity).len()],
+                soa: None,
+            };
+            s.uc.checks.record_check(due.identity, &all_valid).unwrap();
+        }
+    };
+    check(&s);
+    let old = signing_selector(&s, &a, &n);
+    assert_eq!(
+        s.uc.dkim
+            .revoke(&a, &n, Some("nosuchtoken"), "ops")
+            .unwrap_err(),
+        Error::Invalid(Invalid::NoSuchToken("nosuchtoken".into()))
+    );
+    let (stored, revocation) = s.uc.dkim.revoke(&a, &n, None, "ops@example.com").unwrap();
+    assert_eq!(revocation.selector.as_str(), old);
+    assert_eq!(revocation.by, "ops@example.com");
+    let dkim = stored.dkim.unwrap();
+    assert_eq!(dkim.revocations, vec![revocation.clone()]);
+    assert!(dkim.keys.signing_key().is_none(), "nothing signs");
+    let (_, staged) = dkim.keys.staged().expect("a replacement is staged");
+    assert_ne!(staged.selector.as_str(), old);
+    // The key zone publishes the token with an empty key: revoked.
+    let zone = s.store.published_keys().unwrap();
+    assert!(zone.contains(&(old.clone(), vec![])), "{zone:?}");
+    assert_eq!(
+        signing_key(s.store.clone(), &a, &n).unwrap_err(),
+        Error::MessageRejected(Rejection::KeyRevoked {
+            domain: "example.com".into(),
+            selector: old.clone()
+        })
+    );
+    assert_eq!(
+        s.uc.dkim.revoke(&a, &n, Some(&old), "ops").unwrap_err(),
+        Error::Invalid(Invalid::AlreadyRevoked(old.clone()))
+    );
+    // The replacement signs after a check past the activation delay, as any staged key.
+    check(&s);
+    assert!(
+        signing_key(s.store.clone(), &a, &n).is_err(),
+        "not before the delay"
+    );
+    clock.advance_hours(1);
+    check(&s);
+    let now = signing_key(s.store.clone(), &a, &n).unwrap();
+    assert_eq!(now.selector, staged.selector.as_str());
+    let dkim =
+        s.uc.identities
+            .get_identity(&a, &n)
+            .unwrap()
+            .identity
+            .dkim
+            .unwrap();
+    let slot = dkim.keys.slot_of(&old).unwrap();
+    assert!(
+        dkim.keys.key(slot).unwrap().is_revoked(),
+        "still published as revoked"
+    );
+    assert_eq!(dkim.revocations.len(), 1, "the trail stays");
+
+    // BYODKIM: signing stops until a new key is uploaded; nothing is staged.
+    let b = IdentityName::parse("byo.example.com").unwrap();
+    create(
+        &s,
+        &a,
+        "byo.example.com",
+        Some(DkimSetup::External {
+            selector: Selector::parse("sel").unwrap(),
+            private_key: sesame_core::ports::PrivateKeyInput(vec![7]),
+        }),
+    )
+    .unwrap();
+    check(&s);
+    assert!(signing_key(s.store.clone(), &a, &b).is_ok());
+    let (stored, _) = s.uc.dkim.revoke(&a, &b, None, "ops").unwrap();
+    let dkim = stored.dkim.unwrap();
+    assert!(dkim.keys.signing_key().is_none() && dkim.keys.staged().is_none());
+    assert!(signing_key(s.store.clone(), &a, &b).is_err());
+}

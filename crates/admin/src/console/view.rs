@@ -357,7 +357,10 @@ pub(crate) fn identity(p: &IdentityPage<'_>) -> Response {
                     dt { "DKIM origin" } dd #dkim-origin { (match dkim.origin { DkimOrigin::Easy { .. } => "AWS_SES (Easy DKIM)", DkimOrigin::External { .. } => "EXTERNAL (BYODKIM)" }) }
                     dt { "DKIM status" } dd #dkim-status .status.{"s-" (status)} { (status) }
                     dt { "DKIM signing" } dd #dkim-signing { (if dkim.signing_enabled { "enabled" } else { "disabled" }) }
-                    dt { "Signing key" } dd #signing-key { code { (dkim.keys.signing().selector.as_str()) } ", " (dkim.keys.signing().bits) " bits" }
+                    dt { "Signing key" } dd #signing-key {
+                        code { (dkim.keys.signing().selector.as_str()) } ", " (dkim.keys.signing().bits) " bits"
+                        @if dkim.keys.signing().is_revoked() { " " span.status.s-FAILED #signing-revoked { "REVOKED" } ": nothing signs until the replacement does" }
+                    }
                     @if let DkimOrigin::Easy { lengths, .. } = &dkim.origin {
                         dt { "Next key length" } dd #next-key-length { (lengths.next_length.bits()) " bits" }
                     }
@@ -399,6 +402,37 @@ pub(crate) fn identity(p: &IdentityPage<'_>) -> Response {
                     }
                 }
             }
+            @if let Some(publisher) = &p.view.publisher {
+                @let s = &publisher.state;
+                h2 { "DNS publisher" }
+                div.card #publisher {
+                    dl {
+                        dt { "Server" } dd #publisher-server { code { (publisher.server) } " zone " code { (publisher.zone.as_str()) } ", TSIG key " code { (publisher.key_name) } }
+                        dt { "Published" } dd #publisher-published { (s.published.len()) " records" @if !s.retiring.is_empty() { ", " (s.retiring.len()) " waiting for removal after the key retention" } }
+                        dt { "Last update" } dd #publisher-last { (when(s.last_success_at, "never")) }
+                        dt { "Error" } dd #publisher-error .(if s.last_error.is_some() { "error" } else { "" }) {
+                            @match &s.last_error {
+                                Some(e) => { (e) ", retried " (when(s.retry_at, "soon")) }
+                                None => { "none" }
+                            }
+                        }
+                        @for c in &s.conflicts { dt { "Conflict" } dd.publisher-conflict { (c) } }
+                    }
+                }
+            }
+            @if !dkim.revocations.is_empty() {
+                h2 { "Revocations" }
+                div.card.scroll {
+                    table.stack #revocations {
+                        thead { tr { th { "Token" } th { "When" } th { "By" } } }
+                        tbody {
+                            @for r in &dkim.revocations {
+                                tr { td data-label="Token" { code { (r.selector.as_str()) } } td data-label="When" { (when(Some(r.at), "")) } td data-label="By" { (r.by) } }
+                            }
+                        }
+                    }
+                }
+            }
             h2 { "Keys" }
             div.card.scroll {
                 table.stack #keys {
@@ -408,7 +442,7 @@ pub(crate) fn identity(p: &IdentityPage<'_>) -> Response {
                             tr.key {
                                 td data-label="Selector" { code { (k.selector.as_str()) } }
                                 td data-label="Length" { (k.bits) " bits" }
-                                td data-label="State" { (slot_state(s)) }
+                                td data-label="State" { (slot_state(s)) @if k.is_revoked() { ", revoked" } }
                                 td data-label="Made" { (when(Some(k.created_at), "")) }
                             }
                         }

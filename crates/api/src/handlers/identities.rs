@@ -281,7 +281,11 @@ pub(super) fn get(ctx: &Ctx<'_>, input: &Input<'_>) -> Result<Vec<u8>, ApiError>
             // missing because their DNS server refused us, which the verifier's own finding
             // (HOST_NOT_FOUND, say) would not tell. The reason is in `sesame dns-publisher
             // show` and the console; the status stays the verifier's.
-            if view.publish_error.is_some() {
+            if view
+                .publisher
+                .as_ref()
+                .is_some_and(|p| p.state.last_error.is_some())
+            {
                 info.error_type = Some(VerificationError::DnsServerError.name());
             }
             info

@@ -191,7 +191,8 @@ fn set_publisher(server: &Server, bind: &Bind, domain: &str, secret_file: &str) 
     out.to_string()
 }
 
-fn start(bind: &Bind, data: &Path) -> Server {
+/// A server whose verifier asks BIND; a staged key signs `rotation_delay` after it was seen.
+fn start(bind: &Bind, data: &Path, rotation_delay: &str) -> Server {
     Server::start_in(
         data,
         &[
@@ -199,7 +200,7 @@ fn start(bind: &Bind, data: &Path) -> Server {
             ("SESAME_VERIFY_INTERVAL", "300ms"),
             ("SESAME_PUBLISH_INTERVAL", "200ms"),
             ("SESAME_KEY_RETENTION", "4s"),
-            ("SESAME_ROTATION_DELAY", "1s"),
+            ("SESAME_ROTATION_DELAY", rotation_delay),
         ],
     )
 }
@@ -248,7 +249,7 @@ async fn a_publisher_publishes_verifies_retires_and_removes_and_a_wrong_secret_c
     }
     let bind = Bind::start();
     let data = tempfile::tempdir().unwrap();
-    let server = start(&bind, data.path());
+    let server = start(&bind, data.path(), "1s");
     let c = server.client();
     let good = write_secret(data.path(), "good.key", &secret(1));
     let bad = write_secret(data.path(), "bad.key", &secret(99));
@@ -308,12 +309,88 @@ async fn a_publisher_publishes_verifies_retires_and_removes_and_a_wrong_secret_c
         "{shown}"
     );
     assert_eq!(shown["Published"], serde_json::json!([]));
+    // The console's identity page says so too.
+    let page = console_page(&server, "bad.example.test");
+    assert!(
+        page.contains("id=\"publisher-error\"") && page.contains("BADSIG"),
+        "{page}"
+    );
+    assert!(
+        !page.contains(&b64(&secret(99))),
+        "the console shows the secret"
+    );
     cli_output += &shown.to_string();
     cli_output += &cli(
         &server.data_dir,
         &["dns-publisher", "show", "pub.example.test"],
     )
     .to_string();
+
+    // The customer's zone already holds a CNAME at one token's name: reported, not replaced.
+    let clash_tokens: Vec<String> = c
+        .create_email_identity()
+        .email_identity("clash.example.test")
+        .send()
+        .await
+        .unwrap()
+        .dkim_attributes()
+        .unwrap()
+        .tokens()
+        .to_vec();
+    let clash_names = cname_names(&clash_tokens, "clash.example.test");
+    sesame_dns::update::publish(
+        &sesame_dns::update::UpdateTarget {
+            server: bind.addr,
+            zone: ZONE.into(),
+            key_name: KEY.into(),
+            secret: secret(1),
+            timeout: Duration::from_secs(5),
+        },
+        &[sesame_dns::update::UpdateRecord::Cname {
+            name: clash_names[0].clone(),
+            target: "elsewhere.example.net".into(),
+        }],
+        60,
+    )
+    .await
+    .unwrap();
+    cli_output += &set_publisher(&server, &bind, "clash.example.test", &good);
+    bind.wait(
+        &clash_names[1],
+        "CNAME",
+        "the CNAMEs without a clash",
+        |got| got.len() == 1,
+    );
+    bind.wait(
+        &clash_names[2],
+        "CNAME",
+        "the CNAMEs without a clash",
+        |got| got.len() == 1,
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let shown = loop {
+        let shown = cli(
+            &server.data_dir,
+            &["dns-publisher", "show", "clash.example.test"],
+        );
+        if shown["Conflicts"].as_array().is_some_and(|c| !c.is_empty()) {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "no conflict reported: {shown}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let conflict = shown["Conflicts"][0].as_str().unwrap();
+    assert!(
+        conflict.contains(&clash_names[0]) && conflict.contains("elsewhere.example.net"),
+        "{shown}"
+    );
+    assert_eq!(shown["Published"].as_array().unwrap().len(), 2, "{shown}");
+    assert_eq!(
+        bind.ask(&clash_names[0], "CNAME"),
+        vec!["elsewhere.example.net.".to_owned()],
+        "the customer's record stays"
+    );
+    assert_eq!(status(&c, "clash.example.test").await.0, "PENDING");
 
     // A switch to BYODKIM: the Easy DKIM CNAMEs stay for the retention (4 s), then go.
     let switched = Instant::now();
@@ -404,6 +481,32 @@ async fn a_publisher_publishes_verifies_retires_and_removes_and_a_wrong_secret_c
     }
 }
 
+/// The console's page of `domain` (of the default account), signed in with the admin token.
+fn console_page(server: &Server, domain: &str) -> String {
+    use crate::scrape::{get, post_form};
+    let token = std::fs::read_to_string(server.data_dir.join("admin-token")).unwrap();
+    let signed_in = post_form(
+        server.admin,
+        "/console/login",
+        &[],
+        &format!("token={}", token.trim()),
+    );
+    let session = signed_in
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = get(
+        server.admin,
+        &format!("/console/identities/{}/{domain}", server.account),
+        &[&format!("Cookie: {session}")],
+    );
+    assert_eq!(page.status, 200, "{page:?}");
+    page.body
+}
+
 fn newest_message(dir: &Path) -> std::path::PathBuf {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("outbox"))
         .unwrap()
@@ -434,7 +537,9 @@ async fn a_revoked_key_stops_signing_at_once_and_its_replacement_takes_over() {
     };
     let bind = Bind::start();
     let data = tempfile::tempdir().unwrap();
-    let server = start(&bind, data.path());
+    // Long enough for the checks between the revocation and the first send: the replacement
+    // must not sign before them.
+    let server = start(&bind, data.path(), "8s");
     let c = server.client();
     let good = write_secret(data.path(), "good.key", &secret(1));
     set_publisher(&server, &bind, "rev.example.test", &good);
@@ -492,6 +597,12 @@ async fn a_revoked_key_stops_signing_at_once_and_its_replacement_takes_over() {
     }
     let (ok, said) = dkimpy(&python, &before, bind.addr, server.dns);
     assert!(!ok, "dkimpy still accepts the revoked key: {said}");
+    let page = console_page(&server, "rev.example.test");
+    assert!(page.contains("id=\"signing-revoked\""), "{page}");
+    assert!(
+        page.contains("incident-42"),
+        "the audit trail is on the page"
+    );
 
     // Nothing is signed with it: mail is refused, naming the reason, until the replacement.
     let mut refused = 0;
