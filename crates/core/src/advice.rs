@@ -181,7 +181,7 @@ mod tests {
     const POLICY: VerifyPolicy = VerifyPolicy {
         first_interval_ms: 60_000,
         max_interval_ms: Timestamp::HOUR,
-        window_hours: 72,
+        window_ms: 72 * Timestamp::HOUR,
         recheck_hours: 24,
         lease_ms: 60_000,
     };

@@ -11,5 +11,6 @@
 pub mod listener;
 pub mod records;
 pub mod responder;
+pub mod sandbox;
 pub mod update;
 pub mod verifier;

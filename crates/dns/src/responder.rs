@@ -29,6 +29,8 @@ pub struct Snapshot {
     ns: Record,
     txt: HashMap<LowerName, Record>,
     hosts: HashMap<LowerName, HostAnswers>,
+    // The sandbox's zones (`sesame dev`): none outside the sandbox.
+    sandbox: Option<crate::sandbox::SandboxZones>,
 }
 
 /// Records the zone serves at a name of its own beside the keys: the SPF domain's TXT, the
@@ -105,7 +107,14 @@ impl Snapshot {
             ns,
             txt,
             hosts: HashMap::new(),
+            sandbox: None,
         })
+    }
+
+    /// Also answers, authoritatively, for the sandbox's zones (`sesame dev` only).
+    pub fn with_sandbox(mut self, zones: crate::sandbox::SandboxZones) -> Snapshot {
+        self.sandbox = Some(zones);
+        self
     }
 
     /// Also serves `records`; each name must be inside the zone and not a key's.
@@ -170,6 +179,9 @@ impl Snapshot {
         qtype: RecordType,
     ) -> (ResponseCode, Option<&Record>, Option<&Record>, bool) {
         if !self.apex.zone_of(qname) {
+            if let Some(answer) = self.sandbox.as_ref().and_then(|s| s.answer(qname, qtype)) {
+                return answer;
+            }
             // Not our zone: we are no resolver.
             return (ResponseCode::Refused, None, None, false);
         }
@@ -235,6 +247,7 @@ fn wire_size(records: Option<&Record>) -> usize {
                 RData::SOA(s) => s.mname.len() + s.rname.len() + 4 + 20,
                 RData::NS(NS(n)) => n.len() + 2,
                 RData::MX(mx) => mx.exchange.len() + 4,
+                RData::CNAME(c) => c.0.len() + 2,
                 _ => 512,
             };
             r.name.len() + 2 + 10 + rdata

@@ -33,10 +33,12 @@ pub struct ZoneSpec {
     pub hosts: Vec<HostRecord>,
 }
 
-/// Builds the zone from the store's published keys.
+/// Builds the zone from the store's published keys, with the sandbox's zones when there is
+/// one.
 pub async fn load_snapshot(
     store: Arc<dyn KeyZoneSource>,
     zone: ZoneSpec,
+    sandbox: Option<Arc<crate::sandbox::Sandbox>>,
 ) -> anyhow::Result<(u64, Snapshot)> {
     let (generation, keys) = blocking(move || -> anyhow::Result<_> {
         // The generation first: a change racing with the read shows as a newer generation.
@@ -44,20 +46,26 @@ pub async fn load_snapshot(
         Ok((g, store.published_keys()?))
     })
     .await??;
-    let snapshot = Snapshot::build(&zone.zone, &keys, generation as u32)
+    let mut snapshot = Snapshot::build(&zone.zone, &keys, generation as u32)
         .and_then(|s| s.with_hosts(&zone.hosts))
         .map_err(|e| anyhow::anyhow!("building the key zone: {e}"))?;
+    if let Some(sb) = sandbox {
+        let zones = blocking(move || sb.zones()).await??;
+        snapshot = snapshot.with_sandbox(zones);
+    }
     Ok((generation, snapshot))
 }
 
 /// Keeps `handle` in step with the store until shutdown, asking every `poll` whether the keys
-/// changed (a write shows within this).
+/// changed (a write shows within this). With a sandbox it rebuilds at every poll: its zones
+/// follow every identity and override, and hold a developer's few identities.
 pub async fn follow_store(
     store: Arc<dyn KeyZoneSource>,
     zone: ZoneSpec,
     handle: SnapshotHandle,
     mut generation: u64,
     poll: Duration,
+    sandbox: Option<Arc<crate::sandbox::Sandbox>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -74,13 +82,18 @@ pub async fn follow_store(
             }
             Err(_) => continue,
         };
-        if now == generation {
+        if now == generation && sandbox.is_none() {
             continue;
         }
-        match load_snapshot(store.clone(), zone.clone()).await {
+        match load_snapshot(store.clone(), zone.clone(), sandbox.clone()).await {
             Ok((g, snapshot)) => {
-                tracing::debug!(generation = g, keys = snapshot.len(), "key zone refreshed");
+                if g != generation {
+                    tracing::debug!(generation = g, keys = snapshot.len(), "key zone refreshed");
+                }
                 handle.replace(snapshot);
+                if let Some(sb) = &sandbox {
+                    sb.mark_served();
+                }
                 generation = g;
             }
             Err(e) => tracing::warn!(error = %e, "key zone: refresh failed"),

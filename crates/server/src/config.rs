@@ -37,6 +37,10 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the API, the key-zone DNS responder and the verifier until SIGTERM or SIGINT.
     Serve(Box<ServeArgs>),
+    /// A sandbox for development and CI: `serve --sandbox` on a throwaway data dir (unless
+    /// `--data-dir` is given), printing the environment an AWS SDK needs. Identities verify
+    /// through Sesame's own DNS; never for production.
+    Dev(Box<ServeArgs>),
     /// Manage accounts (tenants). Works while a server runs on the same data.
     Account {
         #[command(subcommand)]
@@ -400,6 +404,12 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Run as a sandbox (what `sesame dev` does): the DNS listener also serves every identity's records and the verifier asks it; never for production.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// How long a domain may stay unverified before FAILED, and the grace after SUCCESS (SES: 72 hours; shorter only with --sandbox).
+    #[arg(long, env = "SESAME_VERIFICATION_WINDOW", default_value = "72h", value_parser = humantime::parse_duration)]
+    pub verification_window: Duration,
     /// Address of the SESv2 HTTP API (port 0 picks a free port).
     #[arg(long, env = "SESAME_API_ADDR", default_value = "127.0.0.1:8325")]
     pub api_addr: SocketAddr,

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod http;
 mod publisher;
+mod sandbox;
 mod settings;
 
 use adapters::{SealedPageTokens, StoreCredentials, SystemClock};
@@ -64,6 +65,16 @@ fn main() -> anyhow::Result<()> {
         print_out(&settings::print(&parsed));
         return Ok(());
     }
+    // `sesame dev` without `--data-dir` (flag or SESAME_DATA_DIR) runs on a throwaway one, and
+    // without `--verify-interval` re-checks a PENDING identity after a second, not a minute.
+    let dev_given = |id: &str| {
+        parsed
+            .matches
+            .subcommand_matches("dev")
+            .and_then(|m| m.value_source(id))
+            .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue)
+    };
+    let (dev_dir_given, dev_interval_given) = (dev_given("data_dir"), dev_given("verify_interval"));
     match parsed.cli.command {
         Command::Config {
             command: ConfigCommand::Print(_),
@@ -74,6 +85,25 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(*args),
+        Command::Dev(mut args) => {
+            args.sandbox = true;
+            if !dev_interval_given {
+                args.verify_interval = std::time::Duration::from_secs(1);
+            }
+            if dev_dir_given {
+                return serve(*args);
+            }
+            let dir = std::env::temp_dir().join(format!(
+                "sesame-dev-{}",
+                sesame_crypto::random::admin_token()?
+                    .get(..12)
+                    .unwrap_or("data")
+            ));
+            args.store.data_dir = dir.clone();
+            let served = serve(*args);
+            let _ = std::fs::remove_dir_all(&dir);
+            served
+        }
         Command::Account { command, store } => {
             let opened = open(&store)?;
             cli::account(command, &opened, &SystemClock)
@@ -215,6 +245,11 @@ fn announce(line: &str) {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if !args.sandbox && args.verification_window != std::time::Duration::from_secs(72 * 3600) {
+        bail!(
+            "--verification-window is a sandbox setting (SES keeps looking for 72 hours); use it with `sesame dev` or `serve --sandbox`"
+        );
+    }
     let Opened { store, sealer, db } = open(&args.store)?;
     let outbox = args.outbox_dir();
     bootstrap::data_dir(&outbox)?;
@@ -294,6 +329,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             verify: VerifyPolicy {
                 first_interval_ms: millis(args.verify_interval),
                 lease_ms: millis(args.verify_lease),
+                window_ms: millis(args.verification_window).max(1),
                 ..VerifyPolicy::default()
             },
             rotation: RotationPolicy {
@@ -371,10 +407,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let dns = tcp.local_addr()?;
         // The key zone reads only the published keys, never the rest of the store.
         let key_source: Arc<dyn KeyZoneSource> = store.clone();
+        let sandbox = args
+            .sandbox
+            .then(|| Arc::new(sandbox::Sandbox::new(store.clone(), service.checks.clone())));
         let (generation, snapshot) =
-            background::load_snapshot(key_source.clone(), zone.clone()).await?;
+            background::load_snapshot(key_source.clone(), zone.clone(), sandbox.clone()).await?;
         let snapshot = SnapshotHandle::new(snapshot);
         zone_loaded.store(true, std::sync::atomic::Ordering::Release);
+        // The sandbox's verifier asks the sandbox's own DNS.
+        let resolver = if sandbox.is_some() { Some(dns) } else { resolver };
         let verifier = Arc::new(
             Verifier::new(resolver, VERIFY_LOOKUP_TIMEOUT)
                 .map_err(|e| anyhow::anyhow!(e))?
@@ -388,6 +429,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             snapshot.clone(),
             generation,
             args.key_zone_poll,
+            sandbox.clone(),
             stopped.clone(),
         ));
         background.spawn(
@@ -442,6 +484,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             },
         ));
         announce(&format!("listening api={api} dns={dns} admin={admin}"));
+        if sandbox.is_some() {
+            let (id, secret) = sandbox::credentials(&args.store.data_dir)?;
+            announce(&format!(
+                "SANDBOX: identities verify through Sesame's own DNS at {dns} and mail stays in {}; nothing here is true of the real DNS. Not for production.",
+                outbox.display()
+            ));
+            announce(&format!("export AWS_ENDPOINT_URL_SESV2=http://{api}"));
+            announce(&format!("export AWS_ACCESS_KEY_ID={id}"));
+            announce(&format!("export AWS_SECRET_ACCESS_KEY={secret}"));
+            // boto3 and the AWS CLI read the first, the other SDKs the second.
+            announce(&format!("export AWS_DEFAULT_REGION={}", args.region));
+            announce(&format!("export AWS_REGION={}", args.region));
+            announce(&format!("# sandbox DNS {dns}, data dir {}", args.store.data_dir.display()));
+        }
         tracing::info!(%api, %dns, %admin, region = %args.region, zone = %zone.zone, db = %db.display(), outbox = %outbox.display(), resolver = ?resolver, "sesame started");
         let limits = http::Limits {
             header_timeout: args.header_timeout,
@@ -451,7 +507,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(?limits, "API connection limits");
         // The verification links' pages share the API listener: the browsers of the people
         // the mail went to reach it at --public-url.
-        let app = sesame_admin::links::routes(service.addresses.clone()).merge(sesame_api::app(state));
+        let mut app = sesame_admin::links::routes(service.addresses.clone());
+        if let Some(sb) = &sandbox {
+            let catcher = Arc::new(sandbox::Catcher {
+                outbox: outbox.clone(),
+                dns,
+            });
+            app = app.merge(sandbox::routes(sb.clone(), catcher));
+        }
+        let app = app.merge(sesame_api::app(state));
         http::serve(listener, app, limits, shutdown_signal()).await?;
         let _ = stop.send(true);
         pool.stop();

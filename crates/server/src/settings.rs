@@ -15,7 +15,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// Options that never appear in a file or in `config print`.
-const NOT_SETTINGS: &[&str] = &["config", "help", "version"];
+/// `sandbox` too: it is only ever asked for on the command line (`serve --sandbox`,
+/// `sesame dev`), never by a file or the environment left from elsewhere.
+const NOT_SETTINGS: &[&str] = &["config", "help", "version", "sandbox"];
 
 /// Options whose values `config print` never shows.
 const SECRETS: &[&str] = &["smtp_password", "admin_token"];

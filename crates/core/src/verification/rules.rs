@@ -14,7 +14,7 @@ pub struct VerifyPolicy {
     /// The backoff's ceiling (an hour).
     pub max_interval_ms: i64,
     /// How long SES keeps looking before FAILED, and the grace after SUCCESS (72 hours).
-    pub window_hours: i64,
+    pub window_ms: i64,
     /// Re-check period after SUCCESS (daily).
     pub recheck_hours: i64,
     /// How long a claimed check may take before another node may claim the identity again
@@ -27,7 +27,7 @@ impl Default for VerifyPolicy {
         VerifyPolicy {
             first_interval_ms: 60_000,
             max_interval_ms: Timestamp::HOUR,
-            window_hours: 72,
+            window_ms: 72 * Timestamp::HOUR,
             recheck_hours: 24,
             lease_ms: 60_000,
         }
@@ -277,8 +277,9 @@ pub fn step(
     if obs.soa.is_some() {
         next.soa = obs.soa.clone();
     }
-    let window_over =
-        |since: Option<Timestamp>| since.is_some_and(|t| now >= t.plus_hours(policy.window_hours));
+    let window_over = |since: Option<Timestamp>| {
+        since.is_some_and(|t| now >= Timestamp(t.0.saturating_add(policy.window_ms)))
+    };
     let retry = |next: &mut Verification| {
         next.next_check_at = Some(Timestamp(now.0 + policy.backoff_ms(next.attempts)));
         next.attempts = next.attempts.saturating_add(1);
@@ -344,7 +345,7 @@ mod tests {
     const POLICY: VerifyPolicy = VerifyPolicy {
         first_interval_ms: 60_000,
         max_interval_ms: Timestamp::HOUR,
-        window_hours: 72,
+        window_ms: 72 * Timestamp::HOUR,
         recheck_hours: 24,
         lease_ms: 60_000,
     };

@@ -43,6 +43,12 @@ impl Server {
     /// A server on `data_dir` with extra environment variables. Unless `SESAME_RESOLVER` is
     /// among them, its verifier asks an in-process DNS server that answers NXDOMAIN.
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_as(&["serve"], data_dir, env)
+    }
+
+    /// A server started as `sesame <command…>` (`serve`, `serve --sandbox`, `dev`) on
+    /// `data_dir`; otherwise as [`Server::start_in`].
+    pub fn start_as(command: &[&str], data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let fake_dns = (!env.iter().any(|(k, _)| *k == "SESAME_RESOLVER"))
             .then(crate::fakedns::FakeDns::start);
         // `SESAME_TEST_NOFILE=N` runs the server under a descriptor limit of N (soft and hard),
@@ -57,7 +63,7 @@ impl Server {
             }
             None => Command::new(env!("CARGO_BIN_EXE_sesame")),
         };
-        cmd.arg("serve")
+        cmd.args(command)
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--api-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0"])

@@ -21,6 +21,7 @@ mod identities;
 mod mailfrom;
 mod metrics;
 mod publisher;
+mod sandbox;
 mod scrape;
 mod secrets;
 mod send;
