@@ -447,6 +447,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             service.checks.clone(),
             verifier.clone(),
             metrics.clone(),
+            sandbox.clone(),
             stopped.clone(),
         ));
         let rrl = sesame_dns::listener::RrlConfig {

@@ -83,6 +83,17 @@ impl Sandbox {
         self.changes.fetch_add(1, Ordering::AcqRel) + 1
     }
 
+    /// Waits (at most 2 s) until the zones served were built after this call: they then hold
+    /// every identity that existed when it was made.
+    pub async fn caught_up(&self) {
+        let change = self.changed();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        while self.served.load(Ordering::Acquire) < change && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Every domain identity and the records it needs (a BYODKIM key's TXT included; no DMARC
     /// record, whose policy is the developer's to choose), with the overrides applied.
     pub fn records(&self) -> anyhow::Result<(Vec<String>, Vec<UpdateRecord>)> {

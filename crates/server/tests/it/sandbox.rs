@@ -181,6 +181,16 @@ async fn a_dev_sandbox_verifies_through_its_own_dns_and_breaks_on_purpose() {
         "{shown}"
     );
     assert!(asked("sel._domainkey.byo.example.com", "TXT"), "{shown}");
+    // No check ran before the zones held the new identities (REFUSED would have made it
+    // TEMPORARY_FAILURE for a moment).
+    assert!(
+        !shown["Queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["Rcode"] == "REFUSED" || q["Rcode"] == "SERVFAIL"),
+        "{shown}"
+    );
     assert!(server.output().contains("sandbox DNS query"));
 
     // Its own identities' names only.
@@ -316,9 +326,28 @@ async fn a_dev_sandbox_verifies_through_its_own_dns_and_breaks_on_purpose() {
     );
 }
 
-#[test]
-fn serve_is_no_sandbox() {
+#[tokio::test]
+async fn serve_is_no_sandbox() {
     let server = Server::start();
+    // Its DNS answers no identity's names.
+    let created = server
+        .client()
+        .create_email_identity()
+        .email_identity("real.example.com")
+        .send()
+        .await
+        .unwrap();
+    let token = created.dkim_attributes().unwrap().tokens()[0].clone();
+    assert_eq!(
+        ask(
+            server.dns,
+            &format!("{token}._domainkey.real.example.com"),
+            RecordType::CNAME
+        )
+        .metadata
+        .response_code,
+        ResponseCode::Refused
+    );
     // No sandbox endpoints (an unsigned request is refused as any other), no sandbox zones.
     let r = raw_request(server.api, "GET", "/sandbox/dns", b"");
     assert_ne!(r.status, 200, "{r:?}");
@@ -340,4 +369,57 @@ fn serve_is_no_sandbox() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn dev_without_a_data_dir_runs_on_a_throwaway_one() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sesame"))
+        .args([
+            "dev",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--dns-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+        ])
+        .env_remove("SESAME_DATA_DIR")
+        .env_remove("SESAME_ACCESS_KEY_ID")
+        .env_remove("SESAME_SECRET_ACCESS_KEY")
+        .env_remove("SESAME_MASTER_KEY")
+        .env("SESAME_KEY_POOL_2048", "0")
+        .env("SESAME_KEY_POOL_1024", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    let dir = loop {
+        let line = lines.next().expect("sesame dev ended").unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if let Some(d) = line.split(", data dir ").nth(1) {
+            break std::path::PathBuf::from(d.trim());
+        }
+    };
+    assert!(dir.starts_with(std::env::temp_dir()), "{}", dir.display());
+    assert!(dir.join("sesame.db").exists());
+    assert!(
+        exported(&printed, "AWS_SECRET_ACCESS_KEY").len() >= 40,
+        "{printed}"
+    );
+    terminate(&child);
+    assert!(child.wait().unwrap().success());
+    assert!(!dir.exists(), "the throwaway data dir is removed at exit");
+}
+
+/// SIGTERM, as `kill` sends it.
+fn terminate(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
