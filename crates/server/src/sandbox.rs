@@ -280,29 +280,18 @@ async fn change(State(sb): State<Arc<Sandbox>>, body: axum::body::Bytes) -> Resp
         }
         "restore" => {
             sb.set_override(&key, None, true);
-            let change = sb.changed();
-            return recheck(sb, change, Some(key.0)).await;
+            return recheck(sb, Some(key.0)).await;
         }
         _ => return refused(StatusCode::BAD_REQUEST, "Action is remove, set or restore"),
     };
     sb.set_override(&key, value, false);
-    let change = sb.changed();
-    recheck(sb, change, Some(key.0)).await
+    recheck(sb, Some(key.0)).await
 }
 
-/// Once the zones serve change `change`, makes the affected domains' checks due now (the
-/// verifier claims them on its next pass).
-async fn recheck(sb: Arc<Sandbox>, change: u64, name: Option<String>) -> Response {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while sb.served.load(Ordering::Acquire) < change {
-        if tokio::time::Instant::now() >= deadline {
-            return refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the sandbox DNS did not rebuild",
-            );
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+/// Makes the affected domains' checks due now. The verifier claims them on its next pass and
+/// waits, as for every sandbox check, until the zones served include the change
+/// (`Sandbox::caught_up`).
+async fn recheck(sb: Arc<Sandbox>, name: Option<String>) -> Response {
     match tokio::task::spawn_blocking(move || sb.recheck(name.as_deref())).await {
         Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
         _ => refused(
@@ -325,8 +314,7 @@ async fn outage(State(sb): State<Arc<Sandbox>>, body: axum::body::Bytes) -> Resp
         );
     };
     sb.outage.store(enabled, Ordering::Release);
-    let change = sb.changed();
-    recheck(sb, change, None).await
+    recheck(sb, None).await
 }
 
 /// The sandbox's endpoints, to merge into the API listener's router (sandbox only).

@@ -127,6 +127,7 @@ pub fn parse() -> Parsed {
                 let set =
                     |c: clap::Command| c.mut_arg(id.clone(), |a| a.default_value(value.clone()));
                 cmd.mut_subcommand("serve", set)
+                    .mut_subcommand("dev", set)
                     .mut_subcommand("config", |c| c.mut_subcommand("print", set))
             };
         }

@@ -83,7 +83,12 @@ async fn a_dev_sandbox_verifies_through_its_own_dns_and_breaks_on_purpose() {
     let server = Server::start_as(
         &["dev"],
         data.path(),
-        &[("SESAME_VERIFICATION_WINDOW", "3s")],
+        &[
+            ("SESAME_VERIFICATION_WINDOW", "3s"),
+            // A rebuild a second apart: a check that did not wait for the zones to hold a new
+            // identity would be answered REFUSED.
+            ("SESAME_KEY_ZONE_POLL", "1s"),
+        ],
     );
     let out = server.wait_output("the sandbox's environment", |o| {
         o.contains("export AWS_REGION=")
