@@ -65,12 +65,22 @@ async fn status_of(c: &aws_sdk_sesv2::Client, name: &str) -> String {
         .to_owned()
 }
 
-async fn wait_for(c: &aws_sdk_sesv2::Client, name: &str, want: &str, within: Duration) {
+/// Waits until `name` is `want`; returns every status seen on the way.
+async fn wait_for(
+    c: &aws_sdk_sesv2::Client,
+    name: &str,
+    want: &str,
+    within: Duration,
+) -> Vec<String> {
     let deadline = Instant::now() + within;
+    let mut seen: Vec<String> = Vec::new();
     loop {
         let got = status_of(c, name).await;
+        if seen.last() != Some(&got) {
+            seen.push(got.clone());
+        }
         if got == want {
-            return;
+            return seen;
         }
         assert!(Instant::now() < deadline, "{name} is {got}, not {want}");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -123,8 +133,15 @@ async fn a_dev_sandbox_verifies_through_its_own_dns_and_breaks_on_purpose() {
         .send()
         .await
         .unwrap();
-    wait_for(&c, "easy.example.com", "SUCCESS", Duration::from_secs(10)).await;
-    wait_for(&c, "byo.example.com", "SUCCESS", Duration::from_secs(10)).await;
+    // PENDING, then SUCCESS: never a TEMPORARY_FAILURE from a check made before the sandbox
+    // zones held the new domain (its names would be REFUSED).
+    for domain in ["easy.example.com", "byo.example.com"] {
+        let seen = wait_for(&c, domain, "SUCCESS", Duration::from_secs(10)).await;
+        assert!(
+            !seen.iter().any(|s| s == "TEMPORARY_FAILURE"),
+            "{domain}: {seen:?}"
+        );
+    }
     assert!(started.elapsed() < Duration::from_secs(10));
 
     // The README's CI example: boto3 with nothing but the printed environment.
