@@ -38,9 +38,9 @@ pub struct Sandbox {
     outage: AtomicBool,
     /// What the sandbox DNS was asked.
     pub log: Arc<QueryLog>,
-    /// Changes made (overrides, the outage switch), the changes the zones being built
-    /// include, and those the zones served include: a change's checks wait for it to be
-    /// served.
+    /// Requests for zones built after them (`caught_up`, before the verifier checks what it
+    /// claimed), the latest request the zones being built answer, and the latest the zones
+    /// served answer.
     changes: AtomicU64,
     building: AtomicU64,
     served: AtomicU64,
