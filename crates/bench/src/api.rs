@@ -19,6 +19,11 @@ const WARMUP: Duration = Duration::from_secs(1);
 const WINDOW: Duration = Duration::from_secs(5);
 
 fn throughput(addr: SocketAddr, requests: Vec<Vec<u8>>, conns: usize) -> Outcome {
+    throughput_with(addr, requests, conns)
+}
+
+/// A throughput run (1 s warm-up, 5 s measured) on `conns` connections.
+pub fn throughput_with(addr: SocketAddr, requests: Vec<Vec<u8>>, conns: usize) -> Outcome {
     load::run(Plan {
         addr,
         requests: Arc::new(requests),

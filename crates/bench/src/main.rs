@@ -12,6 +12,7 @@
 mod api;
 mod dns;
 mod load;
+mod pg;
 mod procs;
 mod report;
 mod scale;
@@ -23,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 const SCENARIOS: &[&str] = &[
-    "get", "put", "create", "sign", "send", "dns", "sweep", "scale",
+    "get", "put", "create", "sign", "send", "dns", "sweep", "scale", "pg-get",
 ];
 
 fn cpu() -> String {
@@ -113,6 +114,7 @@ fn main() {
             "dns" => dns::key_zone(work.path(), cores),
             "sweep" => dns::sweep(work.path(), cores),
             "scale" => scale::scenario(work.path()),
+            "pg-get" => pg::get_identity(work.path()),
             _ => unreachable!(),
         }
         say(&format!("_{c}: {:.0} s_\n", t.elapsed().as_secs_f64()));

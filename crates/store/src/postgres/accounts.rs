@@ -86,7 +86,7 @@ impl AccountStore for PostgresStore {
     }
 
     fn access_key(&self, id: &str) -> Result<Option<AccessKey>, StoreError> {
-        self.tx(|tx| {
+        self.one(|tx| {
             tx.query_opt(
                 "SELECT id, account_id, sealed_secret, enabled, created_at FROM access_keys WHERE id = $1",
                 &[&id],

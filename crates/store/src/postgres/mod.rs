@@ -109,6 +109,17 @@ impl PostgresStore {
         Ok(PostgresStore { pool })
     }
 
+    /// Runs one statement on a pooled connection, outside an explicit transaction: a single
+    /// statement is atomic by itself, and BEGIN and COMMIT would be two more round trips
+    /// (the PostgreSQL side of SQLite's one-statement reads without a snapshot).
+    fn one<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut client = self.pool.get()?;
+        f(client.get_mut())
+    }
+
     /// Runs `f` in one transaction on a pooled connection; a broken connection is dropped
     /// when handed back (`PgConnector::reusable`), so the next call reconnects.
     fn tx<T>(

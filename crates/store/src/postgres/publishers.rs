@@ -60,7 +60,7 @@ impl PublisherStore for PostgresStore {
         account: &AccountId,
         domain: &DomainName,
     ) -> Result<Option<Publisher>, StoreError> {
-        self.tx(|tx| {
+        self.one(|tx| {
             tx.query_opt(
                 &format!(
                     "SELECT {PUBLISHER_COLUMNS} FROM dns_publishers \
