@@ -250,6 +250,20 @@ pub fn sign(account: &str, identity: &str, opened: &Opened) -> anyhow::Result<()
     Ok(())
 }
 
+/// The DKIM use cases over the store, with the plain vault (no key pool) and the system clock.
+fn dkim_control(
+    opened: &Opened,
+    rotation: sesame_core::keys::RotationPolicy,
+) -> sesame_core::dkim::DkimControl {
+    use std::sync::Arc;
+    sesame_core::dkim::DkimControl::new(
+        opened.store.clone(),
+        Arc::new(sesame_crypto::OpenSslVault::new(opened.sealer.clone())),
+        Arc::new(SystemClock),
+        rotation,
+    )
+}
+
 /// `sesame rotate`: stages a new Easy DKIM key; it starts signing once the verifier has seen the
 /// domain's records after it was published and the activation delay has passed.
 #[allow(clippy::print_stdout)]
@@ -259,18 +273,11 @@ pub fn rotate(
     rotation: sesame_core::keys::RotationPolicy,
     opened: &Opened,
 ) -> anyhow::Result<()> {
-    use sesame_core::dkim::DkimControl;
     use sesame_core::model::IdentityName;
-    use std::sync::Arc;
     let account = find_account(opened.store.as_ref(), account)?;
     // Only the retention matters here (which tokens are free); the activation is the
     // verifying node's, under its own policy.
-    let dkim = DkimControl::new(
-        opened.store.clone(),
-        Arc::new(sesame_crypto::OpenSslVault::new(opened.sealer.clone())),
-        Arc::new(SystemClock),
-        rotation,
-    );
+    let dkim = dkim_control(opened, rotation);
     let name = IdentityName::parse(identity).map_err(refused)?;
     let rotated = dkim.rotate(&account.id, &name).map_err(refused)?;
     let keys = rotated.dkim.context("no DKIM set-up")?.keys;
@@ -433,16 +440,9 @@ pub fn revoke(
     rotation: sesame_core::keys::RotationPolicy,
     opened: &Opened,
 ) -> anyhow::Result<()> {
-    use sesame_core::dkim::DkimControl;
     use sesame_core::model::IdentityName;
-    use std::sync::Arc;
     let account = find_account(opened.store.as_ref(), account)?;
-    let dkim = DkimControl::new(
-        opened.store.clone(),
-        Arc::new(sesame_crypto::OpenSslVault::new(opened.sealer.clone())),
-        Arc::new(SystemClock),
-        rotation,
-    );
+    let dkim = dkim_control(opened, rotation);
     let name = IdentityName::parse(identity).map_err(refused)?;
     let (stored, revocation) = dkim
         .revoke(&account.id, &name, token, by)

@@ -115,21 +115,7 @@ async fn pending_verifications_are_listed_until_their_links_are_followed() {
             .await
             .unwrap();
     }
-    let token = std::fs::read_to_string(server.data_dir.join("admin-token")).unwrap();
-    let signed_in = post_form(
-        admin,
-        "/console/login",
-        &[],
-        &format!("token={}", token.trim()),
-    );
-    let session = signed_in
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let with = format!("Cookie: {session}");
+    let with = crate::scrape::console_session(&server);
     assert_eq!(
         get(admin, "/console/verifications", &[]).status,
         303,

@@ -483,25 +483,10 @@ async fn a_publisher_publishes_verifies_retires_and_removes_and_a_wrong_secret_c
 
 /// The console's page of `domain` (of the default account), signed in with the admin token.
 fn console_page(server: &Server, domain: &str) -> String {
-    use crate::scrape::{get, post_form};
-    let token = std::fs::read_to_string(server.data_dir.join("admin-token")).unwrap();
-    let signed_in = post_form(
-        server.admin,
-        "/console/login",
-        &[],
-        &format!("token={}", token.trim()),
-    );
-    let session = signed_in
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = get(
+    let page = crate::scrape::get(
         server.admin,
         &format!("/console/identities/{}/{domain}", server.account),
-        &[&format!("Cookie: {session}")],
+        &[&crate::scrape::console_session(server)],
     );
     assert_eq!(page.status, 200, "{page:?}");
     page.body

@@ -15,6 +15,26 @@ pub fn get(admin: SocketAddr, path: &str, headers: &[&str]) -> RawResponse {
     send(admin, head.as_bytes(), b"")
 }
 
+/// Signs in to the console with the server's admin token; the `Cookie: …` header line that
+/// carries the session.
+pub fn console_session(server: &crate::harness::Server) -> String {
+    let token = std::fs::read_to_string(server.data_dir.join("admin-token")).unwrap();
+    let signed_in = post_form(
+        server.admin,
+        "/console/login",
+        &[],
+        &format!("token={}", token.trim()),
+    );
+    let session = signed_in
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    format!("Cookie: {session}")
+}
+
 /// `POST path` with a form body.
 pub fn post_form(admin: SocketAddr, path: &str, headers: &[&str], form: &str) -> RawResponse {
     let mut head = format!(
