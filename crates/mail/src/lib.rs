@@ -3,7 +3,9 @@
 //!
 //! - `compose`: builds a MIME message from SendEmail's `Simple` content (mail-builder).
 //! - `raw`: reads the sender and recipients of a whole MIME message (mail-parser).
-//! - `outbox`: writes signed messages as `.eml` files, atomically and durably.
+//! - `spool`: a write-ahead log of accepted messages with group commit.
+//! - `outbox`: writes signed messages as `.eml` files, atomically.
+//! - `spooled`: the embedded delivery, the outbox made durable by the spool.
 //! - `relay`: hands signed messages to an SMTP relay (lettre), with retries.
 //! - `mailer`: `Mail` (the `Mailer`: compose, read, deliver) over one `Delivery` back end, the
 //!   outbox or the relay.
@@ -15,6 +17,8 @@ pub mod mailer;
 pub mod outbox;
 pub mod raw;
 pub mod relay;
+pub mod spool;
+pub mod spooled;
 
 pub use mailer::{Delivery, Mail};
 

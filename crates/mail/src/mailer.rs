@@ -3,9 +3,9 @@
 //! SMTP relay; the server picks one).
 
 use crate::compose;
-use crate::outbox::Outbox;
 use crate::raw::{self, RawError};
 use crate::relay::SmtpRelay;
+use crate::spooled::SpooledOutbox;
 use sesame_core::Error;
 use sesame_core::error::{Invalid, MessageProblem, Rejection};
 use sesame_core::model::{Destination, EmailAddress, HeaderAddresses, SimpleMessage, Timestamp};
@@ -24,17 +24,17 @@ pub trait Delivery: Send + Sync {
 }
 
 /// The outbox keeps the message under its id, with the envelope sender as its `Return-Path:`;
-/// the recipients are in the message's headers.
-impl Delivery for Outbox {
+/// the spool holds it durably, recipients and all.
+impl Delivery for SpooledOutbox {
     fn deliver(
         &self,
         message_id: &str,
         from: &EmailAddress,
-        _recipients: &[EmailAddress],
+        recipients: &[EmailAddress],
         message: &[u8],
     ) -> Result<(), Error> {
-        Outbox::deliver(self, message_id, from.as_str(), message)
-            .map(|_| ())
+        let to: Vec<&str> = recipients.iter().map(|r| r.as_str()).collect();
+        SpooledOutbox::deliver(self, message_id, from.as_str(), &to, message)
             .map_err(|e| Error::Unavailable(e.to_string()))
     }
 }
@@ -140,7 +140,12 @@ mod tests {
     use sesame_core::model::Mailbox;
 
     fn mail_in(dir: &std::path::Path) -> Mail {
-        Mail::new(Outbox::new(dir).unwrap())
+        let every = std::time::Duration::from_secs(3600);
+        Mail::new(
+            SpooledOutbox::open(dir, &dir.join("spool"), every)
+                .unwrap()
+                .0,
+        )
     }
 
     #[test]

@@ -294,8 +294,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         workers = pool.workers(),
         "key pool: Easy DKIM keys kept ready"
     );
-    let outbox_dir = sesame_mail::outbox::Outbox::new(&outbox)
-        .with_context(|| format!("opening the outbox {}", outbox.display()))?;
+    let mail = mail(&args, &outbox)?;
     // Bound before the use cases are built: the verification links' default base is the
     // address it got (port 0 picks one).
     let api_std = std::net::TcpListener::bind(args.api_addr)
@@ -322,7 +321,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store.clone(),
         pool.clone(),
         clock.clone(),
-        Arc::new(mail(&args, outbox_dir)?),
+        Arc::new(mail),
         Config {
             max_identities: args.max_identities,
             dkim_zone: zone.zone.clone(),
@@ -609,9 +608,25 @@ fn zone_hosts(
     Ok(out)
 }
 
-fn mail(args: &ServeArgs, outbox: sesame_mail::outbox::Outbox) -> anyhow::Result<Mail> {
+fn mail(args: &ServeArgs, outbox: &std::path::Path) -> anyhow::Result<Mail> {
     let Some(relay) = &args.smtp_relay else {
-        return Ok(Mail::new(outbox));
+        let spool = args.store.data_dir.join("spool");
+        let (spooled, replayed) = sesame_mail::spooled::SpooledOutbox::open(
+            outbox,
+            &spool,
+            std::time::Duration::from_secs(1),
+        )
+        .with_context(|| {
+            format!(
+                "opening the outbox {} and its spool {}",
+                outbox.display(),
+                spool.display()
+            )
+        })?;
+        if replayed > 0 {
+            tracing::info!(replayed, "outbox: messages the spool held put back");
+        }
+        return Ok(Mail::new(spooled));
     };
     let (host, port) = relay
         .rsplit_once(':')
