@@ -9,6 +9,9 @@ Usage: verify.py MESSAGE.eml CUSTOMER_DNS KEYZONE_DNS KEYZONE
   --txt         no DNS at all: dkimpy's lookup of NAME (`selector._domainkey.domain`) answers
                 TXT (`v=DKIM1; k=rsa; p=...`); any other name has no record
 
+MESSAGE may be a directory: every *.eml in it is verified, and the exit status is 0 only if
+each one verifies (one line per failure and a count are printed).
+
 In the first form the selector's TXT is looked up at the customer's server; a CNAME there is
 followed, to Sesame's responder for names in the key zone. The second gives dkimpy the key
 directly, so a signature is checked by an independent verifier wherever Python runs. Exits 0
@@ -66,9 +69,19 @@ def main():
 
 
 def verify(path, dnsfunc):
+    import os
+
+    version = getattr(dkim, "__version__", "?")
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if n.endswith(".eml"))
+        failed = [n for n in names if not dkim.verify(open(os.path.join(path, n), "rb").read(), dnsfunc=dnsfunc)]
+        for n in failed:
+            print(f"dkimpy {version}: FAIL {os.path.join(path, n)}")
+        print(f"dkimpy {version}: {len(names) - len(failed)} of {len(names)} messages pass in {path}")
+        sys.exit(0 if names and not failed else 1)
     message = open(path, "rb").read()
     ok = dkim.verify(message, dnsfunc=dnsfunc)
-    print(f"dkimpy {getattr(dkim, '__version__', '?')}: {'pass' if ok else 'FAIL'} {path}")
+    print(f"dkimpy {version}: {'pass' if ok else 'FAIL'} {path}")
     sys.exit(0 if ok else 1)
 
 

@@ -16,6 +16,7 @@ mod fakedns;
 #[path = "../it/harness.rs"]
 mod harness;
 
+mod burst;
 mod rebuild;
 
 use aws_sdk_sesv2::Client;
@@ -344,39 +345,98 @@ fn calls(shadow: &Path) -> BTreeMap<String, usize> {
     out
 }
 
+/// A data directory whose server runs under the shim, the shim's record, and the customers'
+/// DNS the verifier asks.
+pub struct Rig {
+    _tmp: tempfile::TempDir,
+    base: PathBuf,
+    shim: PathBuf,
+    pub data: PathBuf,
+    shadow: PathBuf,
+    pub customers: CustomerDns,
+    resolver: String,
+}
+
+impl Rig {
+    pub fn new() -> Rig {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let shim = build_shim(&base);
+        let data = base.join("data");
+        private_dir(&data);
+        let shadow = base.join("shadow");
+        private_dir(&shadow);
+        for sub in ["files", "dirs", "tmp"] {
+            private_dir(&shadow.join(sub));
+        }
+        let customers = CustomerDns::start(ZONE);
+        let resolver = customers.addr.to_string();
+        Rig {
+            _tmp: tmp,
+            base,
+            shim,
+            data,
+            shadow,
+            customers,
+            resolver,
+        }
+    }
+
+    /// The settings of every server here, with or without the shim.
+    pub fn common(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("SESAME_RESOLVER", self.resolver.as_str()),
+            ("SESAME_VERIFY_INTERVAL", "300ms"),
+            ("SESAME_RATE_LIMIT", "0"),
+            ("SESAME_LOG", "info,hickory_server=warn"),
+        ]
+    }
+
+    /// The server on `data`, its syncs recorded by the shim.
+    pub fn start_under_shim(&self) -> Server {
+        let mut env = self.common();
+        env.extend([
+            ("LD_PRELOAD", self.shim.to_str().unwrap()),
+            ("SESAME_POWERLOSS_ROOT", self.data.to_str().unwrap()),
+            ("SESAME_POWERLOSS_SHADOW", self.shadow.to_str().unwrap()),
+        ]);
+        Server::start_in(&self.data, &env)
+    }
+
+    /// After the server was killed: `data` as a power cut would have left it, in a new
+    /// directory (what `rebuild` restored is in the second value).
+    pub fn power_cut_with(&self) -> (PathBuf, Vec<rebuild::Restored>) {
+        for log in ["errors.log", "unmodelled.log"] {
+            let path = self.shadow.join(log);
+            assert!(
+                !path.exists(),
+                "the shim's {log}:\n{}",
+                std::fs::read_to_string(&path).unwrap_or_default()
+            );
+        }
+        let root_key = rebuild::key(&std::fs::metadata(&self.data).unwrap());
+        assert!(
+            rebuild::has_listing(&self.shadow, &root_key),
+            "the shim recorded nothing for the data directory (key {root_key}); calls: {:?}",
+            calls(&self.shadow)
+        );
+        let rebuilt = self.base.join("rebuilt");
+        private_dir(&rebuilt);
+        let restored = rebuild::rebuild(&self.shadow, &root_key, &rebuilt);
+        (rebuilt, restored)
+    }
+
+    pub fn power_cut(&self) -> PathBuf {
+        self.power_cut_with().0
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_a_power_cut() {
     let began = Instant::now();
-    let tmp = tempfile::tempdir().unwrap();
-    let base = tmp.path().canonicalize().unwrap();
-    let shim = build_shim(&base);
-    let data = base.join("data");
-    private_dir(&data);
-    let shadow = base.join("shadow");
-    private_dir(&shadow);
-    for sub in ["files", "dirs", "tmp"] {
-        private_dir(&shadow.join(sub));
-    }
-    let customers = CustomerDns::start(ZONE);
-    let resolver = customers.addr.to_string();
-    let common = [
-        ("SESAME_RESOLVER", resolver.as_str()),
-        ("SESAME_VERIFY_INTERVAL", "300ms"),
-        ("SESAME_RATE_LIMIT", "0"),
-        ("SESAME_LOG", "info,hickory_server=warn"),
-    ];
-    let (shim_s, data_s, shadow_s) = (
-        shim.to_str().unwrap(),
-        data.to_str().unwrap(),
-        shadow.to_str().unwrap(),
-    );
-    let mut env = common.to_vec();
-    env.extend([
-        ("LD_PRELOAD", shim_s),
-        ("SESAME_POWERLOSS_ROOT", data_s),
-        ("SESAME_POWERLOSS_SHADOW", shadow_s),
-    ]);
-    let mut server = Server::start_in(&data, &env);
+    let rig = Rig::new();
+    let data = rig.data.clone();
+    let mut server = rig.start_under_shim();
     let c = client(&server);
 
     // Set-up: a verified sender domain (so SendEmail signs) and an identity to delete.
@@ -402,7 +462,18 @@ async fn acknowledged_writes_survive_a_power_cut() {
         .tokens()
         .to_vec();
 
+    // Messages a checkpoint (every second) has moved from the spool to the synced outbox.
+    let mut early = Vec::new();
+    for i in 0..3 {
+        early.push(
+            burst::send(&c, &format!("before a checkpoint {i}"))
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let mut acked = writes(&server, &c).await;
+    acked.sent.extend(early);
     acked
         .identities
         .get_mut(SENDER)
@@ -416,23 +487,8 @@ async fn acknowledged_writes_survive_a_power_cut() {
     let probe = "unsynced-probe";
     std::fs::write(data.join(probe), b"never synced").unwrap();
 
-    for log in ["errors.log", "unmodelled.log"] {
-        let path = shadow.join(log);
-        assert!(
-            !path.exists(),
-            "the shim's {log}:\n{}",
-            std::fs::read_to_string(&path).unwrap_or_default()
-        );
-    }
-    let calls = calls(&shadow);
-    let root_key = rebuild::key(&std::fs::metadata(&data).unwrap());
-    assert!(
-        rebuild::has_listing(&shadow, &root_key),
-        "the shim recorded nothing for the data directory (key {root_key}); calls: {calls:?}"
-    );
-    let rebuilt = base.join("rebuilt");
-    private_dir(&rebuilt);
-    let restored = rebuild::rebuild(&shadow, &root_key, &rebuilt);
+    let calls = calls(&rig.shadow);
+    let (rebuilt, restored) = rig.power_cut_with();
     let mut files = Vec::new();
     let mut messages = 0;
     for r in &restored {
@@ -455,7 +511,7 @@ async fn acknowledged_writes_survive_a_power_cut() {
         "an unsynced write survived the rebuild: {probe_back:?}"
     );
 
-    let restarted = Server::start_in(&rebuilt, &common);
+    let restarted = Server::start_in(&rebuilt, &rig.common());
     let mut problems = Vec::new();
     if restarted.account != server.account {
         problems.push(format!(
