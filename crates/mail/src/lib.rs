@@ -6,7 +6,8 @@
 //! - `spool`: a write-ahead log of accepted messages with group commit.
 //! - `outbox`: writes signed messages as `.eml` files, atomically.
 //! - `spooled`: the embedded delivery, the outbox made durable by the spool.
-//! - `relay`: hands signed messages to an SMTP relay (lettre), with retries.
+//! - `relay`: one attempt to hand a signed message to an SMTP relay (lettre, pooled).
+//! - `relayed`: delivery through the relay off the request path: spooled, retried, reported.
 //! - `mailer`: `Mail` (the `Mailer`: compose, read, deliver) over one `Delivery` back end, the
 //!   outbox or the relay.
 //!
@@ -17,6 +18,7 @@ pub mod mailer;
 pub mod outbox;
 pub mod raw;
 pub mod relay;
+pub mod relayed;
 pub mod spool;
 pub mod spooled;
 

@@ -1,10 +1,10 @@
 //! `Mail`, the core's `Mailer` port: Simple content composed by `compose`, whole messages read
 //! by `raw`, and signed messages handed to one `Delivery` back end (the outbox directory or an
-//! SMTP relay; the server picks one).
+//! SMTP relay behind the spool; the server picks one).
 
 use crate::compose;
 use crate::raw::{self, RawError};
-use crate::relay::SmtpRelay;
+use crate::relayed::SpooledRelay;
 use crate::spooled::SpooledOutbox;
 use sesame_core::Error;
 use sesame_core::error::{Invalid, MessageProblem, Rejection};
@@ -39,8 +39,9 @@ impl Delivery for SpooledOutbox {
     }
 }
 
-/// A relay that fails is a service that is unavailable (503), not a bug: it may recover.
-impl Delivery for SmtpRelay {
+/// The relay's spool takes the message; a spool that cannot (a full disk, a relay down so
+/// long the queue is full) is a service that is unavailable (503), not a bug: it may recover.
+impl Delivery for SpooledRelay {
     fn deliver(
         &self,
         message_id: &str,
@@ -49,8 +50,8 @@ impl Delivery for SmtpRelay {
         message: &[u8],
     ) -> Result<(), Error> {
         let to: Vec<&str> = recipients.iter().map(|r| r.as_str()).collect();
-        SmtpRelay::deliver(self, from.as_str(), &to, message)
-            .map_err(|e| Error::Unavailable(format!("relaying message {message_id}: {e}")))
+        SpooledRelay::deliver(self, message_id, from.as_str(), &to, message)
+            .map_err(|e| Error::Unavailable(format!("queueing message {message_id}: {e}")))
     }
 }
 

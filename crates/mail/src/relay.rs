@@ -1,6 +1,8 @@
 //! Delivery through an SMTP relay with lettre: the signed message is sent byte for byte (so the
-//! signature survives) with an envelope of the sender and every recipient. A failed attempt is
-//! retried a few times, then reported: a message is never dropped silently.
+//! signature survives) with an envelope of the sender and every recipient, over a pool of
+//! reused connections. `send` makes one attempt and says whether a failure may pass; the
+//! retries, their backoff and the report of a message that cannot be delivered are
+//! `crate::relayed`'s. lettre does not pipeline (RFC 2920): each command waits for its reply.
 
 use crate::MailError;
 use lettre::address::{Address, Envelope};
@@ -37,8 +39,23 @@ impl std::str::FromStr for RelayTls {
     }
 }
 
-/// Attempts per message before the error goes back to the caller.
-const ATTEMPTS: u32 = 3;
+/// Why an attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// It may pass later (a 4xx reply, a connection that failed or timed out).
+    Temporary(String),
+    /// It never will (a 5xx reply, an address the envelope cannot carry).
+    Permanent(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Temporary(s) => write!(f, "temporary failure: {s}"),
+            Failure::Permanent(s) => write!(f, "refused: {s}"),
+        }
+    }
+}
 
 /// A configured relay.
 pub struct SmtpRelay {
@@ -46,12 +63,13 @@ pub struct SmtpRelay {
 }
 
 impl SmtpRelay {
-    /// A relay at `host:port`.
+    /// A relay at `host:port`, with up to `connections` connections kept open.
     pub fn new(
         host: &str,
         port: u16,
         tls: RelayTls,
         credentials: Option<(String, String)>,
+        connections: u32,
     ) -> Result<SmtpRelay, MailError> {
         let params = || {
             TlsParameters::new(host.to_owned())
@@ -69,7 +87,12 @@ impl SmtpRelay {
         let mut builder = SmtpTransport::builder_dangerous(host)
             .port(port)
             .tls(tls)
-            .timeout(Some(Duration::from_secs(30)));
+            .timeout(Some(Duration::from_secs(30)))
+            .pool_config(
+                lettre::transport::smtp::PoolConfig::new()
+                    .max_size(connections.max(1))
+                    .idle_timeout(Duration::from_secs(30)),
+            );
         if let Some((user, pass)) = credentials {
             builder = builder.credentials(Credentials::new(user, pass));
         }
@@ -78,41 +101,23 @@ impl SmtpRelay {
         })
     }
 
-    /// Sends `message` as it is, from `from` to `recipients`.
-    pub fn deliver(
-        &self,
-        from: &str,
-        recipients: &[&str],
-        message: &[u8],
-    ) -> Result<(), MailError> {
+    /// One attempt to send `message` as it is, from `from` to `recipients`.
+    pub fn send(&self, from: &str, recipients: &[&str], message: &[u8]) -> Result<(), Failure> {
         let parse = |a: &str| {
             a.parse::<Address>()
-                .map_err(|e| MailError::Format(format!("address {a}: {e}")))
+                .map_err(|e| Failure::Permanent(format!("address {a}: {e}")))
         };
         let to = recipients
             .iter()
             .map(|r| parse(r))
             .collect::<Result<Vec<_>, _>>()?;
         let envelope = Envelope::new(Some(parse(from)?), to)
-            .map_err(|e| MailError::Format(format!("envelope: {e}")))?;
-        let mut last = String::new();
-        for attempt in 0..ATTEMPTS {
-            match self.transport.send_raw(&envelope, message) {
-                Ok(_) => return Ok(()),
-                // A permanent refusal (5xx) will not change on retry.
-                Err(e) if e.is_permanent() => {
-                    return Err(MailError::Io(std::io::Error::other(format!(
-                        "relay refused the message: {e}"
-                    ))));
-                }
-                Err(e) => {
-                    last = e.to_string();
-                    std::thread::sleep(Duration::from_millis(200 << attempt));
-                }
-            }
+            .map_err(|e| Failure::Permanent(format!("envelope: {e}")))?;
+        match self.transport.send_raw(&envelope, message) {
+            Ok(_) => Ok(()),
+            // A permanent refusal (5xx) will not change on retry.
+            Err(e) if e.is_permanent() => Err(Failure::Permanent(e.to_string())),
+            Err(e) => Err(Failure::Temporary(e.to_string())),
         }
-        Err(MailError::Io(std::io::Error::other(format!(
-            "relay failed after {ATTEMPTS} attempts: {last}"
-        ))))
     }
 }

@@ -161,11 +161,13 @@ struct Segment {
     path: PathBuf,
     file: File,
     len: u64,
+    /// The sequence number of the last letter written to it.
+    last_seq: u64,
 }
 
 impl Segment {
     /// A new, empty segment whose name is durable before anything is acknowledged in it.
-    fn create(dir: &Path, number: u64) -> io::Result<Segment> {
+    fn create(dir: &Path, number: u64, last_seq: u64) -> io::Result<Segment> {
         let path = dir.join(segment_name(number));
         let file = std::fs::OpenOptions::new()
             .create_new(true)
@@ -177,6 +179,7 @@ impl Segment {
             path,
             file,
             len: 0,
+            last_seq,
         })
     }
 }
@@ -230,7 +233,7 @@ impl Spool {
             letters.extend(read_segment(path)?);
         }
         let next = old.last().map_or(1, |(n, _)| n + 1);
-        let segment = Segment::create(dir, next)?;
+        let segment = Segment::create(dir, next, 0)?;
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
             queue: Mutex::new(Queue::default()),
@@ -257,8 +260,9 @@ impl Spool {
         ))
     }
 
-    /// Appends `letter` and returns once it is durable (or failed to become so).
-    pub fn append(&self, letter: &Letter) -> Result<(), MailError> {
+    /// Appends `letter` and returns once it is durable (or failed to become so), with its
+    /// sequence number: 1 for the first letter this process appended, then counting up.
+    pub fn append(&self, letter: &Letter) -> Result<u64, MailError> {
         let mut q = lock(&self.shared.queue);
         if q.stop {
             return Err(MailError::Io(io::Error::other("the spool is shut down")));
@@ -278,20 +282,22 @@ impl Spool {
             Some((_, _, why)) => Err(MailError::Io(io::Error::other(format!(
                 "spool write failed: {why}"
             )))),
-            None => Ok(()),
+            None => Ok(seq),
         }
     }
 
     /// Closes the current segment, if anything was written to it, and starts the next; the
-    /// closed segment is returned for `forget` once its letters are durable elsewhere.
-    pub fn roll(&self) -> Result<Option<PathBuf>, MailError> {
+    /// closed segment is returned for `forget` once its letters are durable elsewhere, with
+    /// the sequence number of its last letter (it holds every letter after the previous
+    /// closed segment's last, up to that one).
+    pub fn roll(&self) -> Result<Option<(PathBuf, u64)>, MailError> {
         let mut seg = lock(&self.shared.segment);
         if seg.len == 0 {
             return Ok(None);
         }
-        let next = Segment::create(&self.shared.dir, seg.number + 1)?;
+        let next = Segment::create(&self.shared.dir, seg.number + 1, seg.last_seq)?;
         let closed = std::mem::replace(&mut *seg, next);
-        Ok(Some(closed.path))
+        Ok(Some((closed.path, closed.last_seq)))
     }
 
     /// Deletes segments whose letters are now durable elsewhere.
@@ -349,6 +355,7 @@ fn write_loop(shared: &Shared) {
             match r {
                 Ok(()) => {
                     seg.len += batch.len() as u64;
+                    seg.last_seq = upto;
                     Ok(())
                 }
                 Err(e) => {
@@ -393,7 +400,8 @@ mod tests {
         let (spool, left) = Spool::open(d.path()).unwrap();
         assert!(left.letters.is_empty());
         spool.append(&letter("a", 10)).unwrap();
-        let first = spool.roll().unwrap().expect("a segment with a letter");
+        let (first, last) = spool.roll().unwrap().expect("a segment with a letter");
+        assert_eq!(last, 1);
         assert_eq!(
             spool.roll().unwrap(),
             None,

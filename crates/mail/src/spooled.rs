@@ -33,7 +33,7 @@ impl Inner {
     /// One checkpoint: roll, `syncfs`, forget. A failure leaves the segments for the next.
     fn checkpoint(&self) -> Result<(), MailError> {
         let mut closed = self.closed.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = self.spool.roll()? {
+        if let Some((s, _)) = self.spool.roll()? {
             closed.push(s);
         }
         if closed.is_empty() {
@@ -60,7 +60,9 @@ impl SpooledOutbox {
         for l in &left.letters {
             outbox.write(&l.id, &l.return_path, &l.message)?;
         }
-        outbox.sync()?;
+        if !left.letters.is_empty() {
+            outbox.sync()?;
+        }
         spool.forget(&left.segments)?;
         let inner = Arc::new(Inner {
             outbox,
@@ -117,7 +119,7 @@ impl SpooledOutbox {
             recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
             message: message.to_vec(),
         };
-        if let Err(e) = self.inner.spool.append(&letter) {
+        if let Err(e) = self.inner.spool.append(&letter).map(|_| ()) {
             // Not acknowledged, so not delivered.
             let _ = std::fs::remove_file(path);
             return Err(e);

@@ -505,6 +505,16 @@ pub struct ServeArgs {
     /// Password for SMTP AUTH (prefer the environment variable to the flag).
     #[arg(long, env = "SESAME_SMTP_PASSWORD", hide_env_values = true)]
     pub smtp_password: Option<String>,
+    /// Connections kept open to the relay, each with a thread sending on it.
+    #[arg(long, env = "SESAME_SMTP_CONNECTIONS", default_value_t = 4)]
+    pub smtp_connections: u32,
+    /// Attempts per message before it is reported in `<data-dir>/failed/` (a 5xx reply is
+    /// never retried).
+    #[arg(long, env = "SESAME_SMTP_ATTEMPTS", default_value_t = 8)]
+    pub smtp_attempts: u32,
+    /// The wait before the second attempt; each later one doubles, up to 5 minutes.
+    #[arg(long, env = "SESAME_SMTP_RETRY_DELAY", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub smtp_retry_delay: Duration,
     /// Sustained API requests per second per account (0: unlimited). SES allows 1/s; the
     /// default leaves room for Terraform's bursts of reads.
     #[arg(long, env = "SESAME_RATE_LIMIT", default_value_t = 100)]

@@ -225,8 +225,10 @@ fn open(args: &StoreArgs) -> anyhow::Result<Opened> {
     }
     let db = sqlite_path(args);
     bootstrap::private_database(&db)?;
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
+    // The hot reads from memory, current by SQLite's data_version (sesame_store::cached).
+    let store: Arc<dyn Store> = Arc::new(sesame_store::Cached::new(
+        SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?,
+    ));
     Ok(Opened { store, sealer, db })
 }
 
@@ -637,8 +639,34 @@ fn mail(args: &ServeArgs, outbox: &std::path::Path) -> anyhow::Result<Mail> {
         (None, None) => None,
         _ => bail!("give both --smtp-username and --smtp-password, or neither"),
     };
-    let relay = sesame_mail::relay::SmtpRelay::new(host, port, args.smtp_tls, credentials)?;
-    Ok(Mail::new(relay))
+    if args.smtp_attempts == 0 || args.smtp_connections == 0 || args.smtp_connections > 64 {
+        bail!("--smtp-attempts must be at least 1 and --smtp-connections 1 to 64");
+    }
+    let relay = sesame_mail::relay::SmtpRelay::new(
+        host,
+        port,
+        args.smtp_tls,
+        credentials,
+        args.smtp_connections,
+    )?;
+    let spool = args.store.data_dir.join("spool");
+    let failed = args.store.data_dir.join("failed");
+    let (relayed, requeued) = sesame_mail::relayed::SpooledRelay::open(
+        relay,
+        &spool,
+        &failed,
+        args.smtp_connections as usize,
+        sesame_mail::relayed::RetryPolicy {
+            attempts: args.smtp_attempts,
+            first_delay: args.smtp_retry_delay,
+            max_delay: std::time::Duration::from_secs(300),
+        },
+    )
+    .with_context(|| format!("opening the relay's spool {}", spool.display()))?;
+    if requeued > 0 {
+        tracing::info!(requeued, "relay: messages the spool held queued again");
+    }
+    Ok(Mail::new(relayed))
 }
 
 /// Resolves on SIGTERM or SIGINT; in-flight requests then finish before the process exits.

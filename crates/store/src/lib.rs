@@ -5,11 +5,13 @@
 //! - `sqlite`: the embedded default (`SqliteStore`).
 //! - `postgres`: several nodes over one PostgreSQL database (`PostgresStore`; feature
 //!   `postgres`, on by default).
+//! - `cached`: the hot reads served from memory, kept current by the backend's change signal.
 //! - `row`: the identity row's columns, defined once, and the SQL derived from them.
 //! - `codec`: identity ⇄ row mapping shared by backends.
 //! - `pool`: the connection pool both backends use.
 //! - `conformance`: the one storage test suite, run against every backend.
 
+pub mod cached;
 pub mod codec;
 pub mod conformance;
 mod pool;
@@ -18,6 +20,7 @@ pub mod postgres;
 pub mod row;
 pub mod sqlite;
 
+pub use cached::{Cached, ChangeSignal};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

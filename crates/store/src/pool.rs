@@ -58,6 +58,11 @@ impl<C: Connector> Pool<C> {
         }
     }
 
+    /// What makes this pool's connections.
+    pub fn connector(&self) -> &C {
+        &self.connector
+    }
+
     /// Adds an already-open connection (one the caller opened before the pool existed) as
     /// idle; it counts against `max` like any other.
     #[cfg(feature = "postgres")]

@@ -1,6 +1,6 @@
 //! The mail path's promises, end to end through the real `sesame` binary: the Message-ID of
 //! Simple and Raw mail, unsigned sending while DKIM signing is switched off, the SMTP relay's
-//! three attempts, its TLS modes and SMTP AUTH (against aiosmtpd, `tests/smtp/relay_server.py`),
+//! retries and failure reports (SendEmail is accepted once the spool holds the message), its TLS modes and SMTP AUTH (against aiosmtpd, `tests/smtp/relay_server.py`),
 //! and SendEmail's size caps. Each domain is verified through an in-process customer DNS
 //! (`../crash/customerdns.rs`) that points every DKIM token into Sesame's key zone, so no NSD
 //! is needed.
@@ -340,34 +340,55 @@ async fn dkim_signing_disabled_sends_unsigned_and_reenabled_signs_again() {
     node.dkim_verifies(&quiet).await.unwrap();
 }
 
-/// A SendEmail that failed at the relay: the status and AWS error code.
-async fn send_fails(c: &Client, subject: &str) -> (u16, String, String) {
-    let e = c
-        .send_email()
-        .from_email_address("news@example.test")
-        .destination(to("rcpt@example.net"))
-        .content(simple(subject))
-        .send()
-        .await
-        .expect_err("SendEmail must fail");
-    let status = e
-        .raw_response()
-        .unwrap_or_else(|| panic!("no response: {e:?}"))
-        .status()
-        .as_u16();
-    (
-        status,
-        e.code().unwrap_or_default().to_owned(),
-        e.message().unwrap_or_default().to_owned(),
-    )
+/// Polls `f` (up to 30 s) until it gives a value.
+async fn until<T>(what: &str, f: impl Fn() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
+impl Node {
+    /// Why message `id` was not delivered, once the relay's queue has given up on it.
+    async fn failure(&self, id: &str) -> String {
+        let dir = self.server.data_dir.join("failed");
+        let reason = until(&format!("the failure report of {id}"), || {
+            std::fs::read_to_string(dir.join(format!("{id}.reason"))).ok()
+        })
+        .await;
+        let kept = std::fs::read(dir.join(format!("{id}.eml"))).unwrap();
+        assert!(signed(&kept), "the report keeps the signed message");
+        reason
+    }
+}
+
+impl Smtp {
+    /// The relay's accepted messages, once there are `n`.
+    async fn wait_messages(&self, n: usize) -> Vec<PathBuf> {
+        until(&format!("{n} messages at the relay"), || {
+            let m = self.messages();
+            (m.len() >= n).then_some(m)
+        })
+        .await
+    }
+}
+
+/// Three attempts, 100 ms apart then 200 ms: a test sees a message given up within a second.
 fn relay_env<'a>(relay: &'a str, tls: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![("SESAME_SMTP_RELAY", relay), ("SESAME_SMTP_TLS", tls)]
+    vec![
+        ("SESAME_SMTP_RELAY", relay),
+        ("SESAME_SMTP_TLS", tls),
+        ("SESAME_SMTP_ATTEMPTS", "3"),
+        ("SESAME_SMTP_RETRY_DELAY", "100ms"),
+    ]
 }
 
 #[tokio::test]
-async fn relay_tries_three_times_on_4xx_once_on_5xx_then_answers_503() {
+async fn relay_retries_4xx_reports_after_the_third_attempt_and_never_retries_5xx() {
     let Some(python) = smtp::python_with_aiosmtpd() else {
         return;
     };
@@ -379,6 +400,7 @@ async fn relay_tries_three_times_on_4xx_once_on_5xx_then_answers_503() {
     // Two temporary failures, then the third attempt delivers.
     smtp.plan(&["451", "451"]);
     let id = send(&c, "news@example.test", "third time lucky").await;
+    let got = smtp.wait_messages(1).await;
     assert_eq!(
         smtp.events_of("data"),
         [
@@ -387,9 +409,11 @@ async fn relay_tries_three_times_on_4xx_once_on_5xx_then_answers_503() {
             "data tls=0 reply=250"
         ]
     );
-    assert_eq!(smtp.events_of("connect").len(), 3, "one connection each");
-    let got = smtp.messages();
-    assert_eq!(got.len(), 1);
+    let connects = smtp.events_of("connect").len();
+    assert!(
+        (1..=3).contains(&connects),
+        "{connects} connections for three attempts (a pooled one is reused)"
+    );
     let bytes = std::fs::read(&got[0]).unwrap();
     assert_eq!(
         field(&bytes, "Message-ID"),
@@ -398,46 +422,42 @@ async fn relay_tries_three_times_on_4xx_once_on_5xx_then_answers_503() {
     node.dkim_verifies(&bytes).await.unwrap();
     assert_eq!(node.outbox_len(), 0, "relayed mail is not also written out");
 
-    // Always temporary: exactly three attempts, then the API says so.
+    // Always temporary: SendEmail is accepted, three attempts, then the failure is reported.
     smtp.plan(&["451"; 6]);
     let seen = smtp.events_of("data").len();
-    let (status, code, message) = send_fails(&c, "never").await;
-    let data = smtp.events_of("data");
-    assert_eq!(
-        data[seen..],
-        ["data tls=0 reply=451"; 3],
-        "three attempts, no more"
+    let never = send(&c, "news@example.test", "never").await;
+    let why = node.failure(&never).await;
+    assert!(
+        why.contains("after 3 attempts") && why.contains("451"),
+        "{why}"
     );
     assert_eq!(
-        (status, code.as_str()),
-        (503, "ServiceUnavailable"),
-        "{message}"
+        smtp.events_of("data")[seen..],
+        ["data tls=0 reply=451"; 3],
+        "three attempts, no more"
     );
     let out = node.server.wait_output("the relay's last error", |o| {
         o.contains("relay failed after 3 attempts")
     });
-    assert!(out.contains("451"), "the log names the relay's answer");
+    assert!(out.contains(&never), "the log names the message");
 
     // A permanent refusal is not retried.
     smtp.plan(&["554", "554", "554"]);
     let seen = smtp.events_of("data").len();
-    let (status, code, message) = send_fails(&c, "refused").await;
+    let refused = send(&c, "news@example.test", "refused").await;
+    let why = node.failure(&refused).await;
+    assert!(why.contains("refused") && why.contains("554"), "{why}");
     assert_eq!(
         smtp.events_of("data")[seen..],
         ["data tls=0 reply=554"],
         "a 5xx gets one attempt"
     );
-    assert_eq!(
-        (status, code.as_str()),
-        (503, "ServiceUnavailable"),
-        "{message}"
-    );
     assert_eq!(smtp.messages().len(), 1, "nothing else was accepted");
 }
 
 /// A relay offering STARTTLS with a certificate Sesame trusts (`SSL_CERT_FILE`), and a server
-/// in `mode`.
-async fn tls_pair(python: &str, certs: &tempfile::TempDir, mode: &str) -> (Smtp, Node) {
+/// in `mode`; the third value is the trusted certificate's path, for `tls_node`.
+async fn tls_pair(python: &str, certs: &tempfile::TempDir, mode: &str) -> (Smtp, Node, String) {
     let cert = Cert::make(certs.path(), "relay");
     let smtp = Smtp::start(
         python,
@@ -446,12 +466,17 @@ async fn tls_pair(python: &str, certs: &tempfile::TempDir, mode: &str) -> (Smtp,
             ..Options::default()
         },
     );
-    let relay = smtp.relay();
     let trust = cert.cert.to_str().unwrap().to_owned();
+    let node = tls_node(&smtp, &trust, mode).await;
+    (smtp, node, trust)
+}
+
+/// A server relaying to `smtp` in `mode`, trusting `trust`.
+async fn tls_node(smtp: &Smtp, trust: &str, mode: &str) -> Node {
+    let relay = smtp.relay();
     let mut env = relay_env(&relay, mode);
-    env.push(("SSL_CERT_FILE", &trust));
-    let node = Node::start(&env).await;
-    (smtp, node)
+    env.push(("SSL_CERT_FILE", trust));
+    Node::start(&env).await
 }
 
 #[tokio::test]
@@ -460,8 +485,9 @@ async fn relay_tls_none_never_starts_tls() {
         return;
     };
     let certs = tempfile::tempdir().unwrap();
-    let (smtp, node) = tls_pair(&python, &certs, "none").await;
+    let (smtp, node, _) = tls_pair(&python, &certs, "none").await;
     send(&node.client(), "news@example.test", "plain").await;
+    smtp.wait_messages(1).await;
     assert_eq!(smtp.events_of("starttls").len(), 0, "STARTTLS was offered");
     assert_eq!(smtp.events_of("data"), ["data tls=0 reply=250"]);
     assert_eq!(smtp.messages().len(), 1);
@@ -473,13 +499,19 @@ async fn relay_tls_opportunistic_upgrades_when_offered_and_sends_plain_when_not(
         return;
     };
     let certs = tempfile::tempdir().unwrap();
-    let (smtp, node) = tls_pair(&python, &certs, "opportunistic").await;
+    let (smtp, node, trust) = tls_pair(&python, &certs, "opportunistic").await;
     let c = node.client();
     send(&c, "news@example.test", "offered").await;
+    smtp.wait_messages(1).await;
     assert_eq!(smtp.events_of("starttls").len(), 1);
     assert_eq!(smtp.events_of("data"), ["data tls=1 reply=250"]);
     smtp.offer_starttls(false);
+    // Only a new connection learns that STARTTLS is gone: a second server has none pooled.
+    drop(node);
+    let node = tls_node(&smtp, &trust, "opportunistic").await;
+    let c = node.client();
     send(&c, "news@example.test", "not offered").await;
+    smtp.wait_messages(2).await;
     assert_eq!(
         smtp.events_of("data"),
         ["data tls=1 reply=250", "data tls=0 reply=250"]
@@ -488,25 +520,24 @@ async fn relay_tls_opportunistic_upgrades_when_offered_and_sends_plain_when_not(
 }
 
 #[tokio::test]
-async fn relay_tls_required_upgrades_and_refuses_a_relay_without_starttls() {
+async fn relay_tls_required_upgrades_and_reports_a_relay_without_starttls() {
     let Some(python) = smtp::python_with_aiosmtpd() else {
         return;
     };
     let certs = tempfile::tempdir().unwrap();
-    let (smtp, node) = tls_pair(&python, &certs, "required").await;
-    let c = node.client();
-    send(&c, "news@example.test", "offered").await;
+    let (smtp, node, trust) = tls_pair(&python, &certs, "required").await;
+    send(&node.client(), "news@example.test", "offered").await;
+    smtp.wait_messages(1).await;
     assert_eq!(
         smtp.events(),
         ["connect", "starttls", "mail tls=1", "data tls=1 reply=250"]
     );
     smtp.offer_starttls(false);
-    let (status, code, message) = send_fails(&c, "not offered").await;
-    assert_eq!(
-        (status, code.as_str()),
-        (503, "ServiceUnavailable"),
-        "{message}"
-    );
+    drop(node);
+    let node = tls_node(&smtp, &trust, "required").await;
+    let id = send(&node.client(), "news@example.test", "not offered").await;
+    let why = node.failure(&id).await;
+    assert!(why.to_lowercase().contains("tls"), "{why}");
     let events = smtp.events();
     assert!(
         events[4..].iter().all(|e| e == "connect"),
@@ -535,11 +566,11 @@ async fn relay_tls_required_refuses_an_untrusted_certificate() {
     let mut env = relay_env(&relay, "required");
     env.push(("SSL_CERT_FILE", &trust));
     let node = Node::start(&env).await;
-    let (status, code, message) = send_fails(&node.client(), "to an impostor").await;
-    assert_eq!(
-        (status, code.as_str()),
-        (503, "ServiceUnavailable"),
-        "{message}"
+    let id = send(&node.client(), "news@example.test", "to an impostor").await;
+    let why = node.failure(&id).await;
+    assert!(
+        why.contains("after 3 attempts") || why.contains("refused"),
+        "{why}"
     );
     let events = smtp.events();
     assert!(
@@ -569,6 +600,7 @@ async fn relay_tls_wrapper_speaks_tls_from_the_first_byte() {
     env.push(("SSL_CERT_FILE", &trust));
     let node = Node::start(&env).await;
     send(&node.client(), "news@example.test", "smtps").await;
+    smtp.wait_messages(1).await;
     assert_eq!(
         smtp.events(),
         ["connect", "mail tls=1", "data tls=1 reply=250"]
@@ -624,6 +656,7 @@ async fn relay_auth_logs_in_only_after_starttls_and_never_logs_the_password() {
     let certs = tempfile::tempdir().unwrap();
     let (smtp, node) = auth_pair(&python, &certs, PASSWORD).await;
     send(&node.client(), "news@example.test", "authenticated").await;
+    smtp.wait_messages(1).await;
     assert_eq!(
         smtp.events(),
         [
@@ -646,12 +679,9 @@ async fn relay_auth_with_a_wrong_password_fails_clearly_and_delivers_nothing() {
     };
     let certs = tempfile::tempdir().unwrap();
     let (smtp, node) = auth_pair(&python, &certs, WRONG).await;
-    let (status, code, message) = send_fails(&node.client(), "wrong password").await;
-    assert_eq!(
-        (status, code.as_str()),
-        (503, "ServiceUnavailable"),
-        "{message}"
-    );
+    let id = send(&node.client(), "news@example.test", "wrong password").await;
+    let why = node.failure(&id).await;
+    assert!(why.contains("refused") && why.contains("535"), "{why}");
     assert_eq!(
         smtp.events(),
         [
@@ -759,4 +789,65 @@ async fn raw_message_of_40_mib_is_sent_and_one_byte_more_is_refused_unsent() {
         "{e:?}"
     );
     assert_eq!(node.outbox_len(), 1, "nothing more reached the outbox");
+}
+
+/// Messages acknowledged while the relay refuses them for now stay in the spool through a
+/// `kill -9`; after the restart each is delivered, and none that was delivered before the
+/// kill is sent again.
+#[tokio::test]
+async fn relay_queue_survives_kill_9_and_delivers_each_message_once() {
+    let Some(python) = smtp::python_with_aiosmtpd() else {
+        return;
+    };
+    let smtp = Smtp::start(&python, Options::default());
+    let relay = smtp.relay();
+    let mut env = relay_env(&relay, "none");
+    env.retain(|(k, _)| *k != "SESAME_SMTP_ATTEMPTS");
+    env.push(("SESAME_SMTP_ATTEMPTS", "1000"));
+    let mut node = Node::start(&env).await;
+    let c = node.client();
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        ids.push(send(&c, "news@example.test", &format!("before {i}")).await);
+    }
+    smtp.wait_messages(2).await;
+    smtp.plan(&["451"; 10_000]);
+    for i in 0..3 {
+        ids.push(send(&c, "news@example.test", &format!("held {i}")).await);
+    }
+    until("the held messages tried at least once", || {
+        (smtp.events_of("data tls=0 reply=451").len() >= 3).then_some(())
+    })
+    .await;
+    node.server.kill9();
+    smtp.plan(&[]);
+
+    let resolver = node.dns.addr.to_string();
+    let mut all = vec![("SESAME_RESOLVER", resolver.as_str())];
+    all.extend_from_slice(&env);
+    node.server = Server::start_in(&node.server.data_dir.clone(), &all);
+    let got = smtp.wait_messages(5).await;
+    // Time for a duplicate to show up, if one were coming.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let got = if smtp.messages().len() > got.len() {
+        smtp.messages()
+    } else {
+        got
+    };
+    let mut seen: Vec<String> = got
+        .iter()
+        .map(|p| field(&std::fs::read(p).unwrap(), "Message-ID").join(","))
+        .collect();
+    seen.sort();
+    let mut want: Vec<String> = ids.iter().map(|i| format!("<{i}@example.test>")).collect();
+    want.sort();
+    assert_eq!(
+        seen, want,
+        "each acknowledged message delivered exactly once"
+    );
+    let out = node.server.output();
+    assert!(
+        out.contains("requeued=3"),
+        "the restart says what it queued again"
+    );
 }

@@ -240,6 +240,14 @@ mod tests {
         super::suite(&store);
     }
 
+    /// The cache in front of SQLite keeps every promise of the store.
+    #[test]
+    fn the_cached_sqlite_store_passes_the_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::SqliteStore::open(&dir.path().join("sesame.db")).unwrap();
+        super::suite(&crate::Cached::new(store));
+    }
+
     /// Each migration runs exactly once: a fresh database records every migration in
     /// `user_version`, and opening it again twice runs none of them again (the last one bumps
     /// the key generation, so a re-run would show there) and keeps the data.

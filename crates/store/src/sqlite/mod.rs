@@ -38,6 +38,9 @@ use writer::Writer;
 pub struct SqliteStore {
     writer: Writer,
     readers: Readers,
+    /// A connection of its own for `PRAGMA data_version`, which moves only for commits made
+    /// by *other* connections: the writer's among them, so this one must never write.
+    watch: std::sync::Mutex<Connection>,
 }
 
 impl SqliteStore {
@@ -60,9 +63,12 @@ impl SqliteStore {
             .pragma_update(None, "cache_size", WRITER_CACHE_KIB)
             .map_err(unavailable)?;
         migrate(&writer, MIGRATIONS.len())?;
+        let readers = Readers::new(path.to_owned());
+        let watch = std::sync::Mutex::new(readers.connect()?);
         Ok(SqliteStore {
             writer: Writer::start(writer)?,
-            readers: Readers::new(path.to_owned()),
+            readers,
+            watch,
         })
     }
 
@@ -89,6 +95,19 @@ impl SqliteStore {
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         self.writer.write(f)
+    }
+}
+
+/// Commits by any connection of any process move `data_version` as the watch connection sees
+/// it; a read of the WAL index in shared memory, no I/O.
+impl crate::cached::ChangeSignal for SqliteStore {
+    fn change_stamp(&self) -> Result<u64, StoreError> {
+        let conn = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt = conn
+            .prepare_cached("PRAGMA data_version")
+            .map_err(unavailable)?;
+        let v: i64 = stmt.query_row([], |r| r.get(0)).map_err(unavailable)?;
+        Ok(v as u64)
     }
 }
 

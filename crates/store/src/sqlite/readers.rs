@@ -48,6 +48,11 @@ impl Readers {
         Readers(Pool::new(ReaderConnector { path }, max_readers()))
     }
 
+    /// A new read-only connection outside the pool.
+    pub(super) fn connect(&self) -> Result<Connection, StoreError> {
+        self.0.connector().connect()
+    }
+
     pub(super) fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
