@@ -143,6 +143,8 @@ pub fn state(inline_reads: bool) -> Arc<ApiState> {
         signing_keys: Default::default(),
         inline_reads,
         metrics: Arc::new(sesame_metrics::Metrics::new("fuzz")),
+        access_log: sesame_api::AccessLog::inline(),
+        request_scope: None,
     })
 }
 

@@ -4,6 +4,7 @@
 //!
 //! - `pipeline`: one request's stages: read, precheck, verify, throttle, dispatch, render.
 //! - `state`: `ApiState` and `CredentialLookup`, the one storage door of authentication.
+//! - `access_log`: the request log line, written off the request thread.
 //! - `limits`: the request body limits.
 //! - `routes`: `Operation`, its table, and the router over the model's URI templates
 //!   (`model_routes`).
@@ -15,6 +16,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod access_log;
 pub mod errors;
 pub mod handlers;
 mod limits;
@@ -31,6 +33,7 @@ pub mod throttle;
 #[allow(missing_docs)]
 pub mod wire;
 
+pub use access_log::AccessLog;
 pub use limits::{MAX_BODY_BYTES, MAX_SEND_BODY_BYTES};
 pub use pipeline::{SIGNING_NAME, app};
 pub use state::{ApiState, Credential, CredentialLookup, PeerAddr, Secret};

@@ -50,6 +50,7 @@ async fn handle(State(st): State<Arc<ApiState>>, req: Request) -> Response {
                 .is_ok_and(|r| r.operation.is_read_only());
         let st = st.clone();
         let work = move || {
+            let _scope = st.request_scope.map(|enter| enter());
             let who = auth::verify(pre, &received, st.credentials.as_ref(), &st.signing_keys)?;
             let account = who.account.as_str().to_owned();
             // Only an authenticated caller learns whether the route exists (AWS answers an

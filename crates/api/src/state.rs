@@ -67,4 +67,9 @@ pub struct ApiState {
     pub inline_reads: bool,
     /// Request, duration and SendEmail counters.
     pub metrics: Arc<sesame_metrics::Metrics>,
+    /// The request log, written off the request thread.
+    pub access_log: crate::access_log::AccessLog,
+    /// Entered on the thread that runs a request's work, left when the work is done: the
+    /// server's store uses it so that one request's cached reads check for changes once.
+    pub request_scope: Option<fn() -> Box<dyn std::any::Any>>,
 }

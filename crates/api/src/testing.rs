@@ -63,5 +63,7 @@ pub fn state(credentials: Arc<dyn CredentialLookup>) -> ApiState {
         signing_keys: SigningKeyCache::new(),
         inline_reads: false,
         metrics: Arc::new(sesame_metrics::Metrics::new("test")),
+        access_log: crate::access_log::AccessLog::inline(),
+        request_scope: None,
     }
 }

@@ -10,9 +10,7 @@ use axum::response::Response;
 use std::net::IpAddr;
 use std::time::Instant;
 
-/// The request log keeps the crate's target it had when the pipeline lived in `lib.rs`, so
-/// log filters and the tools that read the log see the same lines.
-const LOG_TARGET: &str = "sesame_api";
+use crate::access_log::{LOG_TARGET, Line};
 
 /// What happened to one request.
 pub struct Outcome {
@@ -76,21 +74,16 @@ pub fn render(st: &ApiState, outcome: Outcome) -> Response {
             .email(sesame_metrics::EmailResult::of_status(status.as_u16()));
     }
     // Never the body, headers or signature: they can carry keys and secrets.
-    if quiet {
-        tracing::debug!(target: LOG_TARGET, request_id, operation, status = status.as_u16(), duration_ms, "request");
-    } else {
-        tracing::info!(
-            target: LOG_TARGET,
-            request_id,
-            account = outcome.account,
-            operation,
-            status = status.as_u16(),
-            error = error_code.unwrap_or(""),
-            member = member.unwrap_or(""),
-            duration_ms,
-            "request"
-        );
-    }
+    st.access_log.log(Line {
+        request_id: request_id.clone(),
+        account: outcome.account,
+        operation,
+        status: status.as_u16(),
+        error: error_code.unwrap_or(""),
+        member: member.unwrap_or(""),
+        duration_ms,
+        quiet,
+    });
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
