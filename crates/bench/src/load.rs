@@ -93,6 +93,8 @@ pub struct Outcome {
     pub latencies_us: Vec<u32>,
     /// The first failure, for the report.
     pub first_failure: Option<String>,
+    /// 2xx responses of the whole run, warm-up and the window's edges included.
+    pub ok_all: u64,
 }
 
 impl Outcome {
@@ -150,6 +152,7 @@ pub fn once(addr: SocketAddr, request: &[u8]) -> (u16, Vec<u8>) {
 
 struct ConnResult {
     ok: u64,
+    ok_all: u64,
     failed: u64,
     latencies: Vec<u32>,
     first_failure: Option<String>,
@@ -178,11 +181,13 @@ async fn run_async(plan: Plan) -> Outcome {
         elapsed: plan.duration,
         latencies_us: Vec::new(),
         first_failure: None,
+        ok_all: 0,
     };
     let mut last = start;
     while let Some(r) = tasks.join_next().await {
         let r = r.expect("connection task");
         out.ok += r.ok;
+        out.ok_all += r.ok_all;
         out.failed += r.failed;
         out.latencies_us.extend(r.latencies);
         out.first_failure = out.first_failure.or(r.first_failure);
@@ -205,6 +210,7 @@ async fn connection(
 ) -> ConnResult {
     let mut r = ConnResult {
         ok: 0,
+        ok_all: 0,
         failed: 0,
         latencies: Vec::with_capacity(1 << 16),
         first_failure: None,
@@ -250,6 +256,9 @@ async fn connection(
         let counted = once || (t0 >= from && t1 <= end);
         match result {
             Ok((status, body, close)) => {
+                if (200..300).contains(&status) {
+                    r.ok_all += 1;
+                }
                 if close {
                     // moto's server (werkzeug) answers `Connection: close`.
                     stream = None;

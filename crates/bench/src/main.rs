@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 const SCENARIOS: &[&str] = &[
-    "get", "put", "create", "sign", "send", "dns", "sweep", "scale", "pg-get",
+    "get", "put", "create", "sign", "send", "relay", "dns", "sweep", "scale", "pg-get",
 ];
 
 fn cpu() -> String {
@@ -103,6 +103,8 @@ fn main() {
         chosen.join(" "),
         cpu()
     ));
+    // Scenario 10 is a ratio to scenario 5's figure when both run.
+    let mut spool_rate = None;
     for c in &chosen {
         let t = Instant::now();
         match *c {
@@ -110,7 +112,8 @@ fn main() {
             "put" => api::put_signing_attributes(work.path()),
             "create" => api::create_easy_dkim(work.path(), cores),
             "sign" => sign::scenario(work.path(), cores),
-            "send" => api::send_email(work.path(), cores),
+            "send" => spool_rate = Some(api::send_email(work.path(), cores)),
+            "relay" => api::send_relay(work.path(), cores, spool_rate),
             "dns" => dns::key_zone(work.path(), cores),
             "sweep" => dns::sweep(work.path(), cores),
             "scale" => scale::scenario(work.path()),

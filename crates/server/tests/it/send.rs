@@ -720,6 +720,8 @@ async fn relay_delivers_intact_signed_mail(
             ("SESAME_RESOLVER", &resolver),
             ("SESAME_SMTP_RELAY", &sink.addr),
             ("SESAME_SMTP_TLS", "none"),
+            ("SESAME_SMTP_ATTEMPTS", "2"),
+            ("SESAME_SMTP_RETRY_DELAY", "100ms"),
         ],
     );
     let out = server
@@ -737,11 +739,16 @@ async fn relay_delivers_intact_signed_mail(
         .await
         .unwrap();
     assert!(out.message_id().is_some());
+    // Accepted once the spool holds it; the relay gets it a moment later.
     let received = sink.message(1);
-    assert!(
-        received.exists(),
-        "the relay received the message when SendEmail returned"
-    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !received.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay never received the message"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(
         sink.envelope(1),
         [
@@ -766,9 +773,10 @@ async fn relay_delivers_intact_signed_mail(
                 .to_string_lossy()
                 .contains(out.message_id().unwrap()))
     );
-    // A relay that is down: SendEmail fails with a 5xx after its retries, nothing is lost silently.
+    // A relay that is down: SendEmail is accepted, and after its attempts the message is
+    // reported in failed/, signed and whole: nothing is lost silently.
     sink.kill();
-    let e = server
+    let down = server
         .client()
         .send_email()
         .from_email_address("relay@example.test")
@@ -780,9 +788,21 @@ async fn relay_delivers_intact_signed_mail(
         .content(simple("Nobody listens"))
         .send()
         .await
-        .unwrap_err();
-    let status = e.raw_response().map(|r| r.status().as_u16());
-    assert!(status.is_some_and(|s| s >= 500), "{e:?}");
+        .unwrap();
+    let id = down.message_id().unwrap();
+    let reason = data_dir.join("failed").join(format!("{id}.reason"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !reason.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failure report for {id}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let why = std::fs::read_to_string(&reason).unwrap();
+    assert!(why.contains("after 2 attempts"), "{why}");
+    let kept = std::fs::read_to_string(data_dir.join("failed").join(format!("{id}.eml"))).unwrap();
+    assert!(kept.contains("DKIM-Signature: v=1;") && kept.contains("Nobody listens"));
 }
 
 /// Creates the Easy DKIM identity `domain`, publishes its records in `nsd` beside `published`
