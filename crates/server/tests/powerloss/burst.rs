@@ -140,7 +140,7 @@ fn python_with_dkimpy() -> String {
 async fn a_send_burst_cut_by_kill_9_keeps_every_acknowledged_message_once() {
     let began = Instant::now();
     let python = python_with_dkimpy();
-    let rig = crate::Rig::new();
+    let rig = crate::Rig::start();
     let mut server = rig.start_under_shim();
     let c = client(&server);
     c.create_email_identity()

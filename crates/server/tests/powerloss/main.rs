@@ -358,7 +358,7 @@ pub struct Rig {
 }
 
 impl Rig {
-    pub fn new() -> Rig {
+    pub fn start() -> Rig {
         let tmp = tempfile::tempdir().unwrap();
         let base = tmp.path().canonicalize().unwrap();
         let shim = build_shim(&base);
@@ -434,7 +434,7 @@ impl Rig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_a_power_cut() {
     let began = Instant::now();
-    let rig = Rig::new();
+    let rig = Rig::start();
     let data = rig.data.clone();
     let mut server = rig.start_under_shim();
     let c = client(&server);
@@ -540,7 +540,7 @@ async fn acknowledged_writes_survive_a_power_cut() {
 /// checkpoint's `syncfs` has made it durable by the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_master_key_survives_a_power_cut_before_any_mail() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let mut server = rig.start_under_shim();
     client(&server)
         .create_email_identity()
