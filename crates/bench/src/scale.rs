@@ -42,6 +42,9 @@ fn replicate(db: &Path) -> usize {
         .map(|c| {
             if c == "name" {
                 "'r' || c.i || '-' || t.name".to_owned()
+            } else if c == "link_hash" {
+                // Unique per link: a copy has none open.
+                "NULL".to_owned()
             } else {
                 format!("t.{c}")
             }
