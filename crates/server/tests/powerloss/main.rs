@@ -20,7 +20,7 @@ mod burst;
 mod rebuild;
 
 use aws_sdk_sesv2::Client;
-use aws_sdk_sesv2::types::{Body, Content, Destination, DkimStatus, EmailContent, Message, Tag};
+use aws_sdk_sesv2::types::{DkimStatus, Tag};
 use customerdns::CustomerDns;
 use harness::Server;
 use std::collections::BTreeMap;
@@ -175,42 +175,8 @@ async fn writes(server: &Server, c: &Client) -> Acked {
     for i in 0..6 {
         let c = c.clone();
         set.spawn(async move {
-            let out = c
-                .send_email()
-                .from_email_address(format!("hello@{SENDER}"))
-                .destination(
-                    Destination::builder()
-                        .to_addresses("rcpt@example.net")
-                        .build(),
-                )
-                .content(
-                    EmailContent::builder()
-                        .simple(
-                            Message::builder()
-                                .subject(
-                                    Content::builder()
-                                        .data(format!("power loss {i}"))
-                                        .build()
-                                        .unwrap(),
-                                )
-                                .body(
-                                    Body::builder()
-                                        .text(
-                                            Content::builder()
-                                                .data(format!("message {i}\n").repeat(200))
-                                                .build()
-                                                .unwrap(),
-                                        )
-                                        .build(),
-                                )
-                                .build(),
-                        )
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-            vec![Done::Sent(out.message_id().unwrap().to_owned())]
+            let id = burst::send(&c, &format!("power loss {i}")).await.unwrap();
+            vec![Done::Sent(id)]
         });
     }
     {
