@@ -31,6 +31,7 @@
 pub mod addresses;
 pub mod advice;
 pub mod app;
+pub mod backoff;
 pub mod dkim;
 pub mod error;
 pub mod identities;

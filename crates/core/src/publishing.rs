@@ -41,7 +41,7 @@ pub enum Outcome {
 
 /// The wait before the next attempt after `failures` in a row: 5 s doubling, at most 15 min.
 pub fn backoff_ms(failures: u32) -> i64 {
-    (5_000i64 << failures.saturating_sub(1).min(20)).min(15 * 60 * 1000)
+    crate::backoff::doubling(5_000, 15 * 60 * 1000, failures.saturating_sub(1))
 }
 
 /// The state with retirements applied, and the work due now. `desired` is `None` when the

@@ -38,11 +38,13 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// The wait after failed attempt `n` (1 = the first).
     pub fn delay(&self, n: u32) -> Duration {
-        let factor = 1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX);
-        self.first_delay
-            .checked_mul(factor)
-            .unwrap_or(self.max_delay)
-            .min(self.max_delay)
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let wait = sesame_core::backoff::doubling(
+            ms(self.first_delay),
+            ms(self.max_delay),
+            n.saturating_sub(1),
+        );
+        Duration::from_millis(u64::try_from(wait).unwrap_or(0))
     }
 }
 

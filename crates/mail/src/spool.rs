@@ -291,11 +291,18 @@ impl Spool {
     /// the sequence number of its last letter (it holds every letter after the previous
     /// closed segment's last, up to that one).
     pub fn roll(&self) -> Result<Option<(PathBuf, u64)>, MailError> {
+        let number = {
+            let seg = lock(&self.shared.segment);
+            if seg.len == 0 {
+                return Ok(None);
+            }
+            seg.number
+        };
+        // Made outside the lock: the directory's fsync would otherwise hold up every sender
+        // waiting on the writer. Only `roll` changes segments, and one thread calls it.
+        let mut next = Segment::create(&self.shared.dir, number + 1, 0)?;
         let mut seg = lock(&self.shared.segment);
-        if seg.len == 0 {
-            return Ok(None);
-        }
-        let next = Segment::create(&self.shared.dir, seg.number + 1, seg.last_seq)?;
+        next.last_seq = seg.last_seq;
         let closed = std::mem::replace(&mut *seg, next);
         Ok(Some((closed.path, closed.last_seq)))
     }

@@ -338,7 +338,7 @@ mod tests {
         assert!(cached.access_key(&key.id).unwrap().unwrap().enabled);
         assert!(
             cached.access_key(&key.id).unwrap().unwrap().enabled,
-            "a hit"
+            "asked again"
         );
         other
             .put_access_key(&AccessKey {

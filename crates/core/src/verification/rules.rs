@@ -37,11 +37,7 @@ impl Default for VerifyPolicy {
 impl VerifyPolicy {
     /// The wait after `attempts` unsuccessful checks in a row: doubling from the first step.
     pub fn backoff_ms(&self, attempts: u32) -> i64 {
-        let factor = 1i64 << attempts.min(30);
-        self.first_interval_ms
-            .saturating_mul(factor)
-            .min(self.max_interval_ms)
-            .max(1)
+        crate::backoff::doubling(self.first_interval_ms, self.max_interval_ms, attempts).max(1)
     }
 }
 
