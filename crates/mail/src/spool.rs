@@ -193,8 +193,11 @@ struct Queue {
     queued: u64,
     /// Every record up to this one is durable.
     durable: u64,
-    /// Records in `(from, to]` failed to become durable, with the reason.
+    /// Records in `(from, to]` failed to become durable, with the reason; kept until no
+    /// sender is waiting, so every sender of a failed batch learns of it.
     failed: Vec<(u64, u64, String)>,
+    /// Senders inside `append`.
+    waiting: usize,
     stop: bool,
 }
 
@@ -269,12 +272,13 @@ impl Spool {
         }
         letter.encode_into(&mut q.pending)?;
         q.queued += 1;
+        q.waiting += 1;
         let seq = q.queued;
         self.shared.work.notify_one();
         while q.durable < seq {
             q = self.shared.done.wait(q).unwrap_or_else(|e| e.into_inner());
         }
-        match q
+        let out = match q
             .failed
             .iter()
             .find(|(from, to, _)| *from < seq && seq <= *to)
@@ -283,7 +287,12 @@ impl Spool {
                 "spool write failed: {why}"
             )))),
             None => Ok(seq),
+        };
+        q.waiting -= 1;
+        if q.waiting == 0 {
+            q.failed.clear();
         }
+        out
     }
 
     /// Closes the current segment, if anything was written to it, and starts the next; the
@@ -379,9 +388,6 @@ fn write_loop(shared: &Shared) {
         let mut q = lock(&shared.queue);
         if let Err(why) = result {
             q.failed.push((from, upto, why));
-            // Only the most recent failures can still have waiters.
-            let keep = q.failed.len().saturating_sub(64);
-            q.failed.drain(..keep);
         }
         q.durable = upto;
         shared.done.notify_all();
