@@ -626,7 +626,9 @@ fn zone_hosts(
 
 fn mail(args: &ServeArgs, outbox: &std::path::Path) -> anyhow::Result<Mail> {
     let Some(relay) = &args.smtp_relay else {
-        let spool = args.store.data_dir.join("spool");
+        // Each back end has its own spool: what one has accepted was delivered its way, and
+        // a switch to the other must not deliver it again.
+        let spool = args.store.data_dir.join("spool").join("outbox");
         let (spooled, replayed) = sesame_mail::spooled::SpooledOutbox::open(
             outbox,
             &spool,
@@ -663,7 +665,7 @@ fn mail(args: &ServeArgs, outbox: &std::path::Path) -> anyhow::Result<Mail> {
         credentials,
         args.smtp_connections,
     )?;
-    let spool = args.store.data_dir.join("spool");
+    let spool = args.store.data_dir.join("spool").join("relay");
     let failed = args.store.data_dir.join("failed");
     let (relayed, requeued) = sesame_mail::relayed::SpooledRelay::open(
         relay,
