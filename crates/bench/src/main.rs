@@ -24,7 +24,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 const SCENARIOS: &[&str] = &[
-    "get", "put", "create", "sign", "send", "relay", "dns", "sweep", "scale", "pg-get",
+    "get", "put", "create", "sign", "send", "relay", "dns", "sweep", "scale", "pg-get", "pg-put",
+    "pg-nodes",
 ];
 
 fn cpu() -> String {
@@ -118,6 +119,8 @@ fn main() {
             "sweep" => dns::sweep(work.path(), cores),
             "scale" => scale::scenario(work.path()),
             "pg-get" => pg::get_identity(work.path()),
+            "pg-put" => pg::put_signing_attributes(work.path()),
+            "pg-nodes" => pg::two_nodes(work.path()),
             _ => unreachable!(),
         }
         say(&format!("_{c}: {:.0} s_\n", t.elapsed().as_secs_f64()));

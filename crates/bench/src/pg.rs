@@ -1,8 +1,11 @@
-//! Scenario 9 (issue 20, target 4): GetEmailIdentity with the PostgreSQL backend, against
-//! `pgbench -S` (one indexed SELECT per transaction) with the same client count on the same
-//! server, both in the same run. The database is a scratch one, made and dropped here.
+//! Scenario 9 (issue 20, target 4), the PostgreSQL backend against `pgbench` with the same
+//! client count on the same server, both in the same run: GetEmailIdentity against `pgbench
+//! -S` (9), BYODKIM PutEmailIdentityDkimSigningAttributes against `pgbench -N` (9b), and two
+//! nodes on one database against one (9c). The databases are scratch ones, made and dropped
+//! here.
 
 use crate::api::{silent_resolver, throughput_with};
+use crate::load::Outcome;
 use crate::procs::{self, Sesame};
 use crate::report::{self, say};
 use std::path::Path;
@@ -36,8 +39,10 @@ fn psql(base: &str, sql: &str) {
     );
 }
 
-/// `pgbench -S` TPS with `clients` clients for 5 s on a fresh scale-1 database.
-fn pgbench_select(base: &str, clients: usize) -> f64 {
+/// `pgbench` TPS in `mode` (`-S`: one indexed SELECT per transaction; `-N`: an UPDATE, a
+/// SELECT and an INSERT per transaction, each committed durably) with `clients` clients for
+/// 5 s on a fresh scale-1 database.
+fn pgbench(base: &str, mode: &str, clients: usize) -> f64 {
     psql(base, "DROP DATABASE IF EXISTS sesame_bench_pgbench");
     psql(base, "CREATE DATABASE sesame_bench_pgbench");
     let db = format!("{base}/sesame_bench_pgbench");
@@ -51,9 +56,9 @@ fn pgbench_select(base: &str, clients: usize) -> f64 {
         String::from_utf8_lossy(&init.stderr)
     );
     let run = Command::new("pgbench")
-        .args(["-S", "-T", "5", "-j", "2", "-c", &clients.to_string(), &db])
+        .args([mode, "-T", "5", "-j", "2", "-c", &clients.to_string(), &db])
         .output()
-        .expect("pgbench -S");
+        .expect("pgbench");
     assert!(
         run.status.success(),
         "{}",
@@ -70,28 +75,56 @@ fn pgbench_select(base: &str, clients: usize) -> f64 {
         .unwrap_or_else(|| panic!("no tps in pgbench's output: {text}"))
 }
 
-/// Scenario 9.
-pub fn get_identity(work: &Path) {
-    say(
-        "## 9. GetEmailIdentity on PostgreSQL, SigV4-signed, 16 connections, against `pgbench -S`\n",
-    );
-    if Command::new("pgbench").arg("--version").output().is_err() {
-        say("not run: no pgbench (Debian package postgresql-client)\n");
-        return;
+fn have_pgbench() -> bool {
+    if Command::new("pgbench").arg("--version").output().is_ok() {
+        return true;
     }
-    let base = server_url();
-    psql(&base, "DROP DATABASE IF EXISTS sesame_bench");
-    psql(&base, "CREATE DATABASE sesame_bench");
-    let (_silent, resolver) = silent_resolver();
-    let url = format!("{base}/sesame_bench");
-    let sesame = Sesame::start(
-        &work.join("s9"),
+    say("not run: no pgbench (Debian package postgresql-client)\n");
+    false
+}
+
+/// A scratch database `sesame_bench` on the server, dropped when this is.
+struct Scratch {
+    base: String,
+    url: String,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let base = server_url();
+        psql(&base, "DROP DATABASE IF EXISTS sesame_bench");
+        psql(&base, "CREATE DATABASE sesame_bench");
+        let url = format!("{base}/sesame_bench");
+        Scratch { base, url }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        psql(&self.base, "DROP DATABASE IF EXISTS sesame_bench");
+    }
+}
+
+/// A node on the scratch database, its verifier asking a resolver that never answers (the
+/// request path alone is measured). `master_from`: another node's data dir, whose master key
+/// this one must share to open what that one sealed.
+fn node(dir: &Path, db: &Scratch, resolver: &str, master_from: Option<&Path>) -> Sesame {
+    if let Some(other) = master_from {
+        std::fs::create_dir_all(dir).expect("data dir");
+        std::fs::copy(other.join("master.key"), dir.join("master.key")).expect("master key");
+    }
+    Sesame::start(
+        dir,
         &[
-            &["--resolver", &resolver, "--database-url", &url][..],
+            &["--resolver", resolver, "--database-url", &db.url][..],
             &procs::NO_POOL,
         ]
         .concat(),
-    );
+    )
+}
+
+/// Makes `bench.example` on `sesame` and returns a signed GetEmailIdentity of it.
+fn get_request(sesame: &Sesame) -> Vec<u8> {
     let signer = sesame.signer();
     let create = signer.request(
         sesame.api,
@@ -101,19 +134,37 @@ pub fn get_identity(work: &Path) {
     );
     let (status, _) = crate::load::once(sesame.api, &create);
     assert!((200..300).contains(&status), "create: HTTP {status}");
-    let get = signer.request(sesame.api, "GET", "/v2/email/identities/bench.example", b"");
+    signer.request(sesame.api, "GET", "/v2/email/identities/bench.example", b"")
+}
+
+fn row(what: &str, o: &Outcome) {
+    say(&format!(
+        "| {what} | {:.0} | {:.2} | {:.2} |",
+        o.rate(),
+        o.percentile_ms(50.0),
+        o.percentile_ms(99.0)
+    ));
+}
+
+/// Scenario 9.
+pub fn get_identity(work: &Path) {
+    say(
+        "## 9. GetEmailIdentity on PostgreSQL, SigV4-signed, 16 connections, against `pgbench -S`\n",
+    );
+    if !have_pgbench() {
+        return;
+    }
+    let db = Scratch::new();
+    let (_silent, resolver) = silent_resolver();
+    let sesame = node(&work.join("s9"), &db, &resolver, None);
+    let get = get_request(&sesame);
     let ours = throughput_with(sesame.api, vec![get], CLIENTS);
     ours.expect_ok("GetEmailIdentity on PostgreSQL");
     drop(sesame);
-    psql(&base, "DROP DATABASE IF EXISTS sesame_bench");
-    let ceiling = pgbench_select(&base, CLIENTS);
+    drop(db);
+    let ceiling = pgbench(&server_url(), "-S", CLIENTS);
     say("| what | per second | p50 ms | p99 ms |\n| --- | --- | --- | --- |");
-    say(&format!(
-        "| Sesame GetEmailIdentity (PostgreSQL) | {:.0} | {:.2} | {:.2} |",
-        ours.rate(),
-        ours.percentile_ms(50.0),
-        ours.percentile_ms(99.0)
-    ));
+    row("Sesame GetEmailIdentity (PostgreSQL)", &ours);
     say(&format!(
         "| pgbench -S, {CLIENTS} clients (ceiling) | {ceiling:.0} | | |\n"
     ));
@@ -123,5 +174,88 @@ pub fn get_identity(work: &Path) {
         format!("pgbench -S {ceiling:.0} TPS"),
         ours.rate() / ceiling,
         0.5,
+    );
+}
+
+/// Scenario 9b: scenario 2's BYODKIM puts on PostgreSQL, against `pgbench -N`.
+pub fn put_signing_attributes(work: &Path) {
+    say(
+        "## 9b. PutEmailIdentityDkimSigningAttributes (BYODKIM, RSA-2048) on PostgreSQL, 16 connections, against `pgbench -N`\n",
+    );
+    if !have_pgbench() {
+        return;
+    }
+    let db = Scratch::new();
+    let (_silent, resolver) = silent_resolver();
+    let sesame = node(&work.join("s9b"), &db, &resolver, None);
+    let ours = crate::api::byodkim_puts(&sesame, CLIENTS);
+    drop(sesame);
+    drop(db);
+    let ceiling = pgbench(&server_url(), "-N", CLIENTS);
+    say("| what | per second | p50 ms | p99 ms |\n| --- | --- | --- | --- |");
+    row(
+        "Sesame PutEmailIdentityDkimSigningAttributes (PostgreSQL)",
+        &ours,
+    );
+    say(&format!(
+        "| pgbench -N, {CLIENTS} clients (ceiling) | {ceiling:.0} | | |\n"
+    ));
+    report::target(
+        "9b. PutEmailIdentityDkimSigningAttributes on PostgreSQL (16 conns)",
+        format!("{:.0} req/s", ours.rate()),
+        format!("pgbench -N {ceiling:.0} TPS"),
+        ours.rate() / ceiling,
+        0.5,
+    );
+}
+
+/// Scenario 9c: two nodes on one database, each its own process with half the connections
+/// and its own load-generator thread, against one node with all of them, in the same run.
+pub fn two_nodes(work: &Path) {
+    say(&format!(
+        "## 9c. Two nodes on one PostgreSQL database: GetEmailIdentity, {CLIENTS} connections in all\n"
+    ));
+    if !have_pgbench() {
+        return;
+    }
+    let db = Scratch::new();
+    let (_silent, resolver) = silent_resolver();
+    let a_dir = work.join("s9c-a");
+    let a = node(&a_dir, &db, &resolver, None);
+    let b = node(&work.join("s9c-b"), &db, &resolver, Some(&a_dir));
+    let get_a = get_request(&a);
+    // The identity is the database's: node B serves the one A made.
+    let get_b = b
+        .signer()
+        .request(b.api, "GET", "/v2/email/identities/bench.example", b"");
+    let one = throughput_with(a.api, vec![get_a.clone()], CLIENTS);
+    one.expect_ok("GetEmailIdentity, one node");
+    let (ra, rb) = (a.api, b.api);
+    let both = std::thread::scope(|s| {
+        let ta = s.spawn(|| throughput_with(ra, vec![get_a], CLIENTS / 2));
+        let tb = s.spawn(|| throughput_with(rb, vec![get_b], CLIENTS / 2));
+        (ta.join().expect("node a"), tb.join().expect("node b"))
+    });
+    both.0.expect_ok("GetEmailIdentity, node A of two");
+    both.1.expect_ok("GetEmailIdentity, node B of two");
+    drop((a, b));
+    let sum = both.0.rate() + both.1.rate();
+    say("| what | per second | p50 ms | p99 ms |\n| --- | --- | --- | --- |");
+    row(&format!("one node, {CLIENTS} connections (baseline)"), &one);
+    row(
+        &format!("node A of two, {} connections", CLIENTS / 2),
+        &both.0,
+    );
+    row(
+        &format!("node B of two, {} connections", CLIENTS / 2),
+        &both.1,
+    );
+    say(&format!("| two nodes together | {sum:.0} | | |\n"));
+    report::target(
+        "9c. two nodes on one PostgreSQL (Get)",
+        format!("{sum:.0} req/s"),
+        format!("one node {:.0} req/s", one.rate()),
+        sum / one.rate(),
+        1.6,
     );
 }
