@@ -224,10 +224,11 @@ fn open(args: &StoreArgs) -> anyhow::Result<Opened> {
     let sealer = Sealer::new(bootstrap::master_key(&args.data_dir)?);
     if is_postgres(args.database_url.as_deref()) {
         let url = args.database_url.clone().unwrap_or_default();
-        let store: Arc<dyn Store> = Arc::new(
+        // The hot reads from memory, current by the database's snapshot (sesame_store::cached).
+        let store: Arc<dyn Store> = Arc::new(sesame_store::Cached::new(
             sesame_store::PostgresStore::open(&url, None)
                 .context("opening the PostgreSQL database")?,
-        );
+        ));
         // Never print the URL: it may carry a password.
         return Ok(Opened {
             store,

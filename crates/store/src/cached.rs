@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 thread_local! {
     /// Inside `pin_thread`'s scope: the stamp this thread read, per `Cached` (by its id).
-    static PINNED: RefCell<Option<Vec<(u64, u64)>>> = const { RefCell::new(None) };
+    static PINNED: RefCell<Option<Vec<(u64, Stamp)>>> = const { RefCell::new(None) };
 }
 
 /// Ids of `Cached` stores, for `PINNED`.
@@ -55,11 +55,20 @@ impl Drop for Pinned {
     }
 }
 
+/// A backend's change stamp: equal stamps mean nothing was committed between them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stamp {
+    /// A counter (SQLite's `data_version`).
+    Counter(u64),
+    /// A snapshot's text (PostgreSQL's `pg_current_snapshot()`).
+    Snapshot(Box<str>),
+}
+
 /// A backend's change signal.
 pub trait ChangeSignal: Send + Sync {
-    /// A number that differs from every earlier answer once anything has been committed
+    /// A stamp that differs from every earlier answer once anything has been committed
     /// since (by this process or another); cheap enough to ask on every request.
-    fn change_stamp(&self) -> Result<u64, StoreError>;
+    fn change_stamp(&self) -> Result<Stamp, StoreError>;
 }
 
 /// Beyond this many entries in one map the map starts over: a bound on memory, not a policy
@@ -68,7 +77,7 @@ const MAX_ENTRIES: usize = 8192;
 
 #[derive(Default)]
 struct Maps {
-    stamp: Option<u64>,
+    stamp: Option<Stamp>,
     keys: HashMap<String, Option<AccessKey>>,
     identities: HashMap<(AccountId, IdentityName), Option<Identity>>,
     publishers: HashMap<(AccountId, DomainName), Option<Publisher>>,
@@ -92,11 +101,13 @@ impl<S: ChangeSignal> Cached<S> {
     }
 
     /// The stamp: this thread's pinned one, or the backend's (pinned if a pin is open).
-    fn stamp(&self) -> Result<u64, StoreError> {
+    fn stamp(&self) -> Result<Stamp, StoreError> {
         let pinned = PINNED.with(|p| {
-            p.borrow()
-                .as_ref()
-                .and_then(|v| v.iter().find(|(id, _)| *id == self.id).map(|(_, s)| *s))
+            p.borrow().as_ref().and_then(|v| {
+                v.iter()
+                    .find(|(id, _)| *id == self.id)
+                    .map(|(_, s)| s.clone())
+            })
         });
         if let Some(s) = pinned {
             return Ok(s);
@@ -104,7 +115,7 @@ impl<S: ChangeSignal> Cached<S> {
         let s = self.inner.change_stamp()?;
         PINNED.with(|p| {
             if let Some(v) = p.borrow_mut().as_mut() {
-                v.push((self.id, s));
+                v.push((self.id, s.clone()));
             }
         });
         Ok(s)
@@ -143,11 +154,11 @@ impl<S: ChangeSignal> Cached<S> {
         let stamp = self.stamp()?;
         {
             let mut m = self.lock();
-            if m.stamp != Some(stamp) {
+            if m.stamp.as_ref() != Some(&stamp) {
                 m.keys.clear();
                 m.identities.clear();
                 m.publishers.clear();
-                m.stamp = Some(stamp);
+                m.stamp = Some(stamp.clone());
             }
             if let Some(v) = map(&mut m).get(&key) {
                 return Ok(v.clone());
@@ -155,7 +166,7 @@ impl<S: ChangeSignal> Cached<S> {
         }
         let v = load()?;
         let mut m = self.lock();
-        if m.stamp == Some(stamp) {
+        if m.stamp.as_ref() == Some(&stamp) {
             let entries = map(&mut m);
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
@@ -326,7 +337,48 @@ mod tests {
         let path = dir.path().join("sesame.db");
         let cached = Cached::new(SqliteStore::open(&path).unwrap());
         let other = SqliteStore::open(&path).unwrap();
-        let acct = account(&cached, "700000000001", "cache");
+        commits_by_another_store_are_seen(&cached, &other);
+    }
+
+    /// The same with PostgreSQL: another pool on the same schema stands for another node.
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn another_node_s_commit_is_seen_on_the_next_read() {
+        let Ok(url) = std::env::var("DATABASE_URL") else {
+            assert!(
+                !std::env::var("SESAME_REQUIRE_POSTGRES").is_ok_and(|v| v == "1"),
+                "SESAME_REQUIRE_POSTGRES=1 but DATABASE_URL is not set"
+            );
+            return;
+        };
+        let schema = format!(
+            "sesame_cache_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        let cached = Cached::new(crate::PostgresStore::open(&url, Some(&schema)).unwrap());
+        let other = crate::PostgresStore::open(&url, Some(&schema)).unwrap();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commits_by_another_store_are_seen(&cached, &other);
+        }));
+        let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    fn commits_by_another_store_are_seen<S, O>(cached: &Cached<S>, other: &O)
+    where
+        S: sesame_core::ports::Store + ChangeSignal,
+        O: AccountStore + IdentityStore,
+    {
+        let acct = account(cached, "700000000001", "cache");
         let key = AccessKey {
             id: "AKIACACHE00000000001".into(),
             account: acct.clone(),

@@ -20,7 +20,7 @@ pub mod postgres;
 pub mod row;
 pub mod sqlite;
 
-pub use cached::{Cached, ChangeSignal, Pinned, pin_thread};
+pub use cached::{Cached, ChangeSignal, Pinned, Stamp, pin_thread};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -314,8 +314,13 @@ mod tests {
         );
         let store = crate::PostgresStore::open(&url, Some(&schema)).unwrap();
         let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let cached_schema = format!("{schema}_cached");
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             super::suite(&store);
+            // The cache in front of PostgreSQL keeps every promise of the store too.
+            super::suite(&crate::Cached::new(
+                crate::PostgresStore::open(&url, Some(&cached_schema)).unwrap(),
+            ));
             // Each migration ran exactly once and is recorded once; opening again twice runs
             // none of them again and keeps the data.
             let recorded = |admin: &mut postgres::Client| -> Vec<i32> {
@@ -344,7 +349,9 @@ mod tests {
             }
         }));
         admin
-            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .batch_execute(&format!(
+                "DROP SCHEMA {schema} CASCADE; DROP SCHEMA IF EXISTS {cached_schema} CASCADE"
+            ))
             .unwrap();
         if let Err(panic) = result {
             std::panic::resume_unwind(panic);

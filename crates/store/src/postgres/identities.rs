@@ -1,11 +1,11 @@
 //! Identity SQL on PostgreSQL: the identity store, the check queue (claimed with `FOR UPDATE
 //! SKIP LOCKED`) and the key zone's source (columns from `row`, values from `codec`).
 
-use super::{PostgresStore, unavailable};
+use super::{PostgresStore, Tx, unavailable};
 use crate::codec;
 use crate::row::{Cell, IDENTITY_COLUMNS, IdentityRow, IdentitySql, Kind};
+use postgres::Row;
 use postgres::types::ToSql;
-use postgres::{Row, Transaction};
 use sesame_core::StoreError;
 use sesame_core::model::{
     AccountId, DkimStatus, Identity, IdentityCount, IdentityFilter, IdentityName, IdentitySummary,
@@ -38,7 +38,7 @@ fn identity_row(r: &Row) -> Result<IdentityRow, StoreError> {
 }
 
 fn load_identity(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     account: &AccountId,
     name: &str,
 ) -> Result<Option<Identity>, StoreError> {
@@ -68,11 +68,7 @@ fn load_identity(
     codec::decode_identity(account, identity_row(&row)?, keys).map(Some)
 }
 
-fn save_identity(
-    tx: &mut Transaction<'_>,
-    identity: &Identity,
-    version: u64,
-) -> Result<(), StoreError> {
+fn save_identity(tx: &mut Tx<'_, '_>, identity: &Identity, version: u64) -> Result<(), StoreError> {
     let cells = codec::upsert_cells(identity, version);
     let values: Vec<&(dyn ToSql + Sync)> = cells.iter().map(bind).collect();
     tx.execute(&SQL.upsert, &values).map_err(unavailable)?;

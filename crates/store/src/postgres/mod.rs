@@ -14,8 +14,10 @@ mod publishers;
 mod templates;
 
 use crate::pool::{Connector, Pool};
-use postgres::{Client, NoTls, Transaction};
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Row, Statement, Transaction};
 use sesame_core::StoreError;
+use std::collections::HashMap;
 
 /// Versioned migrations, applied in order under an advisory lock (nodes may start together).
 const MIGRATIONS: &[&str] = &[
@@ -31,16 +33,29 @@ const MIGRATION_LOCK: i64 = 0x5e5a_3e00;
 /// server's `max_connections` (100 by default) when several nodes share it.
 const MAX_CONNECTIONS: usize = 16;
 
+/// Statements one connection keeps prepared; past this it starts over (the store's SQL is a
+/// few dozen fixed texts, so this is only a bound).
+const MAX_PREPARED: usize = 256;
+
 /// Opens connections to the database, in the store's schema if it has one.
 struct PgConnector {
     url: String,
     schema: Option<String>,
 }
 
-impl Connector for PgConnector {
-    type Conn = Client;
+/// A pooled connection and the statements it has prepared. Each statement is parsed and
+/// planned once per connection rather than per call: an unprepared query is a Parse round
+/// trip before its Bind and Execute, and the parse was most of the server's time in a
+/// GetEmailIdentity.
+pub(crate) struct PgConn {
+    client: Client,
+    prepared: HashMap<String, Statement>,
+}
 
-    fn connect(&self) -> Result<Client, StoreError> {
+impl Connector for PgConnector {
+    type Conn = PgConn;
+
+    fn connect(&self) -> Result<PgConn, StoreError> {
         let mut client = Client::connect(&self.url, NoTls).map_err(unavailable)?;
         if let Some(s) = &self.schema {
             client
@@ -49,13 +64,76 @@ impl Connector for PgConnector {
                 ))
                 .map_err(unavailable)?;
         }
-        Ok(client)
+        Ok(PgConn {
+            client,
+            prepared: HashMap::new(),
+        })
     }
 
     /// A connection the server closed (a restart, a terminated backend) is dropped, so the
     /// next call reconnects (a database restart needs no Sesame restart).
-    fn reusable(conn: &Client) -> bool {
-        !conn.is_closed()
+    fn reusable(conn: &PgConn) -> bool {
+        !conn.client.is_closed()
+    }
+}
+
+/// What `PostgresStore::one` and `tx` lend their closure: the connection (or a transaction
+/// on it), with the `postgres` calls the store uses, each on a statement prepared once.
+pub(crate) struct Db<'a, C> {
+    c: &'a mut C,
+    prepared: &'a mut HashMap<String, Statement>,
+}
+
+/// A transaction as the store's SQL sees it.
+pub(crate) type Tx<'a, 'b> = Db<'a, Transaction<'b>>;
+
+impl<C: GenericClient> Db<'_, C> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.c.prepare(sql)?;
+        if self.prepared.len() >= MAX_PREPARED {
+            self.prepared.clear();
+        }
+        self.prepared.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    pub fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.c.query(&s, params)
+    }
+
+    pub fn query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.c.query_one(&s, params)
+    }
+
+    pub fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.c.query_opt(&s, params)
+    }
+
+    pub fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.c.execute(&s, params)
     }
 }
 
@@ -83,8 +161,8 @@ impl PostgresStore {
             url: url.to_owned(),
             schema: schema.map(str::to_owned),
         };
-        let mut client = connector.connect()?;
-        let mut tx = client.transaction().map_err(unavailable)?;
+        let mut conn = connector.connect()?;
+        let mut tx = conn.client.transaction().map_err(unavailable)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .map_err(unavailable)?;
         tx.batch_execute(
@@ -105,7 +183,7 @@ impl PostgresStore {
         }
         tx.commit().map_err(unavailable)?;
         let pool = Pool::new(connector, MAX_CONNECTIONS);
-        pool.adopt(client)?;
+        pool.adopt(conn)?;
         Ok(PostgresStore { pool })
     }
 
@@ -114,22 +192,47 @@ impl PostgresStore {
     /// (the PostgreSQL side of SQLite's one-statement reads without a snapshot).
     fn one<T>(
         &self,
-        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Db<'_, Client>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut client = self.pool.get()?;
-        f(client.get_mut())
+        let mut lease = self.pool.get()?;
+        let PgConn { client, prepared } = lease.get_mut();
+        f(&mut Db {
+            c: client,
+            prepared,
+        })
     }
 
     /// Runs `f` in one transaction on a pooled connection; a broken connection is dropped
     /// when handed back (`PgConnector::reusable`), so the next call reconnects.
     fn tx<T>(
         &self,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Tx<'_, '_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut client = self.pool.get()?;
-        let mut tx = client.get_mut().transaction().map_err(unavailable)?;
-        let out = f(&mut tx)?;
+        let mut lease = self.pool.get()?;
+        let PgConn { client, prepared } = lease.get_mut();
+        let mut tx = client.transaction().map_err(unavailable)?;
+        let out = f(&mut Db {
+            c: &mut tx,
+            prepared,
+        })?;
         tx.commit().map_err(unavailable)?;
         Ok(out)
+    }
+}
+
+/// The snapshot of the next statement: which transactions count as finished. Equal snapshots
+/// mean nothing was committed in between, by any node: a commit leaves the in-progress list
+/// (or had its id at or past `xmax`, which then moved), and neither goes back. It is the
+/// cluster's, so a commit elsewhere only costs a reload. Needs no help from writers, so a
+/// commit by `sesame keys`, another node, or a node killed right after committing counts too.
+impl crate::cached::ChangeSignal for PostgresStore {
+    fn change_stamp(&self) -> Result<crate::cached::Stamp, StoreError> {
+        self.one(|c| {
+            let text: String = c
+                .query_one("SELECT pg_current_snapshot()::text", &[])
+                .map_err(unavailable)?
+                .get(0);
+            Ok(crate::cached::Stamp::Snapshot(text.into_boxed_str()))
+        })
     }
 }

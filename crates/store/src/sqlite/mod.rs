@@ -101,13 +101,13 @@ impl SqliteStore {
 /// Commits by any connection of any process move `data_version` as the watch connection sees
 /// it; a read of the WAL index in shared memory, no I/O.
 impl crate::cached::ChangeSignal for SqliteStore {
-    fn change_stamp(&self) -> Result<u64, StoreError> {
+    fn change_stamp(&self) -> Result<crate::cached::Stamp, StoreError> {
         let conn = self.watch.lock().unwrap_or_else(|e| e.into_inner());
         let mut stmt = conn
             .prepare_cached("PRAGMA data_version")
             .map_err(unavailable)?;
         let v: i64 = stmt.query_row([], |r| r.get(0)).map_err(unavailable)?;
-        Ok(v as u64)
+        Ok(crate::cached::Stamp::Counter(v as u64))
     }
 }
 
