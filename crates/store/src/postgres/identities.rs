@@ -1,11 +1,11 @@
 //! Identity SQL on PostgreSQL: the identity store, the check queue (claimed with `FOR UPDATE
 //! SKIP LOCKED`) and the key zone's source (columns from `row`, values from `codec`).
 
-use super::{PostgresStore, Tx, unavailable};
+use super::{Db, PostgresStore, Tx, unavailable};
 use crate::codec;
-use crate::row::{Cell, IDENTITY_COLUMNS, IdentityRow, IdentitySql, Kind};
-use postgres::Row;
+use crate::row::{Cell, IDENTITY_COLUMNS, IdentityRow, IdentitySql, KEY_COLUMNS, Kind};
 use postgres::types::ToSql;
+use postgres::{GenericClient, Row};
 use sesame_core::StoreError;
 use sesame_core::model::{
     AccountId, DkimStatus, Identity, IdentityCount, IdentityFilter, IdentityName, IdentitySummary,
@@ -37,36 +37,143 @@ fn identity_row(r: &Row) -> Result<IdentityRow, StoreError> {
     IdentityRow::from_cells(cells)
 }
 
-fn load_identity(
-    tx: &mut Tx<'_, '_>,
+/// One identity and its keys in one statement (one snapshot, so it needs no transaction of
+/// its own): the key columns come as arrays in key order.
+static SELECT_WITH_KEYS: LazyLock<String> = LazyLock::new(|| {
+    let keys = [
+        "selector",
+        "bits",
+        "public_der",
+        "sealed_private",
+        "created_at",
+        "retired_at",
+    ]
+    .iter()
+    .map(|c| {
+        format!(
+            "ARRAY(SELECT k.{c} FROM dkim_keys k WHERE k.account_id = i.account_id \
+                 AND k.identity_name = i.name ORDER BY k.position)"
+        )
+    })
+    .collect::<Vec<_>>()
+    .join(", ");
+    format!(
+        "SELECT {}, {keys} FROM identities i WHERE i.account_id = $1 AND i.name = $2",
+        SQL.columns
+    )
+});
+
+fn load_identity<C: GenericClient>(
+    db: &mut Db<'_, C>,
     account: &AccountId,
     name: &str,
 ) -> Result<Option<Identity>, StoreError> {
-    let Some(row) = tx
-        .query_opt(&SQL.select_one, &[&account.as_str(), &name])
+    let Some(row) = db
+        .query_opt(&SELECT_WITH_KEYS, &[&account.as_str(), &name])
         .map_err(unavailable)?
     else {
         return Ok(None);
     };
-    let keys = tx
-        .query(
-            "SELECT selector, bits, public_der, sealed_private, created_at, retired_at FROM dkim_keys \
-             WHERE account_id = $1 AND identity_name = $2 ORDER BY position",
-            &[&account.as_str(), &name],
+    let at = IDENTITY_COLUMNS.len();
+    let selectors: Vec<String> = row.get(at);
+    let bits: Vec<i64> = row.get(at + 1);
+    let public: Vec<Vec<u8>> = row.get(at + 2);
+    let sealed: Vec<Vec<u8>> = row.get(at + 3);
+    let created: Vec<i64> = row.get(at + 4);
+    let retired: Vec<Option<i64>> = row.get(at + 5);
+    let keys = selectors
+        .into_iter()
+        .zip(bits)
+        .zip(public.into_iter().zip(sealed))
+        .zip(created.into_iter().zip(retired))
+        .map(
+            |(((selector, bits), (public_der, sealed_private)), (created_at, retired_at))| {
+                codec::KeyRow {
+                    selector,
+                    bits: u32::try_from(bits).unwrap_or(0),
+                    public_der,
+                    sealed_private,
+                    created_at,
+                    retired_at,
+                }
+            },
         )
-        .map_err(unavailable)?
-        .iter()
-        .map(|r| codec::KeyRow {
-            selector: r.get(0),
-            bits: u32::try_from(r.get::<_, i64>(1)).unwrap_or(0),
-            public_der: r.get(2),
-            sealed_private: r.get(3),
-            created_at: r.get(4),
-            retired_at: r.get(5),
-        })
         .collect();
     codec::decode_identity(account, identity_row(&row)?, keys).map(Some)
 }
+
+/// `update_identity` in one statement, so it needs no transaction: the row is updated only at
+/// the version (and incarnation) the caller read, and the keys follow only if it was. Binds
+/// `upsert_cells` (`$1` the account, `name` among them), then the version and creation time
+/// read, the key columns as arrays in key order and their count. The keys are upserted by
+/// position, each only if it differs, and positions past the count deleted: a row-level
+/// trigger (migration 0007) moves the key generation only for a key that changed. Returns
+/// how many identity rows were updated (0: not found, or another version).
+static UPDATE_AT_VERSION: LazyLock<String> = LazyLock::new(|| {
+    let all: Vec<&str> = KEY_COLUMNS
+        .iter()
+        .copied()
+        .chain(IDENTITY_COLUMNS.iter().map(|(n, _)| *n))
+        .collect();
+    let at = |col: &str| {
+        all.iter()
+            .position(|c| *c == col)
+            .map(|i| i + 1)
+            .unwrap_or_else(|| unreachable!("{col} is an identity column"))
+    };
+    let sets = all
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !["account_id", "name"].contains(c))
+        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let n = all.len();
+    let (account, name) = (at("account_id"), at("name"));
+    let keys = "selector, bits, public_der, sealed_private, created_at, retired_at";
+    let excluded = keys
+        .split(", ")
+        .map(|c| format!("EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let current = keys
+        .split(", ")
+        .map(|c| format!("dkim_keys.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sets_keys = keys
+        .split(", ")
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "WITH upd AS (UPDATE identities SET {sets}, v_lease_until = NULL \
+         WHERE account_id = ${account} AND name = ${name} AND version = ${v} AND created_at = ${c} \
+         RETURNING 1), \
+         up AS (INSERT INTO dkim_keys (account_id, identity_name, position, {keys}) \
+         SELECT ${account}, ${name}, k.ord - 1, k.selector, k.bits, k.public_der, \
+         k.sealed_private, k.created_at, k.retired_at \
+         FROM unnest(${a}::text[], ${b}::bigint[], ${p}::bytea[], ${s}::bytea[], ${t}::bigint[], \
+         ${r}::bigint[]) WITH ORDINALITY AS k(selector, bits, public_der, sealed_private, \
+         created_at, retired_at, ord) \
+         WHERE EXISTS (SELECT 1 FROM upd) \
+         ON CONFLICT (account_id, identity_name, position) DO UPDATE SET {sets_keys} \
+         WHERE ({current}) IS DISTINCT FROM ({excluded}) RETURNING 1), \
+         trimmed AS (DELETE FROM dkim_keys WHERE account_id = ${account} \
+         AND identity_name = ${name} AND position >= ${count} AND EXISTS (SELECT 1 FROM upd) \
+         RETURNING 1) \
+         SELECT (SELECT count(*) FROM upd)",
+        v = n + 1,
+        c = n + 2,
+        a = n + 3,
+        b = n + 4,
+        p = n + 5,
+        s = n + 6,
+        t = n + 7,
+        r = n + 8,
+        count = n + 9,
+    )
+});
 
 fn save_identity(tx: &mut Tx<'_, '_>, identity: &Identity, version: u64) -> Result<(), StoreError> {
     let cells = codec::upsert_cells(identity, version);
@@ -151,29 +258,57 @@ impl IdentityStore for PostgresStore {
         account: &AccountId,
         name: &IdentityName,
     ) -> Result<Option<Identity>, StoreError> {
-        self.tx(|tx| load_identity(tx, account, name.as_str()))
+        self.one(|c| load_identity(c, account, name.as_str()))
     }
 
     fn update_identity(&self, identity: &Identity) -> Result<u64, StoreError> {
-        self.tx(|tx| {
-            let row = tx
+        let next = identity.version + 1;
+        let cells = codec::upsert_cells(identity, next);
+        let keys = codec::key_rows(identity);
+        let selectors: Vec<&str> = keys.iter().map(|k| k.selector.as_str()).collect();
+        let bits: Vec<i64> = keys.iter().map(|k| i64::from(k.bits)).collect();
+        let public: Vec<&[u8]> = keys.iter().map(|k| k.public_der.as_slice()).collect();
+        let sealed: Vec<&[u8]> = keys.iter().map(|k| k.sealed_private.as_slice()).collect();
+        let created: Vec<i64> = keys.iter().map(|k| k.created_at).collect();
+        let retired: Vec<Option<i64>> = keys.iter().map(|k| k.retired_at).collect();
+        let (version, created_at, count) = (
+            identity.version as i64,
+            identity.created_at.0,
+            keys.len() as i64,
+        );
+        let mut values: Vec<&(dyn ToSql + Sync)> = cells.iter().map(bind).collect();
+        values.extend_from_slice(&[
+            &version,
+            &created_at,
+            &selectors,
+            &bits,
+            &public,
+            &sealed,
+            &created,
+            &retired,
+            &count,
+        ]);
+        self.one(|c| {
+            let updated: i64 = c
+                .query_one(&UPDATE_AT_VERSION, &values)
+                .map_err(unavailable)?
+                .get(0);
+            if updated == 1 {
+                return Ok(next);
+            }
+            // Why not: the identity is gone, or another write (or a delete and re-create: the
+            // same version of another identity) came first.
+            let exists = c
                 .query_opt(
-                    "SELECT version, created_at FROM identities WHERE account_id = $1 AND name = $2 FOR UPDATE",
+                    "SELECT 1 FROM identities WHERE account_id = $1 AND name = $2",
                     &[&identity.account.as_str(), &identity.name.as_str()],
                 )
                 .map_err(unavailable)?;
-            match row.map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1))) {
-                None => Err(StoreError::NotFound),
-                // A copy read before a delete and re-create: same version, another identity.
-                Some((v, created)) if v != identity.version || created != identity.created_at.0 => {
-                    Err(StoreError::Conflict)
-                }
-                Some(_) => {
-                    let next = identity.version + 1;
-                    save_identity(tx, identity, next)?;
-                    Ok(next)
-                }
-            }
+            Err(if exists.is_some() {
+                StoreError::Conflict
+            } else {
+                StoreError::NotFound
+            })
         })
     }
 
@@ -324,12 +459,14 @@ impl KeyZoneSource for PostgresStore {
         })
     }
 
+    /// The sum of the per-connection counters (migration 0007), in one statement.
     fn key_generation(&self) -> Result<u64, StoreError> {
-        self.tx(|tx| {
-            Ok(tx
-                .query_one("SELECT value FROM key_generation WHERE id = 0", &[])
-                .map_err(unavailable)?
-                .get::<_, i64>(0) as u64)
+        self.one(|c| {
+            Ok(
+                c.query_one("SELECT sum(value)::bigint FROM key_generation", &[])
+                    .map_err(unavailable)?
+                    .get::<_, i64>(0) as u64,
+            )
         })
     }
 }

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0004_templates.sql"),
     include_str!("../../migrations/postgres/0005_links.sql"),
     include_str!("../../migrations/postgres/0006_publishers.sql"),
+    include_str!("../../migrations/postgres/0007_key_generation_shards.sql"),
 ];
 const MIGRATION_LOCK: i64 = 0x5e5a_3e00;
 /// Connections per node; requests beyond this wait for a free one rather than exhausting the
@@ -142,8 +143,13 @@ pub struct PostgresStore {
     pool: Pool<PgConnector>,
 }
 
+/// The server's own message when it sent one (`Display` says only "db error"); never its
+/// detail, which can quote the row's values.
 fn unavailable(e: postgres::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::Unavailable(match e.as_db_error() {
+        Some(db) => format!("database error {}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    })
 }
 
 impl PostgresStore {
