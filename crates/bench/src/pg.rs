@@ -228,14 +228,18 @@ pub fn two_nodes(work: &Path) {
     let get_b = b
         .signer()
         .request(b.api, "GET", "/v2/email/identities/bench.example", b"");
+    let before = procs::cpu_ticks();
     let one = throughput_with(a.api, vec![get_a.clone()], CLIENTS);
+    let busy_one = procs::busy_share(before, procs::cpu_ticks());
     one.expect_ok("GetEmailIdentity, one node");
     let (ra, rb) = (a.api, b.api);
+    let before = procs::cpu_ticks();
     let both = std::thread::scope(|s| {
         let ta = s.spawn(|| throughput_with(ra, vec![get_a], CLIENTS / 2));
         let tb = s.spawn(|| throughput_with(rb, vec![get_b], CLIENTS / 2));
         (ta.join().expect("node a"), tb.join().expect("node b"))
     });
+    let busy_two = procs::busy_share(before, procs::cpu_ticks());
     both.0.expect_ok("GetEmailIdentity, node A of two");
     both.1.expect_ok("GetEmailIdentity, node B of two");
     drop((a, b));
@@ -251,6 +255,13 @@ pub fn two_nodes(work: &Path) {
         &both.1,
     );
     say(&format!("| two nodes together | {sum:.0} | | |\n"));
+    // Both nodes, PostgreSQL and the load generators share this machine's cores: two nodes
+    // can only add what one left idle.
+    say(&format!(
+        "Machine CPU busy (all cores, every process): {:.0} % with one node, {:.0} % with two.\n",
+        busy_one * 100.0,
+        busy_two * 100.0
+    ));
     report::target(
         "9c. two nodes on one PostgreSQL (Get)",
         format!("{sum:.0} req/s"),

@@ -327,3 +327,29 @@ pub fn moto() -> Option<(Proc, SocketAddr)> {
     wait_tcp(addr, "moto");
     Some((p, addr))
 }
+
+/// The machine's CPU time so far, busy and total, in clock ticks (`/proc/stat`'s first line).
+pub fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    // idle and iowait
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// The share of the machine's CPU that was busy between two `cpu_ticks` readings.
+pub fn busy_share(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let total = after.1.saturating_sub(before.1);
+    if total == 0 {
+        return f64::NAN;
+    }
+    after.0.saturating_sub(before.0) as f64 / total as f64
+}
