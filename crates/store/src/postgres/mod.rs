@@ -141,6 +141,27 @@ impl<C: GenericClient> Db<'_, C> {
 /// A PostgreSQL database (optionally one schema of it).
 pub struct PostgresStore {
     pool: Pool<PgConnector>,
+    stamps: Shared,
+}
+
+/// One snapshot query answers every `change_stamp` caller that arrived before it was sent:
+/// under load, a round trip per burst of requests instead of one per request. A caller only
+/// takes the answer of a query sent after it arrived, so the snapshot is still taken after
+/// everything committed before the call, as its own query's would be.
+#[derive(Default)]
+struct Shared {
+    state: std::sync::Mutex<Rounds>,
+    answered: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Rounds {
+    /// The last query sent, by number.
+    sent: u64,
+    /// The last one answered, and its answer (an error as its message).
+    answered: u64,
+    answer: Option<Result<crate::cached::Stamp, String>>,
+    in_flight: bool,
 }
 
 /// The server's own message when it sent one (`Display` says only "db error"); never its
@@ -190,7 +211,10 @@ impl PostgresStore {
         tx.commit().map_err(unavailable)?;
         let pool = Pool::new(connector, MAX_CONNECTIONS);
         pool.adopt(conn)?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            stamps: Shared::default(),
+        })
     }
 
     /// Runs one statement on a pooled connection, outside an explicit transaction: a single
@@ -233,12 +257,61 @@ impl PostgresStore {
 /// commit by `sesame keys`, another node, or a node killed right after committing counts too.
 impl crate::cached::ChangeSignal for PostgresStore {
     fn change_stamp(&self) -> Result<crate::cached::Stamp, StoreError> {
-        self.one(|c| {
-            let text: String = c
-                .query_one("SELECT pg_current_snapshot()::text", &[])
-                .map_err(unavailable)?
-                .get(0);
-            Ok(crate::cached::Stamp::Snapshot(text.into_boxed_str()))
-        })
+        let unlocked = |e: std::sync::PoisonError<_>| -> StoreError {
+            drop(e);
+            StoreError::Unavailable("a store lock was poisoned by a panic".into())
+        };
+        let mut r = self.stamps.state.lock().map_err(unlocked)?;
+        // Queries up to `sent` were sent before this call: only a later one will do.
+        let needed = r.sent + 1;
+        loop {
+            if r.answered >= needed {
+                let answer = r.answer.clone();
+                return answer
+                    .unwrap_or_else(|| Err("no snapshot".into()))
+                    .map_err(StoreError::Unavailable);
+            }
+            if !r.in_flight {
+                r.sent += 1;
+                let round = r.sent;
+                r.in_flight = true;
+                drop(r);
+                // Should the query panic, the next caller sends its own.
+                let _reset = ResetOnUnwind(&self.stamps);
+                let answer = self
+                    .one(|c| {
+                        let text: String = c
+                            .query_one("SELECT pg_current_snapshot()::text", &[])
+                            .map_err(unavailable)?
+                            .get(0);
+                        Ok(crate::cached::Stamp::Snapshot(text.into_boxed_str()))
+                    })
+                    .map_err(|e| match e {
+                        StoreError::Unavailable(why) => why,
+                        other => other.to_string(),
+                    });
+                let mut r = self.stamps.state.lock().map_err(unlocked)?;
+                r.answered = round;
+                r.answer = Some(answer.clone());
+                r.in_flight = false;
+                drop(r);
+                self.stamps.answered.notify_all();
+                return answer.map_err(StoreError::Unavailable);
+            }
+            r = self.stamps.answered.wait(r).map_err(unlocked)?;
+        }
+    }
+}
+
+struct ResetOnUnwind<'a>(&'a Shared);
+
+impl Drop for ResetOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(mut r) = self.0.state.lock() {
+                r.in_flight = false;
+            }
+            self.0.answered.notify_all();
+        }
     }
 }
