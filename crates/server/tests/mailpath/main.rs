@@ -851,3 +851,157 @@ async fn relay_queue_survives_kill_9_and_delivers_each_message_once() {
         "the restart says what it queued again"
     );
 }
+
+/// Postfix's `smtp-sink` (which `scripts/test` installs), dumping each transaction to `dir`,
+/// killed on drop. It offers PIPELINING, so Sesame's relay sends MAIL, RCPT and DATA in one
+/// write (the `vendor/lettre` patch) and reuses its pooled connections without a NOOP.
+struct Sink {
+    child: std::process::Child,
+    addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Sink {
+    fn start() -> Option<Sink> {
+        let bin = "/usr/sbin/smtp-sink";
+        if !std::path::Path::new(bin).exists() {
+            assert!(
+                std::env::var("SESAME_REQUIRE_DNS_TOOLS").as_deref() != Ok("1"),
+                "{bin} is missing (Debian package postfix; scripts/test installs it)"
+            );
+            eprintln!("NOT RUN: no {bin} (apt-get install postfix)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // smtp-sink drops to `nobody` when started as root, and writes its dumps as that user.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut cmd = std::process::Command::new(bin);
+        if running_as_root() {
+            cmd.args(["-u", "nobody"]);
+        }
+        let child = cmd
+            .arg("-d")
+            .arg(format!("{}/%M.", dir.path().display()))
+            .arg(&addr)
+            .arg("64")
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "smtp-sink never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Sink { child, addr, dir })
+    }
+
+    /// Each dumped transaction: its envelope recipients and the message as it was sent (the
+    /// dump's own header lines dropped, its LF line ends made CRLF again).
+    fn messages(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+            let mut lines = text.lines().peekable();
+            let mut rcpt = String::new();
+            while let Some(l) = lines.peek() {
+                if let Some(r) = l.strip_prefix("X-Rcpt-Args: ") {
+                    rcpt = r.to_owned();
+                } else if !l.starts_with("X-") {
+                    break;
+                }
+                lines.next();
+            }
+            // smtp-sink's own Received field and its continuation lines.
+            if lines.peek().is_some_and(|l| l.starts_with("Received: ")) {
+                lines.next();
+                while lines.peek().is_some_and(|l| l.starts_with([' ', '\t'])) {
+                    lines.next();
+                }
+            }
+            let mut message: Vec<u8> = Vec::new();
+            for l in lines {
+                message.extend_from_slice(l.as_bytes());
+                message.extend_from_slice(b"\r\n");
+            }
+            out.push((rcpt, message));
+        }
+        out
+    }
+}
+
+/// Whether this process runs as root (the owner of its own /proc entry).
+fn running_as_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn relay_pipelines_to_postfix_s_smtp_sink_and_delivers_each_message_once_dkim_valid() {
+    let Some(sink) = Sink::start() else {
+        return;
+    };
+    let mut env = relay_env(&sink.addr, "none");
+    env.push(("SESAME_SMTP_CONNECTIONS", "2"));
+    let node = Node::start(&env).await;
+    let c = node.client();
+    // Concurrent sends, so both pooled connections carry several messages back to back.
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let c = c.clone();
+        sends.spawn(async move { send(&c, "news@example.test", &format!("pipelined {i}")).await });
+    }
+    let mut ids: Vec<String> = sends.join_all().await;
+    ids.sort();
+    let got = until("24 messages at smtp-sink", || {
+        let m = sink.messages();
+        (m.len() >= 24).then_some(m)
+    })
+    .await;
+    // Time for a duplicate to show up, if one were coming.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = if sink.messages().len() > got.len() {
+        sink.messages()
+    } else {
+        got
+    };
+    let mut seen: Vec<String> = got
+        .iter()
+        .map(|(_, m)| field(m, "Message-ID").join(","))
+        .collect();
+    seen.sort();
+    let want: Vec<String> = ids.iter().map(|i| format!("<{i}@example.test>")).collect();
+    assert_eq!(
+        seen, want,
+        "each acknowledged message delivered exactly once"
+    );
+    for (rcpt, message) in &got {
+        assert_eq!(rcpt, "<rcpt@example.net>", "the envelope recipient");
+        node.dkim_verifies(message).await.unwrap();
+    }
+    assert!(
+        !node.server.data_dir.join("failed").exists()
+            || std::fs::read_dir(node.server.data_dir.join("failed"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "nothing failed"
+    );
+}

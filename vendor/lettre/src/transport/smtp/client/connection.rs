@@ -112,18 +112,33 @@ impl SmtpConnection {
             mail_options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
 
-        try_smtp!(
-            self.command(Mail::new(envelope.from().cloned(), mail_options)),
-            self
-        );
+        if self.server_info().supports_feature(Extension::Pipelining) {
+            // Sesame's patch: RFC 2920, MAIL, every RCPT and DATA in one write and their
+            // replies read in order. On a refusal the connection is aborted before any
+            // message data is sent, so the server discards the transaction.
+            let mut group = Mail::new(envelope.from().cloned(), mail_options).to_string();
+            for to_address in envelope.to() {
+                group.push_str(&Rcpt::new(to_address.clone(), vec![]).to_string());
+            }
+            group.push_str(&Data.to_string());
+            try_smtp!(self.write(group.as_bytes()), self);
+            for _ in 0..envelope.to().len() + 2 {
+                try_smtp!(self.read_response(), self);
+            }
+        } else {
+            try_smtp!(
+                self.command(Mail::new(envelope.from().cloned(), mail_options)),
+                self
+            );
 
-        // Recipient
-        for to_address in envelope.to() {
-            try_smtp!(self.command(Rcpt::new(to_address.clone(), vec![])), self);
+            // Recipient
+            for to_address in envelope.to() {
+                try_smtp!(self.command(Rcpt::new(to_address.clone(), vec![])), self);
+            }
+
+            // Data
+            try_smtp!(self.command(Data), self);
         }
-
-        // Data
-        try_smtp!(self.command(Data), self);
 
         // Message content
         let result = try_smtp!(self.message(email), self);
@@ -251,13 +266,19 @@ impl SmtpConnection {
         B: AsRef<[u8]>,
     {
         let mut codec = ClientCodec::new();
+        // Sesame's patch: the end of data goes out with the last part, in one write.
+        let mut out_buf = Vec::new();
         for message_part in message {
+            if !out_buf.is_empty() {
+                self.write(out_buf.as_slice())?;
+                out_buf.clear();
+            }
             let message_part = message_part.as_ref();
-            let mut out_buf = Vec::with_capacity(message_part.len());
+            out_buf.reserve(message_part.len() + 5);
             codec.encode(message_part, &mut out_buf);
-            self.write(out_buf.as_slice())?;
         }
-        self.write(b"\r\n.\r\n")?;
+        out_buf.extend_from_slice(b"\r\n.\r\n");
+        self.write(out_buf.as_slice())?;
 
         self.read_response()
     }

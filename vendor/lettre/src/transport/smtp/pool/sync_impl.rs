@@ -162,10 +162,14 @@ impl Pool {
 
             match conn {
                 Some(conn) => {
+                    // Sesame's patch: a connection handed back moments ago is not asked
+                    // NOOP first (a round trip per message); should the server have closed
+                    // it meanwhile, the send fails and the caller retries.
+                    let fresh = conn.idle_duration() < Duration::from_secs(1);
                     let mut conn = conn.unpark();
 
                     // TODO: handle the client try another connection if this one isn't good
-                    if !conn.test_connected() {
+                    if !fresh && !conn.test_connected() {
                         #[cfg(feature = "tracing")]
                         tracing::debug!("dropping a broken connection");
 
