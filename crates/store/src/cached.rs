@@ -344,21 +344,10 @@ mod tests {
     #[cfg(feature = "postgres")]
     #[test]
     fn another_node_s_commit_is_seen_on_the_next_read() {
-        let Ok(url) = std::env::var("DATABASE_URL") else {
-            assert!(
-                !std::env::var("SESAME_REQUIRE_POSTGRES").is_ok_and(|v| v == "1"),
-                "SESAME_REQUIRE_POSTGRES=1 but DATABASE_URL is not set"
-            );
+        let Some(url) = crate::conformance::postgres_url("the cache's PostgreSQL test") else {
             return;
         };
-        let schema = format!(
-            "sesame_cache_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
+        let schema = crate::conformance::fresh_schema("sesame_cache");
         let cached = Cached::new(crate::PostgresStore::open(&url, Some(&schema)).unwrap());
         let other = crate::PostgresStore::open(&url, Some(&schema)).unwrap();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -211,6 +211,39 @@ pub fn suite(store: &(dyn Store + 'static)) {
     publishers::publishers_round_trip_versioned_per_account(store);
 }
 
+/// `DATABASE_URL` for a test that needs PostgreSQL; `None` (after saying so past the output
+/// capture) when it is unset, and a panic instead when `SESAME_REQUIRE_POSTGRES=1`
+/// (`scripts/test` sets it), so no PostgreSQL half is skipped unnoticed.
+#[cfg(all(test, feature = "postgres"))]
+pub(crate) fn postgres_url(what: &str) -> Option<String> {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return Some(url);
+    }
+    let required = std::env::var("SESAME_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "SESAME_REQUIRE_POSTGRES=1 but DATABASE_URL is not set: {what} cannot run"
+    );
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("NOT RUN: {what} needs DATABASE_URL (CI sets it)\n").as_bytes(),
+    );
+    None
+}
+
+/// A schema name no other test run uses.
+#[cfg(all(test, feature = "postgres"))]
+pub(crate) fn fresh_schema(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use sesame_core::ports::{AccountStore, KeyZoneSource};
@@ -291,27 +324,10 @@ mod tests {
     #[cfg(feature = "postgres")]
     #[test]
     fn postgres_passes_the_suite() {
-        let Ok(url) = std::env::var("DATABASE_URL") else {
-            let required = std::env::var("SESAME_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "SESAME_REQUIRE_POSTGRES=1 but DATABASE_URL is not set: the PostgreSQL conformance suite cannot run"
-            );
-            // Past the output capture, so the skipped half shows in every run.
-            let _ = std::io::Write::write_all(
-                &mut std::io::stderr(),
-                b"NOT RUN: the PostgreSQL conformance suite needs DATABASE_URL (CI sets it)\n",
-            );
+        let Some(url) = super::postgres_url("the PostgreSQL conformance suite") else {
             return;
         };
-        let schema = format!(
-            "sesame_test_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
+        let schema = super::fresh_schema("sesame_test");
         let store = crate::PostgresStore::open(&url, Some(&schema)).unwrap();
         let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
         let cached_schema = format!("{schema}_cached");

@@ -315,3 +315,60 @@ impl Drop for ResetOnUnwind<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::PostgresStore;
+    use crate::cached::ChangeSignal;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A shared snapshot query never answers a caller that arrived after it was sent: with
+    /// other threads asking all the time (so a query is nearly always in flight), a stamp
+    /// asked right after a commit always differs from the one asked before it.
+    #[test]
+    fn a_stamp_asked_after_a_commit_never_comes_from_a_query_sent_before_it() {
+        let Some(url) = crate::conformance::postgres_url("the shared snapshot test") else {
+            return;
+        };
+        let schema = crate::conformance::fresh_schema("sesame_stamp");
+        let store = Arc::new(PostgresStore::open(&url, Some(&schema)).unwrap());
+        let mut writer = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        writer
+            .batch_execute(&format!("CREATE TABLE {schema}.ticks (n BIGINT)"))
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let askers: Vec<_> = (0..6)
+            .map(|_| {
+                let (store, stop) = (store.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        store.change_stamp().unwrap();
+                    }
+                })
+            })
+            .collect();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for i in 0..300i64 {
+                let before = store.change_stamp().unwrap();
+                writer
+                    .execute(&format!("INSERT INTO {schema}.ticks VALUES ($1)"), &[&i])
+                    .unwrap();
+                let after = store.change_stamp().unwrap();
+                assert_ne!(before, after, "commit {i} was missed");
+            }
+        }));
+        stop.store(true, Ordering::Relaxed);
+        for a in askers {
+            a.join().unwrap();
+        }
+        writer
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
