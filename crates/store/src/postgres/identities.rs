@@ -1,7 +1,7 @@
 //! Identity SQL on PostgreSQL: the identity store, the check queue (claimed with `FOR UPDATE
 //! SKIP LOCKED`) and the key zone's source (columns from `row`, values from `codec`).
 
-use super::{Db, PostgresStore, Tx, unavailable};
+use super::{Db, PostgresStore, unavailable};
 use crate::codec;
 use crate::row::{Cell, IDENTITY_COLUMNS, IdentityRow, IdentitySql, KEY_COLUMNS, Kind};
 use postgres::types::ToSql;
@@ -37,29 +37,108 @@ fn identity_row(r: &Row) -> Result<IdentityRow, StoreError> {
     IdentityRow::from_cells(cells)
 }
 
+/// A key row's stored columns besides its identity and position, in the order every
+/// statement here reads, binds and writes them.
+const KEY_FIELDS: [&str; 6] = [
+    "selector",
+    "bits",
+    "public_der",
+    "sealed_private",
+    "created_at",
+    "retired_at",
+];
+
+/// `KEY_FIELDS` through `f`, comma-separated.
+fn key_list(f: impl Fn(&str) -> String) -> String {
+    KEY_FIELDS.map(f).join(", ")
+}
+
+/// An identity's keys as one array per column, in key order: what the key statements bind
+/// (`KEY_SOURCE`), so the keys of one write go in one statement.
+struct KeyArrays<'a> {
+    selector: Vec<&'a str>,
+    bits: Vec<i64>,
+    public_der: Vec<&'a [u8]>,
+    sealed_private: Vec<&'a [u8]>,
+    created_at: Vec<i64>,
+    retired_at: Vec<Option<i64>>,
+    count: i64,
+}
+
+impl<'a> KeyArrays<'a> {
+    fn of(keys: &'a [codec::KeyRow]) -> KeyArrays<'a> {
+        KeyArrays {
+            selector: keys.iter().map(|k| k.selector.as_str()).collect(),
+            bits: keys.iter().map(|k| i64::from(k.bits)).collect(),
+            public_der: keys.iter().map(|k| k.public_der.as_slice()).collect(),
+            sealed_private: keys.iter().map(|k| k.sealed_private.as_slice()).collect(),
+            created_at: keys.iter().map(|k| k.created_at).collect(),
+            retired_at: keys.iter().map(|k| k.retired_at).collect(),
+            count: keys.len() as i64,
+        }
+    }
+
+    /// The arrays in `KEY_FIELDS` order, then the count.
+    fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+        [
+            &self.selector,
+            &self.bits,
+            &self.public_der,
+            &self.sealed_private,
+            &self.created_at,
+            &self.retired_at,
+            &self.count,
+        ]
+    }
+}
+
+/// The SELECT of an `INSERT INTO dkim_keys`: one row `k` per key of the `KeyArrays` bound
+/// from parameter `$first` on, under the account and name bound as `$account` and `$name`.
+fn key_source(account: usize, name: usize, first: usize) -> String {
+    let types = ["text", "bigint", "bytea", "bytea", "bigint", "bigint"];
+    let arrays = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("${}::{t}[]", first + i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT ${account}, ${name}, k.ord - 1, {} FROM unnest({arrays}) WITH ORDINALITY \
+         AS k({}, ord)",
+        key_list(|c| format!("k.{c}")),
+        key_list(str::to_owned)
+    )
+}
+
+/// The columns an `INSERT INTO dkim_keys` of `key_source` rows names.
+fn key_columns() -> String {
+    format!(
+        "account_id, identity_name, position, {}",
+        key_list(str::to_owned)
+    )
+}
+
 /// One identity and its keys in one statement (one snapshot, so it needs no transaction of
 /// its own): the key columns come as arrays in key order.
 static SELECT_WITH_KEYS: LazyLock<String> = LazyLock::new(|| {
-    let keys = [
-        "selector",
-        "bits",
-        "public_der",
-        "sealed_private",
-        "created_at",
-        "retired_at",
-    ]
-    .iter()
-    .map(|c| {
+    let keys = key_list(|c| {
         format!(
             "ARRAY(SELECT k.{c} FROM dkim_keys k WHERE k.account_id = i.account_id \
-                 AND k.identity_name = i.name ORDER BY k.position)"
+             AND k.identity_name = i.name ORDER BY k.position)"
         )
-    })
-    .collect::<Vec<_>>()
-    .join(", ");
+    });
     format!(
         "SELECT {}, {keys} FROM identities i WHERE i.account_id = $1 AND i.name = $2",
         SQL.columns
+    )
+});
+
+/// A new identity's keys, bound as `KeyArrays` after the account and name.
+static INSERT_KEYS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO dkim_keys ({}) {}",
+        key_columns(),
+        key_source(1, 2, 3)
     )
 });
 
@@ -105,10 +184,10 @@ fn load_identity<C: GenericClient>(
 /// `update_identity` in one statement, so it needs no transaction: the row is updated only at
 /// the version (and incarnation) the caller read, and the keys follow only if it was. Binds
 /// `upsert_cells` (`$1` the account, `name` among them), then the version and creation time
-/// read, the key columns as arrays in key order and their count. The keys are upserted by
-/// position, each only if it differs, and positions past the count deleted: a row-level
-/// trigger (migration 0007) moves the key generation only for a key that changed. Returns
-/// how many identity rows were updated (0: not found, or another version).
+/// read, then `KeyArrays`. The keys are upserted by position, each only if it differs, and
+/// positions past the count deleted: a row-level trigger (migration 0007) moves the key
+/// generation only for a key that changed. Returns how many identity rows were updated (0:
+/// not found, or another version).
 static UPDATE_AT_VERSION: LazyLock<String> = LazyLock::new(|| {
     let all: Vec<&str> = KEY_COLUMNS
         .iter()
@@ -130,96 +209,26 @@ static UPDATE_AT_VERSION: LazyLock<String> = LazyLock::new(|| {
         .join(", ");
     let n = all.len();
     let (account, name) = (at("account_id"), at("name"));
-    let keys = "selector, bits, public_der, sealed_private, created_at, retired_at";
-    let excluded = keys
-        .split(", ")
-        .map(|c| format!("EXCLUDED.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let current = keys
-        .split(", ")
-        .map(|c| format!("dkim_keys.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sets_keys = keys
-        .split(", ")
-        .map(|c| format!("{c} = EXCLUDED.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let (version, created, first_key) = (n + 1, n + 2, n + 3);
+    let count = first_key + KEY_FIELDS.len();
     format!(
         "WITH upd AS (UPDATE identities SET {sets}, v_lease_until = NULL \
-         WHERE account_id = ${account} AND name = ${name} AND version = ${v} AND created_at = ${c} \
-         RETURNING 1), \
-         up AS (INSERT INTO dkim_keys (account_id, identity_name, position, {keys}) \
-         SELECT ${account}, ${name}, k.ord - 1, k.selector, k.bits, k.public_der, \
-         k.sealed_private, k.created_at, k.retired_at \
-         FROM unnest(${a}::text[], ${b}::bigint[], ${p}::bytea[], ${s}::bytea[], ${t}::bigint[], \
-         ${r}::bigint[]) WITH ORDINALITY AS k(selector, bits, public_der, sealed_private, \
-         created_at, retired_at, ord) \
-         WHERE EXISTS (SELECT 1 FROM upd) \
-         ON CONFLICT (account_id, identity_name, position) DO UPDATE SET {sets_keys} \
+         WHERE account_id = ${account} AND name = ${name} AND version = ${version} \
+         AND created_at = ${created} RETURNING 1), \
+         up AS (INSERT INTO dkim_keys ({columns}) {source} WHERE EXISTS (SELECT 1 FROM upd) \
+         ON CONFLICT (account_id, identity_name, position) DO UPDATE SET {set_keys} \
          WHERE ({current}) IS DISTINCT FROM ({excluded}) RETURNING 1), \
          trimmed AS (DELETE FROM dkim_keys WHERE account_id = ${account} \
          AND identity_name = ${name} AND position >= ${count} AND EXISTS (SELECT 1 FROM upd) \
          RETURNING 1) \
          SELECT (SELECT count(*) FROM upd)",
-        v = n + 1,
-        c = n + 2,
-        a = n + 3,
-        b = n + 4,
-        p = n + 5,
-        s = n + 6,
-        t = n + 7,
-        r = n + 8,
-        count = n + 9,
+        columns = key_columns(),
+        source = key_source(account, name, first_key),
+        set_keys = key_list(|c| format!("{c} = EXCLUDED.{c}")),
+        current = key_list(|c| format!("dkim_keys.{c}")),
+        excluded = key_list(|c| format!("EXCLUDED.{c}")),
     )
 });
-
-fn save_identity(tx: &mut Tx<'_, '_>, identity: &Identity, version: u64) -> Result<(), StoreError> {
-    let cells = codec::upsert_cells(identity, version);
-    let values: Vec<&(dyn ToSql + Sync)> = cells.iter().map(bind).collect();
-    tx.execute(&SQL.upsert, &values).map_err(unavailable)?;
-    // Rewrite the key rows only when they changed, so the key-zone generation moves only then.
-    let stored: Vec<codec::StoredKey> = tx
-        .query(
-            "SELECT selector, public_der, sealed_private, retired_at FROM dkim_keys \
-             WHERE account_id = $1 AND identity_name = $2 ORDER BY position",
-            &[&identity.account.as_str(), &identity.name.as_str()],
-        )
-        .map_err(unavailable)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
-    let keys = codec::key_rows(identity);
-    let unchanged = codec::keys_unchanged(&stored, &keys);
-    if unchanged {
-        return Ok(());
-    }
-    tx.execute(
-        "DELETE FROM dkim_keys WHERE account_id = $1 AND identity_name = $2",
-        &[&identity.account.as_str(), &identity.name.as_str()],
-    )
-    .map_err(unavailable)?;
-    for (i, k) in keys.iter().enumerate() {
-        tx.execute(
-            "INSERT INTO dkim_keys (account_id, identity_name, position, selector, bits, public_der, \
-             sealed_private, created_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                &identity.account.as_str(),
-                &identity.name.as_str(),
-                &(i as i64),
-                &k.selector,
-                &i64::from(k.bits),
-                &k.public_der,
-                &k.sealed_private,
-                &k.created_at,
-                &k.retired_at,
-            ],
-        )
-        .map_err(unavailable)?;
-    }
-    Ok(())
-}
 
 impl IdentityStore for PostgresStore {
     fn insert_identity(&self, identity: &Identity, max_identities: u64) -> Result<(), StoreError> {
@@ -249,7 +258,20 @@ impl IdentityStore for PostgresStore {
             if count as u64 >= max_identities {
                 return Err(StoreError::LimitExceeded);
             }
-            save_identity(tx, identity, identity.version)
+            // A new identity: no key rows exist for it (a deleted one's went with it).
+            let cells = codec::upsert_cells(identity, identity.version);
+            let values: Vec<&(dyn ToSql + Sync)> = cells.iter().map(bind).collect();
+            tx.execute(&SQL.upsert, &values).map_err(unavailable)?;
+            let keys = codec::key_rows(identity);
+            if !keys.is_empty() {
+                let arrays = KeyArrays::of(&keys);
+                let (account, name) = (identity.account.as_str(), identity.name.as_str());
+                let mut values: Vec<&(dyn ToSql + Sync)> = vec![&account, &name];
+                // The count is the update's, not this statement's.
+                values.extend_from_slice(&arrays.params()[..KEY_FIELDS.len()]);
+                tx.execute(&INSERT_KEYS, &values).map_err(unavailable)?;
+            }
+            Ok(())
         })
     }
 
@@ -265,29 +287,11 @@ impl IdentityStore for PostgresStore {
         let next = identity.version + 1;
         let cells = codec::upsert_cells(identity, next);
         let keys = codec::key_rows(identity);
-        let selectors: Vec<&str> = keys.iter().map(|k| k.selector.as_str()).collect();
-        let bits: Vec<i64> = keys.iter().map(|k| i64::from(k.bits)).collect();
-        let public: Vec<&[u8]> = keys.iter().map(|k| k.public_der.as_slice()).collect();
-        let sealed: Vec<&[u8]> = keys.iter().map(|k| k.sealed_private.as_slice()).collect();
-        let created: Vec<i64> = keys.iter().map(|k| k.created_at).collect();
-        let retired: Vec<Option<i64>> = keys.iter().map(|k| k.retired_at).collect();
-        let (version, created_at, count) = (
-            identity.version as i64,
-            identity.created_at.0,
-            keys.len() as i64,
-        );
+        let arrays = KeyArrays::of(&keys);
+        let (version, created_at) = (identity.version as i64, identity.created_at.0);
         let mut values: Vec<&(dyn ToSql + Sync)> = cells.iter().map(bind).collect();
-        values.extend_from_slice(&[
-            &version,
-            &created_at,
-            &selectors,
-            &bits,
-            &public,
-            &sealed,
-            &created,
-            &retired,
-            &count,
-        ]);
+        values.extend_from_slice(&[&version, &created_at]);
+        values.extend_from_slice(&arrays.params());
         self.one(|c| {
             let updated: i64 = c
                 .query_one(&UPDATE_AT_VERSION, &values)
