@@ -154,6 +154,7 @@ struct Shared {
     answered: std::sync::Condvar,
 }
 
+/// One query at a time: it is in flight while `sent` is ahead of `answered`.
 #[derive(Default)]
 struct Rounds {
     /// The last query sent, by number.
@@ -161,7 +162,6 @@ struct Rounds {
     /// The last one answered, and its answer (an error as its message).
     answered: u64,
     answer: Option<Result<crate::cached::Stamp, String>>,
-    in_flight: bool,
 }
 
 /// The server's own message when it sent one (`Display` says only "db error"); never its
@@ -271,10 +271,9 @@ impl crate::cached::ChangeSignal for PostgresStore {
                     .unwrap_or_else(|| Err("no snapshot".into()))
                     .map_err(StoreError::Unavailable);
             }
-            if !r.in_flight {
+            if r.sent == r.answered {
                 r.sent += 1;
                 let round = r.sent;
-                r.in_flight = true;
                 drop(r);
                 // Should the query panic, the next caller sends its own.
                 let _reset = ResetOnUnwind(&self.stamps);
@@ -293,7 +292,6 @@ impl crate::cached::ChangeSignal for PostgresStore {
                 let mut r = self.stamps.state.lock().map_err(unlocked)?;
                 r.answered = round;
                 r.answer = Some(answer.clone());
-                r.in_flight = false;
                 drop(r);
                 self.stamps.answered.notify_all();
                 return answer.map_err(StoreError::Unavailable);
@@ -308,8 +306,10 @@ struct ResetOnUnwind<'a>(&'a Shared);
 impl Drop for ResetOnUnwind<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            // The round never happened: the next caller sends it again, after everyone
+            // waiting for it arrived.
             if let Ok(mut r) = self.0.state.lock() {
-                r.in_flight = false;
+                r.sent = r.answered;
             }
             self.0.answered.notify_all();
         }
