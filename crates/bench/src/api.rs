@@ -124,12 +124,7 @@ pub fn get_identity(work: &Path) {
         ("moto", moto.as_ref()),
     ] {
         match o {
-            Some(o) => say(&format!(
-                "| {name} | {:.0} | {:.2} | {:.2} |",
-                o.rate(),
-                o.percentile_ms(50.0),
-                o.percentile_ms(99.0)
-            )),
+            Some(o) => say(&o.row(name)),
             None => say(&format!(
                 "| {name} | not run: no moto in {} | | |",
                 procs::python()
@@ -245,12 +240,7 @@ pub fn put_signing_attributes(work: &Path) {
     let ours = byodkim_puts(&sesame, CONNS);
     drop(sesame);
     say("| what | per second | p50 ms | p99 ms |\n| --- | --- | --- | --- |");
-    say(&format!(
-        "| Sesame PutEmailIdentityDkimSigningAttributes | {:.0} | {:.2} | {:.2} |",
-        ours.rate(),
-        ours.percentile_ms(50.0),
-        ours.percentile_ms(99.0)
-    ));
+    say(&ours.row("Sesame PutEmailIdentityDkimSigningAttributes"));
     say(&format!(
         "| raw SQLite commit, WAL, synchronous=FULL, 2 KB row (ceiling) | {ceiling:.0} | | |\n"
     ));
@@ -476,12 +466,7 @@ pub fn send_email(work: &Path, cores: usize) -> f64 {
     drop(sesame);
     drop(nsd);
     say("| what | per second | p50 ms | p99 ms |\n| --- | --- | --- | --- |");
-    say(&format!(
-        "| Sesame SendEmail (about 2 KB of text) | {:.0} | {:.2} | {:.2} |",
-        ours.rate(),
-        ours.percentile_ms(50.0),
-        ours.percentile_ms(99.0)
-    ));
+    say(&ours.row("Sesame SendEmail (about 2 KB of text)"));
     say(&format!(
         "| `openssl speed rsa2048 -multi {cores}` sign/s (ceiling) | {ceiling:.0} | | |\n"
     ));
@@ -597,12 +582,7 @@ pub fn send_relay(work: &Path, cores: usize, spool_rate: Option<f64>) {
     drop(sink);
     let _ = cores;
     say("| what | per second | p50 ms | p99 ms |\n| --- | --- | --- | --- |");
-    say(&format!(
-        "| SendEmail accepted (spooled for the relay) | {:.0} | {:.2} | {:.2} |",
-        ours.rate(),
-        ours.percentile_ms(50.0),
-        ours.percentile_ms(99.0)
-    ));
+    say(&ours.row("SendEmail accepted (spooled for the relay)"));
     say(&format!(
         "| delivered to smtp-sink: {accepted} messages in {drained:.2} s from the load's start | {delivered_rate:.0} | | |"
     ));

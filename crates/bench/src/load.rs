@@ -103,6 +103,16 @@ impl Outcome {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
 
+    /// A report table row: `what`, then req/s, p50 and p99 in ms.
+    pub fn row(&self, what: &str) -> String {
+        format!(
+            "| {what} | {:.0} | {:.2} | {:.2} |",
+            self.rate(),
+            self.percentile_ms(50.0),
+            self.percentile_ms(99.0)
+        )
+    }
+
     /// The `p`-th percentile latency in ms.
     pub fn percentile_ms(&self, p: f64) -> f64 {
         if self.latencies_us.is_empty() {

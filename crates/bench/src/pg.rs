@@ -137,75 +137,68 @@ fn get_request(sesame: &Sesame) -> Vec<u8> {
     signer.request(sesame.api, "GET", "/v2/email/identities/bench.example", b"")
 }
 
-fn row(what: &str, o: &Outcome) {
+/// Sesame under `load` (on a node of its own on a scratch database, in `dir`) against
+/// `pgbench` in `mode` with the same client count, right after on the same server: the
+/// shape of scenarios 9 and 9b.
+fn against_pgbench(
+    dir: &Path,
+    heading: &str,
+    what: &str,
+    mode: &str,
+    load: impl FnOnce(&Sesame) -> Outcome,
+) {
     say(&format!(
-        "| {what} | {:.0} | {:.2} | {:.2} |",
-        o.rate(),
-        o.percentile_ms(50.0),
-        o.percentile_ms(99.0)
+        "## {heading} on PostgreSQL, {CLIENTS} connections, against `pgbench {mode}`\n"
     ));
-}
-
-/// Scenario 9.
-pub fn get_identity(work: &Path) {
-    say(
-        "## 9. GetEmailIdentity on PostgreSQL, SigV4-signed, 16 connections, against `pgbench -S`\n",
-    );
     if !have_pgbench() {
         return;
     }
     let db = Scratch::new();
     let (_silent, resolver) = silent_resolver();
-    let sesame = node(&work.join("s9"), &db, &resolver, None);
-    let get = get_request(&sesame);
-    let ours = throughput_with(sesame.api, vec![get], CLIENTS);
-    ours.expect_ok("GetEmailIdentity on PostgreSQL");
+    let sesame = node(dir, &db, &resolver, None);
+    let ours = load(&sesame);
     drop(sesame);
     drop(db);
-    let ceiling = pgbench(&server_url(), "-S", CLIENTS);
+    let ceiling = pgbench(&server_url(), mode, CLIENTS);
     say("| what | per second | p50 ms | p99 ms |\n| --- | --- | --- | --- |");
-    row("Sesame GetEmailIdentity (PostgreSQL)", &ours);
+    say(&ours.row(&format!("Sesame {what} (PostgreSQL)")));
     say(&format!(
-        "| pgbench -S, {CLIENTS} clients (ceiling) | {ceiling:.0} | | |\n"
+        "| pgbench {mode}, {CLIENTS} clients (ceiling) | {ceiling:.0} | | |\n"
     ));
+    let number = heading.split_whitespace().next().unwrap_or_default();
     report::target(
-        "9. GetEmailIdentity on PostgreSQL (16 conns)",
+        &format!("{number} {what} on PostgreSQL ({CLIENTS} conns)"),
         format!("{:.0} req/s", ours.rate()),
-        format!("pgbench -S {ceiling:.0} TPS"),
+        format!("pgbench {mode} {ceiling:.0} TPS"),
         ours.rate() / ceiling,
         0.5,
+    );
+}
+
+/// Scenario 9: a SigV4-signed GetEmailIdentity of one identity, against `pgbench -S`.
+pub fn get_identity(work: &Path) {
+    against_pgbench(
+        &work.join("s9"),
+        "9. GetEmailIdentity, SigV4-signed,",
+        "GetEmailIdentity",
+        "-S",
+        |sesame| {
+            let get = get_request(sesame);
+            let ours = throughput_with(sesame.api, vec![get], CLIENTS);
+            ours.expect_ok("GetEmailIdentity on PostgreSQL");
+            ours
+        },
     );
 }
 
 /// Scenario 9b: scenario 2's BYODKIM puts on PostgreSQL, against `pgbench -N`.
 pub fn put_signing_attributes(work: &Path) {
-    say(
-        "## 9b. PutEmailIdentityDkimSigningAttributes (BYODKIM, RSA-2048) on PostgreSQL, 16 connections, against `pgbench -N`\n",
-    );
-    if !have_pgbench() {
-        return;
-    }
-    let db = Scratch::new();
-    let (_silent, resolver) = silent_resolver();
-    let sesame = node(&work.join("s9b"), &db, &resolver, None);
-    let ours = crate::api::byodkim_puts(&sesame, CLIENTS);
-    drop(sesame);
-    drop(db);
-    let ceiling = pgbench(&server_url(), "-N", CLIENTS);
-    say("| what | per second | p50 ms | p99 ms |\n| --- | --- | --- | --- |");
-    row(
-        "Sesame PutEmailIdentityDkimSigningAttributes (PostgreSQL)",
-        &ours,
-    );
-    say(&format!(
-        "| pgbench -N, {CLIENTS} clients (ceiling) | {ceiling:.0} | | |\n"
-    ));
-    report::target(
-        "9b. PutEmailIdentityDkimSigningAttributes on PostgreSQL (16 conns)",
-        format!("{:.0} req/s", ours.rate()),
-        format!("pgbench -N {ceiling:.0} TPS"),
-        ours.rate() / ceiling,
-        0.5,
+    against_pgbench(
+        &work.join("s9b"),
+        "9b. PutEmailIdentityDkimSigningAttributes (BYODKIM, RSA-2048)",
+        "PutEmailIdentityDkimSigningAttributes",
+        "-N",
+        |sesame| crate::api::byodkim_puts(sesame, CLIENTS),
     );
 }
 
@@ -245,15 +238,13 @@ pub fn two_nodes(work: &Path) {
     drop((a, b));
     let sum = both.0.rate() + both.1.rate();
     say("| what | per second | p50 ms | p99 ms |\n| --- | --- | --- | --- |");
-    row(&format!("one node, {CLIENTS} connections (baseline)"), &one);
-    row(
-        &format!("node A of two, {} connections", CLIENTS / 2),
-        &both.0,
-    );
-    row(
-        &format!("node B of two, {} connections", CLIENTS / 2),
-        &both.1,
-    );
+    say(&one.row(&format!("one node, {CLIENTS} connections (baseline)")));
+    say(&both
+        .0
+        .row(&format!("node A of two, {} connections", CLIENTS / 2)));
+    say(&both
+        .1
+        .row(&format!("node B of two, {} connections", CLIENTS / 2)));
     say(&format!("| two nodes together | {sum:.0} | | |\n"));
     // Both nodes, PostgreSQL and the load generators share this machine's cores: two nodes
     // can only add what one left idle.
