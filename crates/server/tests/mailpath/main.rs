@@ -377,6 +377,32 @@ impl Smtp {
     }
 }
 
+/// What `read` gives once as many messages as `ids` arrived and `settle` more passed (time
+/// for a duplicate to show up, if one were coming); asserts that their Message-IDs are
+/// `ids`, each exactly once.
+async fn each_delivered_once<T>(
+    ids: &[String],
+    settle: Duration,
+    read: impl Fn() -> Vec<T>,
+    message_id: impl Fn(&T) -> String,
+) -> Vec<T> {
+    until(&format!("{} messages delivered", ids.len()), || {
+        (read().len() >= ids.len()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(settle).await;
+    let got = read();
+    let mut seen: Vec<String> = got.iter().map(&message_id).collect();
+    seen.sort();
+    let mut want: Vec<String> = ids.iter().map(|i| format!("<{i}@example.test>")).collect();
+    want.sort();
+    assert_eq!(
+        seen, want,
+        "each acknowledged message delivered exactly once"
+    );
+    got
+}
+
 /// Three attempts, 100 ms apart then 200 ms: a test sees a message given up within a second.
 fn relay_env<'a>(relay: &'a str, tls: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
@@ -826,25 +852,13 @@ async fn relay_queue_survives_kill_9_and_delivers_each_message_once() {
     let mut all = vec![("SESAME_RESOLVER", resolver.as_str())];
     all.extend_from_slice(&env);
     node.server = Server::start_in(&node.server.data_dir.clone(), &all);
-    let got = smtp.wait_messages(5).await;
-    // Time for a duplicate to show up, if one were coming.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let got = if smtp.messages().len() > got.len() {
-        smtp.messages()
-    } else {
-        got
-    };
-    let mut seen: Vec<String> = got
-        .iter()
-        .map(|p| field(&std::fs::read(p).unwrap(), "Message-ID").join(","))
-        .collect();
-    seen.sort();
-    let mut want: Vec<String> = ids.iter().map(|i| format!("<{i}@example.test>")).collect();
-    want.sort();
-    assert_eq!(
-        seen, want,
-        "each acknowledged message delivered exactly once"
-    );
+    each_delivered_once(
+        &ids,
+        Duration::from_millis(800),
+        || smtp.messages(),
+        |p| field(&std::fs::read(p).unwrap(), "Message-ID").join(","),
+    )
+    .await;
     let out = node.server.output();
     assert!(
         out.contains("requeued=3"),
@@ -968,40 +982,21 @@ async fn relay_pipelines_to_postfix_s_smtp_sink_and_delivers_each_message_once_d
         let c = c.clone();
         sends.spawn(async move { send(&c, "news@example.test", &format!("pipelined {i}")).await });
     }
-    let mut ids: Vec<String> = sends.join_all().await;
-    ids.sort();
-    let got = until("24 messages at smtp-sink", || {
-        let m = sink.messages();
-        (m.len() >= 24).then_some(m)
-    })
+    let ids: Vec<String> = sends.join_all().await;
+    let got = each_delivered_once(
+        &ids,
+        Duration::from_millis(500),
+        || sink.messages(),
+        |(_, m)| field(m, "Message-ID").join(","),
+    )
     .await;
-    // Time for a duplicate to show up, if one were coming.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let got = if sink.messages().len() > got.len() {
-        sink.messages()
-    } else {
-        got
-    };
-    let mut seen: Vec<String> = got
-        .iter()
-        .map(|(_, m)| field(m, "Message-ID").join(","))
-        .collect();
-    seen.sort();
-    let want: Vec<String> = ids.iter().map(|i| format!("<{i}@example.test>")).collect();
-    assert_eq!(
-        seen, want,
-        "each acknowledged message delivered exactly once"
-    );
     for (rcpt, message) in &got {
         assert_eq!(rcpt, "<rcpt@example.net>", "the envelope recipient");
         node.dkim_verifies(message).await.unwrap();
     }
     assert!(
-        !node.server.data_dir.join("failed").exists()
-            || std::fs::read_dir(node.server.data_dir.join("failed"))
-                .unwrap()
-                .next()
-                .is_none(),
+        std::fs::read_dir(node.server.data_dir.join("failed"))
+            .map_or(true, |mut d| d.next().is_none()),
         "nothing failed"
     );
 }
